@@ -1,0 +1,30 @@
+# maruta — build, test, benchmark. `make test` is what CI runs (.ci/run).
+GO        ?= go
+CACHE     ?= $(CURDIR)/.cache
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT    ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo none)
+LDFLAGS   := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
+
+export MARUTA_VERSITYGW  := $(CACHE)/bin/versitygw
+export MARUTA_DUCKDB_DIR := $(CACHE)/duckdb
+
+.PHONY: build test tools vet bench fuzz clean
+
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/maruta ./cmd/maruta
+
+## tools: install the pinned S3 server (versitygw) and Parquet reader (DuckDB) tests use
+tools:
+	MARUTA_CACHE=$(CACHE) ./scripts/install-test-tools.sh >/dev/null
+
+## test: every test, with the real S3 server and DuckDB (installed first)
+test: tools
+	$(GO) vet ./...
+	MARUTA_REQUIRE_TOOLS=1 $(GO) test -count=1 -timeout 20m ./...
+
+## bench: the Go benchmarks of every hot path
+bench: tools
+	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./...
+
+clean:
+	rm -rf bin

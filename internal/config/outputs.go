@@ -1,0 +1,210 @@
+package config
+
+// Output is one output: exactly one of the typed pointers is set, selected by
+// Type. An event goes to the first output whose Match matches its tag.
+type Output struct {
+	OutputCommon
+	Stdout  *StdoutOutput  `yaml:"-"`
+	Null    *NullOutput    `yaml:"-"`
+	File    *FileOutput    `yaml:"-"`
+	S3      *S3Output      `yaml:"-"`
+	Forward *ForwardOutput `yaml:"-"`
+	Copy    *CopyOutput    `yaml:"-"`
+}
+
+// OutputCommon holds the keys every output has.
+type OutputCommon struct {
+	// Type is stdout, null, file, s3, forward or copy.
+	Type string `yaml:"type"`
+	// Name identifies the output in metrics, buffer folders and object keys:
+	// letters, digits, '_' and '-'. Default: type and index ("file_0"); copy
+	// stores default to "<copy name>_<index>".
+	Name string `yaml:"name,omitempty"`
+	// Match is a fluentd tag pattern. Default "**". Ignored for copy stores.
+	Match string `yaml:"match,omitempty"`
+}
+
+// StdoutOutput prints events as JSON lines on standard output, unbuffered.
+type StdoutOutput struct {
+	OutputCommon `yaml:",inline"`
+}
+
+// NullOutput discards events (counted).
+type NullOutput struct {
+	OutputCommon `yaml:",inline"`
+}
+
+// CopyOutput sends every event to each of its stores (fluentd's copy).
+type CopyOutput struct {
+	OutputCommon `yaml:",inline"`
+	Stores       []Output `yaml:"stores"`
+}
+
+// Encoding selects how a chunk becomes an object.
+type Encoding struct {
+	// Format is parquet (default) or jsonl.
+	Format string `yaml:"format,omitempty"`
+	// Compression: for parquet zstd (default), snappy, gzip or none; for
+	// jsonl none (default) or gzip.
+	Compression string `yaml:"compression,omitempty"`
+	// SortByTime sorts rows by time within each file.
+	SortByTime bool `yaml:"sort_by_time,omitempty"`
+	// RowGroupRows bounds rows per Parquet row group (and encoder memory).
+	// Default 65536.
+	RowGroupRows int `yaml:"row_group_rows,omitempty"`
+	// Schema of the Parquet table.
+	Schema *Schema `yaml:"schema,omitempty"`
+	// Athena names the table for `maruta athena ddl` and the optional API calls.
+	Athena *Athena `yaml:"athena,omitempty"`
+	// TimeKey, for jsonl: add the event time to each line under this key
+	// (fluentd include_time_key). Empty: no time key. Default "time".
+	TimeKey string `yaml:"time_key,omitempty"`
+	// TimeFormat, for jsonl: strftime for TimeKey. Default RFC 3339 with
+	// milliseconds.
+	TimeFormat string `yaml:"time_format,omitempty"`
+}
+
+// Schema is a Parquet table's columns.
+type Schema struct {
+	// Mode is auto (default: inferred from records, persisted under
+	// data_dir, new columns appended) or declared (exactly Columns).
+	Mode    string   `yaml:"mode,omitempty"`
+	Columns []Column `yaml:"columns,omitempty"`
+	// OverflowColumn receives values that conflict with their column's type,
+	// and, in declared mode, keys without a column. Default _overflow.
+	OverflowColumn string `yaml:"overflow_column,omitempty"`
+}
+
+// Column is a declared column.
+type Column struct {
+	Name string `yaml:"name"`
+	// Type: string, bigint, int, double, boolean, timestamp,
+	// map<string,string>, json (nested values as JSON text).
+	Type string `yaml:"type"`
+}
+
+// Athena names a table and, optionally, where to run DDL through the API.
+type Athena struct {
+	Database       string `yaml:"database,omitempty"`
+	Table          string `yaml:"table,omitempty"`
+	Workgroup      string `yaml:"workgroup,omitempty"`
+	OutputLocation string `yaml:"output_location,omitempty"`
+	Region         string `yaml:"region,omitempty"`
+}
+
+// FileOutput writes the lake layout (or JSON lines) under a local folder.
+type FileOutput struct {
+	OutputCommon `yaml:",inline"`
+	Encoding     `yaml:",inline"`
+	// Path is the folder template: strftime on the event time in UTC plus
+	// ${tag} and ${tag_parts[N]}. Default
+	// <data_dir>/lake/${tag}/dt=%Y-%m-%d/hour=%H/.
+	Path string `yaml:"path,omitempty"`
+	// ObjectKey is the file name template relative to nothing: it must
+	// contain ${chunk_id}. Default ${path}${node}-${chunk_id}.${ext}.
+	ObjectKey string `yaml:"object_key,omitempty"`
+	Buffer    Buffer `yaml:"buffer,omitempty"`
+}
+
+// S3Output writes objects to S3 or an S3-compatible server.
+type S3Output struct {
+	OutputCommon `yaml:",inline"`
+	Encoding     `yaml:",inline"`
+	Bucket       string `yaml:"bucket"`
+	Region       string `yaml:"region,omitempty"`
+	// Endpoint for S3-compatible servers, e.g. http://127.0.0.1:7070.
+	Endpoint string `yaml:"endpoint,omitempty"`
+	// ForcePathStyle uses bucket-in-path addressing. Default true when
+	// Endpoint is set.
+	ForcePathStyle *bool `yaml:"force_path_style,omitempty"`
+	// AccessKeyID and SecretAccessKey set static credentials. Default: the
+	// SDK's credential chain (environment, web identity, ECS, EKS pod
+	// identity, IMDSv2).
+	AccessKeyID     string `yaml:"access_key_id,omitempty"`
+	SecretAccessKey string `yaml:"secret_access_key,omitempty"`
+	// Path is the key prefix template. Default ${tag}/dt=%Y-%m-%d/hour=%H/.
+	Path      string `yaml:"path,omitempty"`
+	ObjectKey string `yaml:"object_key,omitempty"`
+	// ServerSideEncryption: AES256 or aws:kms.
+	ServerSideEncryption string `yaml:"server_side_encryption,omitempty"`
+	SSEKMSKeyID          string `yaml:"sse_kms_key_id,omitempty"`
+	BucketKeyEnabled     bool   `yaml:"bucket_key_enabled,omitempty"`
+	StorageClass         string `yaml:"storage_class,omitempty"`
+	// MultipartThreshold: objects above it are uploaded in parts. Default 16MiB.
+	MultipartThreshold Size `yaml:"multipart_threshold,omitempty"`
+	// PartSize for multipart uploads. Default 8MiB.
+	PartSize Size `yaml:"part_size,omitempty"`
+	// Timeout bounds one upload. Default 5m.
+	Timeout Duration `yaml:"timeout,omitempty"`
+	Buffer  Buffer   `yaml:"buffer,omitempty"`
+}
+
+// ForwardOutput sends chunks to other Forward servers (maruta aggregators,
+// fluentd, Fluent Bit).
+type ForwardOutput struct {
+	OutputCommon `yaml:",inline"`
+	Servers      []ForwardServer `yaml:"servers"`
+	// RequireAckResponse waits for the server's ack. Default true.
+	RequireAckResponse *bool    `yaml:"require_ack_response,omitempty"`
+	AckResponseTimeout Duration `yaml:"ack_response_timeout,omitempty"`
+	// Compress is text (default) or gzip.
+	Compress string    `yaml:"compress,omitempty"`
+	TLS      *TLS      `yaml:"tls,omitempty"`
+	Security *Security `yaml:"security,omitempty"`
+	// HeartbeatType is tcp (default), udp or none.
+	HeartbeatType     string   `yaml:"heartbeat_type,omitempty"`
+	HeartbeatInterval Duration `yaml:"heartbeat_interval,omitempty"`
+	ConnectTimeout    Duration `yaml:"connect_timeout,omitempty"`
+	SendTimeout       Duration `yaml:"send_timeout,omitempty"`
+	// Keepalive reuses connections between requests. Default true.
+	Keepalive *bool `yaml:"keepalive,omitempty"`
+	// MaxRequestSize splits a chunk into several requests. Default 8MiB.
+	MaxRequestSize Size   `yaml:"max_request_size,omitempty"`
+	Buffer         Buffer `yaml:"buffer,omitempty"`
+}
+
+// ForwardServer is one destination.
+type ForwardServer struct {
+	Name    string `yaml:"name,omitempty"`
+	Host    string `yaml:"host"`
+	Port    int    `yaml:"port,omitempty"`
+	Weight  int    `yaml:"weight,omitempty"`
+	Standby bool   `yaml:"standby,omitempty"`
+}
+
+// Buffer configures an output's disk chunk buffer (fluentd names).
+type Buffer struct {
+	// Path is the buffer folder. Default <data_dir>/buffer/<output name>.
+	Path string `yaml:"path,omitempty"`
+	// ChunkLimitSize seals a chunk at this many bytes. Default 64MiB.
+	ChunkLimitSize Size `yaml:"chunk_limit_size,omitempty"`
+	// TotalLimitSize bounds the buffer on disk. Default 2GiB.
+	TotalLimitSize Size `yaml:"total_limit_size,omitempty"`
+	// FlushInterval seals a chunk this long after it was opened. Default 60s.
+	FlushInterval Duration `yaml:"flush_interval,omitempty"`
+	// Timekey is the time slice of a chunk (event time, UTC). Default: the
+	// finest strftime unit in the output's path, else 1h.
+	Timekey Duration `yaml:"timekey,omitempty"`
+	// TimekeyWait seals a slice's chunk this long after the slice ended.
+	// Default 1m.
+	TimekeyWait Duration `yaml:"timekey_wait,omitempty"`
+	// ChunkKeys adds record keys to the chunk key; the path may use ${key}.
+	ChunkKeys []string `yaml:"chunk_keys,omitempty"`
+	// Fsync is always (default), interval or off.
+	Fsync         string   `yaml:"fsync,omitempty"`
+	FsyncInterval Duration `yaml:"fsync_interval,omitempty"`
+	// OverflowAction is block (default), drop_oldest_chunk or throw.
+	OverflowAction string `yaml:"overflow_action,omitempty"`
+	// FlushThreadCount is the number of flush workers. Default 2.
+	FlushThreadCount int `yaml:"flush_thread_count,omitempty"`
+	// MaxOpenChunks caps chunks open for appends; the oldest is sealed first.
+	// Default 64.
+	MaxOpenChunks    int      `yaml:"max_open_chunks,omitempty"`
+	RetryWait        Duration `yaml:"retry_wait,omitempty"`
+	RetryMaxInterval Duration `yaml:"retry_max_interval,omitempty"`
+	RetryTimeout     Duration `yaml:"retry_timeout,omitempty"`
+	RetryMaxTimes    int      `yaml:"retry_max_times,omitempty"`
+	RetryForever     bool     `yaml:"retry_forever,omitempty"`
+	// RetryRandomize adds jitter to the backoff. Default true.
+	RetryRandomize *bool `yaml:"retry_randomize,omitempty"`
+}

@@ -1,0 +1,113 @@
+package config
+
+// Step is one pipeline step: exactly one of the typed pointers is set,
+// selected by Type. Steps run in order for events whose tag matches Match.
+type Step struct {
+	StepCommon
+	Parse          *ParseStep          `yaml:"-"`
+	RewriteTag     *RewriteTagStep     `yaml:"-"`
+	ConcatPartials *ConcatPartialsStep `yaml:"-"`
+	Record         *RecordStep         `yaml:"-"`
+	Grep           *GrepStep           `yaml:"-"`
+}
+
+// StepCommon holds the keys every step has.
+type StepCommon struct {
+	// Type is parse, rewrite_tag, concat_partials, record or grep.
+	Type string `yaml:"type"`
+	// Name labels the step in metrics and logs. Default: type and index.
+	Name string `yaml:"name,omitempty"`
+	// Match is a fluentd tag pattern. Default "**" (every tag).
+	Match string `yaml:"match,omitempty"`
+}
+
+// ParseStep is fluentd's filter_parser.
+type ParseStep struct {
+	StepCommon `yaml:",inline"`
+	// Key is the record key holding the text to parse (fluentd key_name).
+	Key string `yaml:"key"`
+	// Format is json or regexp.
+	Format string `yaml:"format"`
+	// Expression is the regexp for format regexp, with named groups.
+	Expression         string `yaml:"expression,omitempty"`
+	ReserveData        bool   `yaml:"reserve_data,omitempty"`
+	ReserveTime        bool   `yaml:"reserve_time,omitempty"`
+	RemoveKeyNameField bool   `yaml:"remove_key_name_field,omitempty"`
+	InjectKeyPrefix    string `yaml:"inject_key_prefix,omitempty"`
+	HashValueField     string `yaml:"hash_value_field,omitempty"`
+	TimeKey            string `yaml:"time_key,omitempty"`
+	TimeFormat         string `yaml:"time_format,omitempty"`
+	TimeType           string `yaml:"time_type,omitempty"`
+	KeepTimeKey        bool   `yaml:"keep_time_key,omitempty"`
+	// Types converts parsed fields: "key:integer,key2:float" style map.
+	Types map[string]string `yaml:"types,omitempty"`
+	// OnlyObjects, for format json, treats a line that is valid JSON but not
+	// an object as a parse failure. Default true.
+	OnlyObjects *bool `yaml:"only_objects,omitempty"`
+}
+
+// RewriteTagStep is fluent-plugin-rewrite-tag-filter.
+type RewriteTagStep struct {
+	StepCommon                   `yaml:",inline"`
+	Rules                        []RewriteRule `yaml:"rules"`
+	CapitalizeRegexBackreference bool          `yaml:"capitalize_regex_backreference,omitempty"`
+	RemoveTagPrefix              string        `yaml:"remove_tag_prefix,omitempty"`
+	Hostname                     string        `yaml:"hostname,omitempty"`
+	// Unmatched says what happens to events no rule matches: keep (native
+	// default: they continue with their tag) or drop (fluentd's behaviour,
+	// the default for an imported fluent.conf). Counted either way.
+	Unmatched string `yaml:"unmatched,omitempty"`
+	// MaxHops bounds how many times one event may be re-tagged. Default 8.
+	MaxHops int `yaml:"max_hops,omitempty"`
+}
+
+// RewriteRule is one <rule>.
+type RewriteRule struct {
+	Key     string `yaml:"key"`
+	Pattern string `yaml:"pattern"`
+	Tag     string `yaml:"tag"`
+	Invert  bool   `yaml:"invert,omitempty"`
+}
+
+// ConcatPartialsStep reassembles Docker's split log lines.
+type ConcatPartialsStep struct {
+	StepCommon `yaml:",inline"`
+	// Key is the field holding the text. Default log.
+	Key string `yaml:"key,omitempty"`
+	// Timeout flushes an unfinished line. Default 5s.
+	Timeout Duration `yaml:"timeout,omitempty"`
+	// MaxSize bounds an assembled line; larger lines are flushed in parts.
+	// Default 1MiB.
+	MaxSize Size `yaml:"max_size,omitempty"`
+	// MaxPending bounds the lines held at once. Default 10000.
+	MaxPending int `yaml:"max_pending,omitempty"`
+}
+
+// RecordStep edits records (a subset of record_transformer).
+type RecordStep struct {
+	StepCommon `yaml:",inline"`
+	Set        []KeyValue `yaml:"set,omitempty"`
+	Remove     []string   `yaml:"remove,omitempty"`
+	Rename     []KeyValue `yaml:"rename,omitempty"`
+}
+
+// KeyValue is an ordered pair.
+type KeyValue struct {
+	Key   string `yaml:"key"`
+	Value string `yaml:"value"`
+}
+
+// GrepStep keeps or drops events by regular expressions on keys.
+type GrepStep struct {
+	StepCommon `yaml:",inline"`
+	// Regexp: an event is kept only when every rule matches.
+	Regexp []GrepRule `yaml:"regexp,omitempty"`
+	// Exclude: an event is dropped when any rule matches.
+	Exclude []GrepRule `yaml:"exclude,omitempty"`
+}
+
+// GrepRule matches one key against a pattern.
+type GrepRule struct {
+	Key     string `yaml:"key"`
+	Pattern string `yaml:"pattern"`
+}

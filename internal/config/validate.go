@@ -1,0 +1,357 @@
+package config
+
+import (
+	"fmt"
+	"net"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+)
+
+var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]*$`)
+
+// Validate checks the whole config and returns every problem it finds as
+// Errors, each naming the file, line and key. It checks structure and values
+// that need no component; components report what only they can check (a tag
+// pattern, a regular expression) through Errorf when they are built.
+func (c *Config) Validate() error {
+	v := &validator{c: c}
+	v.oneOf("log.level", c.Log.Level, "debug", "info", "warn", "error")
+	v.oneOf("log.format", c.Log.Format, "text", "json")
+	if c.HTTP.Listen != "off" {
+		v.hostPort("http.listen", c.HTTP.Listen)
+	}
+	if !nodeName.MatchString(c.Node) {
+		v.errorf("node", "%q may hold only letters, digits, '.', '_' and '-'", c.Node)
+	}
+	if len(c.Sources) == 0 {
+		v.errorf("sources", "at least one source is needed")
+	}
+	for i := range c.Sources {
+		v.source(fmt.Sprintf("sources[%d]", i), &c.Sources[i])
+	}
+	for i := range c.Pipeline {
+		v.step(fmt.Sprintf("pipeline[%d]", i), &c.Pipeline[i])
+	}
+	if len(c.Outputs) == 0 {
+		v.errorf("outputs", "at least one output is needed")
+	}
+	names := map[string]string{}
+	for i := range c.Outputs {
+		v.output(fmt.Sprintf("outputs[%d]", i), &c.Outputs[i], false, names)
+	}
+	if len(v.errs) > 0 {
+		return v.errs
+	}
+	return nil
+}
+
+var nodeName = regexp.MustCompile(`^[A-Za-z0-9_.-]+$`)
+
+type validator struct {
+	c    *Config
+	errs Errors
+}
+
+func (v *validator) errorf(path, format string, args ...any) {
+	v.errs = append(v.errs, v.c.Errorf(path, format, args...))
+}
+
+func (v *validator) oneOf(path, val string, allowed ...string) {
+	if !slices.Contains(allowed, val) {
+		v.errorf(path, "%q is not one of %s", val, strings.Join(allowed, ", "))
+	}
+}
+
+func (v *validator) hostPort(path, addr string) {
+	if _, _, err := net.SplitHostPort(addr); err != nil {
+		v.errorf(path, "%q is not host:port", addr)
+	}
+}
+
+func (v *validator) source(p string, s *Source) {
+	v.oneOf(p+".type", s.Type, "forward")
+	if strings.HasPrefix(s.Listen, "unix://") {
+		if strings.TrimPrefix(s.Listen, "unix://") == "" {
+			v.errorf(p+".listen", "unix:// needs a socket path")
+		}
+	} else {
+		v.hostPort(p+".listen", s.Listen)
+	}
+	if s.TLS != nil {
+		v.tls(p+".tls", s.TLS, true)
+	}
+	if sec := s.Security; sec != nil {
+		if sec.SharedKey == "" {
+			v.errorf(p+".security.shared_key", "must be set when security is configured")
+		}
+		if sec.UserAuth && len(sec.Users) == 0 {
+			v.errorf(p+".security.users", "user_auth needs at least one user")
+		}
+		for j, u := range sec.Users {
+			if u.Username == "" {
+				v.errorf(fmt.Sprintf("%s.security.users[%d].username", p, j), "must be set")
+			}
+		}
+	}
+	if s.ChunkSizeLimit < 1024 {
+		v.errorf(p+".chunk_size_limit", "must be at least 1KiB")
+	}
+	if s.MaxDecompressedSize < s.ChunkSizeLimit {
+		v.errorf(p+".max_decompressed_size", "must be at least chunk_size_limit (%s)", FormatSize(int64(s.ChunkSizeLimit)))
+	}
+	if s.MaxDepth < 4 {
+		v.errorf(p+".max_depth", "must be at least 4")
+	}
+	if s.MaxConnections < 1 {
+		v.errorf(p+".max_connections", "must be at least 1")
+	}
+}
+
+func (v *validator) tls(p string, t *TLS, server bool) {
+	if server {
+		if t.CertFile == "" || t.KeyFile == "" {
+			v.errorf(p, "cert_file and key_file must both be set")
+		}
+		if t.ClientAuth != "" {
+			v.oneOf(p+".client_auth", t.ClientAuth, "none", "request", "require")
+		}
+		if (t.ClientAuth == "request" || t.ClientAuth == "require") && t.CAFile == "" {
+			v.errorf(p+".ca_file", "needed to verify client certificates")
+		}
+	} else if (t.CertFile == "") != (t.KeyFile == "") {
+		v.errorf(p, "cert_file and key_file must be set together")
+	}
+}
+
+func (v *validator) step(p string, s *Step) {
+	switch {
+	case s.Parse != nil:
+		x := s.Parse
+		if x.Key == "" {
+			v.errorf(p+".key", "must be set (the field to parse, e.g. log)")
+		}
+		v.oneOf(p+".format", x.Format, "json", "regexp")
+		if x.Format == "regexp" && x.Expression == "" {
+			v.errorf(p+".expression", "format regexp needs an expression with named groups")
+		}
+		if x.TimeType != "" {
+			v.oneOf(p+".time_type", x.TimeType, "string", "unixtime", "float")
+		}
+	case s.RewriteTag != nil:
+		x := s.RewriteTag
+		if len(x.Rules) == 0 {
+			v.errorf(p+".rules", "at least one rule is needed")
+		}
+		for j, r := range x.Rules {
+			rp := fmt.Sprintf("%s.rules[%d]", p, j)
+			if r.Key == "" {
+				v.errorf(rp+".key", "must be set")
+			}
+			if r.Pattern == "" {
+				v.errorf(rp+".pattern", "must be set")
+			}
+			if r.Tag == "" {
+				v.errorf(rp+".tag", "must be set")
+			}
+		}
+		v.oneOf(p+".unmatched", x.Unmatched, "keep", "drop")
+		if x.MaxHops < 1 {
+			v.errorf(p+".max_hops", "must be at least 1")
+		}
+	case s.ConcatPartials != nil:
+		if s.ConcatPartials.MaxSize < 16<<10 {
+			v.errorf(p+".max_size", "must be at least 16KiB (one Docker partial)")
+		}
+	case s.Record != nil:
+		x := s.Record
+		if len(x.Set)+len(x.Remove)+len(x.Rename) == 0 {
+			v.errorf(p, "record step needs set, remove or rename")
+		}
+		for j, kv := range x.Set {
+			if kv.Key == "" {
+				v.errorf(fmt.Sprintf("%s.set[%d].key", p, j), "must be set")
+			}
+		}
+		for j, kv := range x.Rename {
+			if kv.Key == "" || kv.Value == "" {
+				v.errorf(fmt.Sprintf("%s.rename[%d]", p, j), "rename needs key (old name) and value (new name)")
+			}
+		}
+	case s.Grep != nil:
+		x := s.Grep
+		if len(x.Regexp)+len(x.Exclude) == 0 {
+			v.errorf(p, "grep step needs regexp or exclude rules")
+		}
+		for j, r := range append(append([]GrepRule{}, x.Regexp...), x.Exclude...) {
+			if r.Key == "" || r.Pattern == "" {
+				v.errorf(fmt.Sprintf("%s.rules[%d]", p, j), "grep rules need key and pattern")
+			}
+		}
+	}
+}
+
+func (v *validator) output(p string, o *Output, store bool, names map[string]string) {
+	if !nameRE.MatchString(o.Name) {
+		v.errorf(p+".name", "%q may hold only letters, digits, '_' and '-'", o.Name)
+	}
+	if o.Copy == nil {
+		if prev, dup := names[o.Name]; dup {
+			v.errorf(p+".name", "%q is already the name of %s", o.Name, prev)
+		}
+		names[o.Name] = p
+	}
+	if store && o.Match != "" {
+		v.errorf(p+".match", "a copy store takes every event of its copy; match is not allowed here")
+	}
+	switch {
+	case o.File != nil:
+		v.encoding(p, &o.File.Encoding)
+		v.objectKey(p, o.File.Path, o.File.ObjectKey)
+		v.buffer(p+".buffer", &o.File.Buffer, o.File.Path)
+	case o.S3 != nil:
+		s := o.S3
+		if s.Bucket == "" {
+			v.errorf(p+".bucket", "must be set")
+		}
+		if strings.HasPrefix(s.Path, "/") {
+			v.errorf(p+".path", "an S3 key prefix must not start with '/'")
+		}
+		if s.ServerSideEncryption != "" {
+			v.oneOf(p+".server_side_encryption", s.ServerSideEncryption, "AES256", "aws:kms")
+		}
+		if s.SSEKMSKeyID != "" && s.ServerSideEncryption != "aws:kms" {
+			v.errorf(p+".sse_kms_key_id", "needs server_side_encryption: aws:kms")
+		}
+		if s.PartSize < 5<<20 {
+			v.errorf(p+".part_size", "S3 parts must be at least 5MiB")
+		}
+		if (s.AccessKeyID == "") != (s.SecretAccessKey == "") {
+			v.errorf(p+".access_key_id", "access_key_id and secret_access_key must be set together")
+		}
+		v.encoding(p, &s.Encoding)
+		v.objectKey(p, s.Path, s.ObjectKey)
+		v.buffer(p+".buffer", &s.Buffer, s.Path)
+	case o.Forward != nil:
+		f := o.Forward
+		if len(f.Servers) == 0 {
+			v.errorf(p+".servers", "at least one server is needed")
+		}
+		active := 0
+		for j, sv := range f.Servers {
+			sp := fmt.Sprintf("%s.servers[%d]", p, j)
+			if sv.Host == "" {
+				v.errorf(sp+".host", "must be set")
+			}
+			if sv.Port < 1 || sv.Port > 65535 {
+				v.errorf(sp+".port", "%d is not a port", sv.Port)
+			}
+			if sv.Weight < 0 {
+				v.errorf(sp+".weight", "must not be negative")
+			}
+			if !sv.Standby {
+				active++
+			}
+		}
+		if len(f.Servers) > 0 && active == 0 {
+			v.errorf(p+".servers", "every server is a standby; at least one must be active")
+		}
+		v.oneOf(p+".compress", f.Compress, "text", "gzip")
+		v.oneOf(p+".heartbeat_type", f.HeartbeatType, "tcp", "udp", "none")
+		if f.TLS != nil {
+			v.tls(p+".tls", f.TLS, false)
+		}
+		if f.Security != nil && f.Security.SharedKey == "" {
+			v.errorf(p+".security.shared_key", "must be set when security is configured")
+		}
+		v.buffer(p+".buffer", &f.Buffer, "")
+	case o.Copy != nil:
+		if store {
+			v.errorf(p+".type", "a copy cannot be a store of another copy")
+		}
+		if len(o.Copy.Stores) == 0 {
+			v.errorf(p+".stores", "copy needs at least one store")
+		}
+		for j := range o.Copy.Stores {
+			v.output(fmt.Sprintf("%s.stores[%d]", p, j), &o.Copy.Stores[j], true, names)
+		}
+	}
+}
+
+func (v *validator) encoding(p string, e *Encoding) {
+	v.oneOf(p+".format", e.Format, "parquet", "jsonl")
+	switch e.Format {
+	case "parquet":
+		v.oneOf(p+".compression", e.Compression, "zstd", "snappy", "gzip", "none")
+	case "jsonl":
+		v.oneOf(p+".compression", e.Compression, "gzip", "none")
+		if e.Schema != nil {
+			v.errorf(p+".schema", "schema applies to format parquet only")
+		}
+	}
+	if e.RowGroupRows < 1 {
+		v.errorf(p+".row_group_rows", "must be at least 1")
+	}
+	if s := e.Schema; s != nil {
+		v.oneOf(p+".schema.mode", s.Mode, "auto", "declared")
+		if s.Mode == "declared" && len(s.Columns) == 0 {
+			v.errorf(p+".schema.columns", "declared mode needs columns")
+		}
+		seen := map[string]bool{}
+		for j, col := range s.Columns {
+			cp := fmt.Sprintf("%s.schema.columns[%d]", p, j)
+			if col.Name == "" {
+				v.errorf(cp+".name", "must be set")
+			}
+			if seen[strings.ToLower(col.Name)] {
+				v.errorf(cp+".name", "column %q is declared twice (Athena column names ignore case)", col.Name)
+			}
+			seen[strings.ToLower(col.Name)] = true
+			v.oneOf(cp+".type", col.Type, "string", "bigint", "int", "double", "boolean", "timestamp", "map<string,string>", "json")
+		}
+	}
+}
+
+func (v *validator) objectKey(p, path, key string) {
+	if !hasPlaceholder(key, "chunk_id") {
+		v.errorf(p+".object_key", "%q must contain ${chunk_id}: it makes keys deterministic, so a retry never writes a second object", key)
+	}
+	if strings.Contains(path, "..") {
+		v.errorf(p+".path", "must not contain '..'")
+	}
+}
+
+func (v *validator) buffer(p string, b *Buffer, path string) {
+	v.oneOf(p+".fsync", b.Fsync, "always", "interval", "off")
+	v.oneOf(p+".overflow_action", b.OverflowAction, "block", "drop_oldest_chunk", "throw")
+	if b.ChunkLimitSize < 1024 {
+		v.errorf(p+".chunk_limit_size", "must be at least 1KiB")
+	}
+	if b.TotalLimitSize < b.ChunkLimitSize {
+		v.errorf(p+".total_limit_size", "must be at least chunk_limit_size (%s)", FormatSize(int64(b.ChunkLimitSize)))
+	}
+	if b.FlushThreadCount < 1 {
+		v.errorf(p+".flush_thread_count", "must be at least 1")
+	}
+	if b.MaxOpenChunks < 1 {
+		v.errorf(p+".max_open_chunks", "must be at least 1")
+	}
+	if b.RetryMaxInterval < b.RetryWait {
+		v.errorf(p+".retry_max_interval", "must be at least retry_wait (%s)", b.RetryWait)
+	}
+	if b.RetryMaxTimes < 0 {
+		v.errorf(p+".retry_max_times", "must not be negative")
+	}
+	if b.Timekey > 0 {
+		tk := b.Timekey.D()
+		if tk < time.Second || tk%time.Second != 0 {
+			v.errorf(p+".timekey", "must be a whole number of seconds")
+		} else if (24*time.Hour)%tk != 0 && tk%(24*time.Hour) != 0 {
+			v.errorf(p+".timekey", "%s does not divide a day evenly", tk)
+		}
+		if g := PathGranularity(path); g > 0 && (tk > g || g%tk != 0) {
+			v.errorf(p+".timekey", "%s is coarser than the path's finest time unit (%s): a chunk would span two partitions", tk, g)
+		}
+	}
+}
