@@ -286,9 +286,10 @@ func decodeUnion(n ast.Node, what string, types map[string]func() any) (string, 
 		return "", nil, nodeError(n, fmt.Errorf("%s must be a mapping with a type key", what))
 	}
 	typ := ""
+	var typNode ast.Node = n
 	for _, v := range m.Values {
 		if v.Key.String() == "type" {
-			typ = scalarText(v.Value)
+			typ, typNode = scalarText(v.Value), v.Key
 		}
 	}
 	names := make([]string, 0, len(types))
@@ -301,7 +302,7 @@ func decodeUnion(n ast.Node, what string, types map[string]func() any) (string, 
 	}
 	newFn, ok := types[typ]
 	if !ok {
-		return "", nil, nodeError(n, fmt.Errorf("unknown %s type %q (supported: %s)", what, typ, strings.Join(names, ", ")))
+		return "", nil, nodeError(typNode, fmt.Errorf("unknown %s type %q (supported: %s)", what, typ, strings.Join(names, ", ")))
 	}
 	v := newFn()
 	if err := yaml.NodeToValue(n, v, yaml.Strict()); err != nil {
@@ -312,7 +313,7 @@ func decodeUnion(n ast.Node, what string, types map[string]func() any) (string, 
 
 // UnmarshalYAML decodes a step by its type.
 func (s *Step) UnmarshalYAML(n ast.Node) error {
-	_, v, err := decodeUnion(n, "pipeline step", map[string]func() any{
+	typ, v, err := decodeUnion(n, "pipeline step", map[string]func() any{
 		"parse":           func() any { return new(ParseStep) },
 		"rewrite_tag":     func() any { return new(RewriteTagStep) },
 		"concat_partials": func() any { return new(ConcatPartialsStep) },
@@ -335,6 +336,8 @@ func (s *Step) UnmarshalYAML(n ast.Node) error {
 	case *GrepStep:
 		s.Grep, s.StepCommon = x, x.StepCommon
 	}
+	s.Type = typ
+	s.syncCommon()
 	return nil
 }
 
@@ -376,7 +379,7 @@ func (s *Step) syncCommon() {
 
 // UnmarshalYAML decodes an output by its type.
 func (o *Output) UnmarshalYAML(n ast.Node) error {
-	_, v, err := decodeUnion(n, "output", map[string]func() any{
+	typ, v, err := decodeUnion(n, "output", map[string]func() any{
 		"stdout":  func() any { return new(StdoutOutput) },
 		"null":    func() any { return new(NullOutput) },
 		"file":    func() any { return new(FileOutput) },
@@ -402,6 +405,8 @@ func (o *Output) UnmarshalYAML(n ast.Node) error {
 	case *CopyOutput:
 		o.Copy, o.OutputCommon = x, x.OutputCommon
 	}
+	o.Type = typ
+	o.syncCommon()
 	return nil
 }
 

@@ -348,10 +348,10 @@ func (v *validator) buffer(p string, b *Buffer, path string) {
 		if tk < time.Second || tk%time.Second != 0 {
 			v.errorf(p+".timekey", "must be a whole number of seconds")
 		} else if (24*time.Hour)%tk != 0 && tk%(24*time.Hour) != 0 {
-			v.errorf(p+".timekey", "%s does not divide a day evenly", tk)
+			v.errorf(p+".timekey", "%s does not divide a day evenly", FormatDuration(tk))
 		}
 		if g := PathGranularity(path); g > 0 && (tk > g || g%tk != 0) {
-			v.errorf(p+".timekey", "%s is coarser than the path's finest time unit (%s): a chunk would span two partitions", tk, g)
+			v.errorf(p+".timekey", "%s is coarser than the path's finest time unit (%s): a chunk would span two partitions", FormatDuration(tk), FormatDuration(g))
 		}
 	}
 }

@@ -1,0 +1,169 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestTestdata loads every testdata/*.yaml. The file's leading comments say
+// what to expect: "# want: ok", or one "# want: <error line>" per error.
+func TestTestdata(t *testing.T) {
+	files, err := filepath.Glob("testdata/*.yaml")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no testdata: %v", err)
+	}
+	for _, f := range files {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			data, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var want []string
+			for _, line := range strings.Split(string(data), "\n") {
+				if w, ok := strings.CutPrefix(line, "# want: "); ok {
+					want = append(want, w)
+				}
+			}
+			if len(want) == 0 {
+				t.Fatal("no '# want:' line")
+			}
+			_, err = Parse(filepath.Base(f), data, os.LookupEnv)
+			if want[0] == "ok" {
+				if err != nil {
+					t.Fatalf("unexpected error:\n%v", err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("no error; want:\n%s", strings.Join(want, "\n"))
+			}
+			if got := err.Error(); got != strings.Join(want, "\n") {
+				t.Errorf("error:\n%s\nwant:\n%s", got, strings.Join(want, "\n"))
+			}
+		})
+	}
+}
+
+func TestDefaultConfig(t *testing.T) {
+	c, err := Default()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Sources[0].Listen != "127.0.0.1:24224" {
+		t.Errorf("default listen = %q", c.Sources[0].Listen)
+	}
+	if c.DataDir != "./maruta-data" {
+		t.Errorf("default data_dir = %q", c.DataDir)
+	}
+	leaves := c.LeafOutputs()
+	if len(leaves) != 1 || leaves[0].File == nil || leaves[0].File.Format != "parquet" {
+		t.Fatalf("default output: %+v", leaves)
+	}
+	if p := leaves[0].File.Path; !strings.HasPrefix(p, "maruta-data/lake/") || !strings.HasSuffix(p, "/dt=%Y-%m-%d/hour=%H/") {
+		t.Errorf("default lake path = %q", p)
+	}
+	if b := leaves[0].File.Buffer; b.Fsync != "always" || b.Timekey.D() != time.Hour || b.OverflowAction != "block" {
+		t.Errorf("default buffer = %+v", b)
+	}
+}
+
+func TestDefaultConfigEnv(t *testing.T) {
+	env := map[string]string{"MARUTA_DATA_DIR": "/srv/m", "MARUTA_LISTEN": "0.0.0.0:24224"}
+	c, err := Parse("<embedded>", DefaultYAML(), func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.DataDir != "/srv/m" || c.Sources[0].Listen != "0.0.0.0:24224" {
+		t.Errorf("env not applied: data_dir %q listen %q", c.DataDir, c.Sources[0].Listen)
+	}
+	if got := c.LeafOutputs()[0].File.Buffer.Path; got != "/srv/m/buffer/lake" {
+		t.Errorf("buffer path = %q", got)
+	}
+}
+
+func TestExpandEnv(t *testing.T) {
+	env := map[string]string{"A": "x", "EMPTY": ""}
+	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
+	for _, tc := range []struct{ in, out, err string }{
+		{"a: ${A}\n", "a: x\n", ""},
+		{"a: ${B:-def}\n", "a: def\n", ""},
+		{"a: ${EMPTY:-def}\n", "a: def\n", ""},
+		{"a: ${EMPTY}\n", "a: \n", ""},
+		{"a: ${tag}/${tag_parts[1]}/${hostname}\n", "a: ${tag}/${tag_parts[1]}/${hostname}\n", ""},
+		{"a: $${A}\n", "a: ${A}\n", ""},
+		{"a: 1 # ${NOPE}\n", "a: 1 # ${NOPE}\n", ""},
+		{"a: '#${A}'\n", "a: '#x'\n", ""},
+		{"x: 1\na: ${NOPE}\n", "", ":2: environment variable NOPE is not set"},
+	} {
+		got, err := ExpandEnv([]byte(tc.in), lookup)
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("ExpandEnv(%q) error = %v, want %q", tc.in, err, tc.err)
+			}
+			continue
+		}
+		if err != nil || string(got) != tc.out {
+			t.Errorf("ExpandEnv(%q) = %q, %v; want %q", tc.in, got, err, tc.out)
+		}
+	}
+}
+
+func TestUnits(t *testing.T) {
+	for in, want := range map[string]int64{"1024": 1024, "8k": 8 << 10, "64MiB": 64 << 20, "128m": 128 << 20, "1GB": 1e9, "1.5g": 3 << 29} {
+		if got, err := ParseSize(in); err != nil || got != want {
+			t.Errorf("ParseSize(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+	for in, want := range map[string]time.Duration{"60": time.Minute, "1.5": 1500 * time.Millisecond, "10s": 10 * time.Second, "1d": 24 * time.Hour, "1h30m": 90 * time.Minute} {
+		if got, err := ParseDuration(in); err != nil || got != want {
+			t.Errorf("ParseDuration(%q) = %v, %v; want %v", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"", "-1s", "fast", "5q"} {
+		if _, err := ParseDuration(bad); err == nil {
+			t.Errorf("ParseDuration(%q) succeeded", bad)
+		}
+	}
+	if s := FormatDuration(72 * time.Hour); s != "72h" {
+		t.Errorf("FormatDuration(72h) = %q", s)
+	}
+}
+
+func TestPathGranularity(t *testing.T) {
+	for path, want := range map[string]time.Duration{
+		"${tag}/dt=%Y-%m-%d/hour=%H/": time.Hour,
+		"logs/%Y/%m/%d/":              24 * time.Hour,
+		"logs/%Y%m%d%H%M/":            time.Minute,
+		"logs/${tag}/":                0,
+	} {
+		if got := PathGranularity(path); got != want {
+			t.Errorf("PathGranularity(%q) = %v, want %v", path, got, want)
+		}
+	}
+}
+
+func TestMarshalRoundTrip(t *testing.T) {
+	data, err := os.ReadFile("testdata/ok-full.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := Parse("ok-full.yaml", data, os.LookupEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := Marshal(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c2, err := Parse("marshalled", out, func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatalf("re-parse of marshalled config: %v\n%s", err, out)
+	}
+	out2, _ := Marshal(c2)
+	if string(out) != string(out2) {
+		t.Errorf("marshal is not stable:\n%s\n---\n%s", out, out2)
+	}
+}
