@@ -42,6 +42,7 @@ const (
 	DefaultObjectKey      = "${path}${node}-${chunk_id}.${ext}"
 	DefaultRowGroupRows   = 65536
 	DefaultOverflowColumn = "_overflow"
+	DefaultMaxColumns     = 1000
 
 	DefaultMultipartThreshold = 16 << 20
 	DefaultPartSize           = 8 << 20
@@ -198,8 +199,10 @@ func (o *Output) setDefaults(c *Config, name string, store bool) {
 		if s.ObjectKey == "" {
 			s.ObjectKey = DefaultObjectKey
 		}
-		if s.ForcePathStyle == nil {
-			v := s.Endpoint != ""
+		if s.ForcePathStyle == nil && s.Endpoint != "" {
+			// Without an endpoint it stays nil: the sink picks path style
+			// when the endpoint comes from the environment.
+			v := true
 			s.ForcePathStyle = &v
 		}
 		if s.MultipartThreshold == 0 {
@@ -293,6 +296,9 @@ func (e *Encoding) setDefaults() {
 		}
 		if e.Schema.OverflowColumn == "" {
 			e.Schema.OverflowColumn = DefaultOverflowColumn
+		}
+		if e.Schema.MaxColumns == 0 {
+			e.Schema.MaxColumns = DefaultMaxColumns
 		}
 	}
 	if e.Format == "jsonl" && e.TimeKey == "" {

@@ -73,6 +73,9 @@ type Schema struct {
 	// OverflowColumn receives values that conflict with their column's type,
 	// and, in declared mode, keys without a column. Default _overflow.
 	OverflowColumn string `yaml:"overflow_column,omitempty"`
+	// MaxColumns bounds the columns auto mode adds to a table; values of
+	// further new keys go to the overflow column. Default 1000.
+	MaxColumns int `yaml:"max_columns,omitempty"`
 }
 
 // Column is a declared column.
@@ -85,11 +88,34 @@ type Column struct {
 
 // Athena names a table and, optionally, where to run DDL through the API.
 type Athena struct {
+	// Database defaults to "default"; Table to the output name in lower
+	// case with '-' as '_'.
 	Database       string `yaml:"database,omitempty"`
 	Table          string `yaml:"table,omitempty"`
 	Workgroup      string `yaml:"workgroup,omitempty"`
 	OutputLocation string `yaml:"output_location,omitempty"`
 	Region         string `yaml:"region,omitempty"`
+	// Location overrides the table LOCATION (an s3:// URI). Default: for s3
+	// outputs the bucket and the path's constant prefix; for file outputs
+	// the folder as a file:// URI (for a lake later copied to S3, set this).
+	Location string `yaml:"location,omitempty"`
+	// Partitions names the partition columns that path placeholders
+	// (${tag}, ${tag_parts[N]}, chunk keys) become, and optionally lists
+	// their values. Default names: tag, tag_part_N, the chunk key.
+	Partitions []AthenaPartition `yaml:"partitions,omitempty"`
+}
+
+// AthenaPartition describes the partition column of one path placeholder.
+type AthenaPartition struct {
+	// Placeholder as written in the path without ${}: tag, tag_parts[2], or
+	// a chunk key.
+	Placeholder string `yaml:"placeholder"`
+	// Name of the partition column.
+	Name string `yaml:"name,omitempty"`
+	// Values, when set, makes an enum projection (queries need not filter
+	// on the column); otherwise the projection is injected (queries must
+	// filter on it with =).
+	Values []string `yaml:"values,omitempty"`
 }
 
 // FileOutput writes the lake layout (or JSON lines) under a local folder.
@@ -114,8 +140,9 @@ type S3Output struct {
 	Region       string `yaml:"region,omitempty"`
 	// Endpoint for S3-compatible servers, e.g. http://127.0.0.1:7070.
 	Endpoint string `yaml:"endpoint,omitempty"`
-	// ForcePathStyle uses bucket-in-path addressing. Default true when
-	// Endpoint is set.
+	// ForcePathStyle uses bucket-in-path addressing. Default true when an
+	// endpoint is set, here or in the environment (AWS_ENDPOINT_URL_S3,
+	// AWS_ENDPOINT_URL); unset (nil) otherwise, meaning virtual-hosted style.
 	ForcePathStyle *bool `yaml:"force_path_style,omitempty"`
 	// AccessKeyID and SecretAccessKey set static credentials. Default: the
 	// SDK's credential chain (environment, web identity, ECS, EKS pod

@@ -290,11 +290,20 @@ func (v *validator) encoding(p string, e *Encoding) {
 			v.errorf(p+".schema", "schema applies to format parquet only")
 		}
 	}
+	if e.Athena != nil {
+		v.athena(p, e.Athena)
+	}
 	if e.RowGroupRows < 1 {
 		v.errorf(p+".row_group_rows", "must be at least 1")
 	}
 	if s := e.Schema; s != nil {
 		v.oneOf(p+".schema.mode", s.Mode, "auto", "declared")
+		if s.MaxColumns < 1 {
+			v.errorf(p+".schema.max_columns", "must be at least 1")
+		}
+		if !columnName.MatchString(s.OverflowColumn) {
+			v.errorf(p+".schema.overflow_column", "%q may hold only lower-case letters, digits and '_'", s.OverflowColumn)
+		}
 		if s.Mode == "declared" && len(s.Columns) == 0 {
 			v.errorf(p+".schema.columns", "declared mode needs columns")
 		}
@@ -310,6 +319,28 @@ func (v *validator) encoding(p string, e *Encoding) {
 			seen[strings.ToLower(col.Name)] = true
 			v.oneOf(cp+".type", col.Type, "string", "bigint", "int", "double", "boolean", "timestamp", "map<string,string>", "json")
 		}
+	}
+}
+
+var columnName = regexp.MustCompile(`^[a-z0-9_]+$`)
+
+func (v *validator) athena(p string, a *Athena) {
+	seen := map[string]bool{}
+	for j, pt := range a.Partitions {
+		pp := fmt.Sprintf("%s.athena.partitions[%d]", p, j)
+		if pt.Placeholder == "" {
+			v.errorf(pp+".placeholder", "must be set (tag, tag_parts[N] or a chunk key)")
+		}
+		if pt.Name != "" && !columnName.MatchString(pt.Name) {
+			v.errorf(pp+".name", "%q may hold only lower-case letters, digits and '_'", pt.Name)
+		}
+		if seen[pt.Placeholder] {
+			v.errorf(pp+".placeholder", "%q is listed twice", pt.Placeholder)
+		}
+		seen[pt.Placeholder] = true
+	}
+	if a.Location != "" && !strings.HasPrefix(a.Location, "s3://") && !strings.HasPrefix(a.Location, "file://") {
+		v.errorf(p+".athena.location", "%q must be an s3:// (or file://) URI", a.Location)
 	}
 }
 
