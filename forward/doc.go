@@ -1,0 +1,35 @@
+// Package forward speaks fluentd's Forward protocol v1, the protocol of
+// Docker's fluentd log driver, fluentd and Fluent Bit out_forward, and maruta
+// agents.
+//
+// Server receives it: Message [tag, time, record, option?], Forward
+// [tag, [[time, record], …], option?], PackedForward [tag, entries, option?]
+// with entries as bin or str, and CompressedPackedForward (gzip with any
+// number of members, zstd; detected from the magic bytes when the
+// compressed option is absent). Times are EventTime (ext 0, fixext8 or
+// ext8), integer or float seconds, msgpack timestamps (ext -1), or Fluent
+// Bit's [time, {metadata}]; 0 and nil mean "now".
+//
+// Records stay raw msgpack from the socket to the consumer: framing walks
+// each byte once, however the stream is split into reads, and decoding a
+// PackedForward request allocates nothing per record.
+//
+// What happens to a request:
+//
+//   - well-formed, all events valid: handed to the consumer; acked ({"ack":
+//     chunk}, chunk echoed byte for byte) once the consumer returned nil.
+//   - well-formed, some events invalid (bad time, record not a map, entry not
+//     [time, record]): the valid ones are handed on and the request is
+//     acked; the others are counted by reason and logged.
+//   - not decodable whole (not a request array, tag not a str, option not a
+//     map, bad gzip/zstd, packed entries cut short): refused whole, nothing
+//     ingested, no ack; the connection stays open.
+//   - over a limit (chunk_size_limit, max_decompressed_size, max_depth) or
+//     not msgpack at all: refused and the connection is closed.
+//   - the consumer returned an error: no ack (the client resends); the
+//     connection stays open unless the server is shutting down.
+//
+// With security configured, the HELO/PING/PONG handshake of fluentd's
+// <security> section comes first; SharedKeyDigest, PasswordDigest and the
+// Append*/Parse* message functions are shared with the client side.
+package forward

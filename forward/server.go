@@ -1,0 +1,471 @@
+package forward
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/marutalog/maruta/internal/config"
+	"github.com/marutalog/maruta/internal/event"
+)
+
+// ServerOptions configure a Server.
+type ServerOptions struct {
+	// Config is the source's configuration, defaults already applied.
+	Config config.Source
+	// Next receives each request's valid events: Consume is called once per
+	// request that has any, and the request is acked only after it returned
+	// nil.
+	Next       event.Consumer
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer
+	// Hostname is the default of security.self_hostname (os.Hostname when
+	// empty), and the source host name of unix socket peers.
+	Hostname string
+}
+
+// Timeouts that are not configurable.
+const (
+	tlsHandshakeTimeout = 10 * time.Second
+	writeTimeout        = 60 * time.Second
+	hostLookupTimeout   = 3 * time.Second
+)
+
+// Server receives the Forward protocol v1 (fluentd's in_forward): Docker's
+// fluentd log driver, fluentd and Fluent Bit out_forward, maruta agents.
+//
+// NewServer binds the listeners; Run serves until its context is done. One
+// goroutine serves each connection and processes its requests in order;
+// several connections call Next.Consume concurrently. Records handed to Next
+// point into the connection's buffers and are valid only during Consume.
+//
+// Shutdown: when Run's context is done the server stops accepting, lets each
+// connection finish the request it is processing (Consume and ack), closes
+// the connections and returns. Close stops at once: it cancels the context
+// of running Consume calls and closes everything. Close may be called
+// concurrently with Run, before or after it, and more than once.
+type Server struct {
+	cfg      config.Source
+	next     event.Consumer
+	log      *slog.Logger
+	m        *metrics
+	limits   *logLimiter
+	auth     *authenticator // nil without security
+	tls      *tls.Config    // nil without TLS
+	hostname string
+	hosts    *hostCache // nil unless source_hostname_key is set
+
+	ln  net.Listener
+	udp net.PacketConn // nil when the heartbeat is off or on a unix socket
+
+	consumeCtx    context.Context // cancelled by Close
+	cancelConsume context.CancelFunc
+
+	sem        chan struct{} // one slot per open connection
+	stopAccept chan struct{} // closed when accepting stops
+	closed     chan struct{} // closed by Close
+	stopOnce   sync.Once
+	closeOnce  sync.Once
+	running    atomic.Bool
+
+	mu       sync.Mutex
+	conns    map[*conn]struct{}
+	draining bool // new connections are refused
+
+	wg sync.WaitGroup
+}
+
+// NewServer checks the configuration and binds the listeners (TCP and the
+// UDP heartbeat on the same port, or a unix socket), so that an address in
+// use is reported before anything runs.
+func NewServer(opts ServerOptions) (*Server, error) {
+	cfg := opts.Config
+	if opts.Next == nil {
+		return nil, errors.New("create forward server: no consumer")
+	}
+	if cfg.ChunkSizeLimit <= 0 || cfg.MaxDecompressedSize <= 0 || cfg.MaxDepth < 4 || cfg.MaxConnections < 1 {
+		return nil, fmt.Errorf("create forward server %q: limits not set (chunk_size_limit, max_decompressed_size, max_depth >= 4, max_connections)", cfg.Name)
+	}
+	logger := opts.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{
+		cfg:        cfg,
+		next:       opts.Next,
+		log:        logger.With("component", "forward", "source", cfg.Name),
+		limits:     newLogLimiter(time.Second),
+		hostname:   opts.Hostname,
+		sem:        make(chan struct{}, cfg.MaxConnections),
+		stopAccept: make(chan struct{}),
+		closed:     make(chan struct{}),
+		conns:      make(map[*conn]struct{}),
+	}
+	if s.hostname == "" {
+		s.hostname, _ = os.Hostname()
+	}
+	if sec := cfg.Security; sec != nil {
+		a := &authenticator{hostname: sec.SelfHostname, sharedKey: sec.SharedKey, userAuth: sec.UserAuth, users: map[string]string{}}
+		if a.hostname == "" {
+			a.hostname = s.hostname
+		}
+		for _, u := range sec.Users {
+			a.users[u.Username] = u.Password
+		}
+		s.auth = a
+	}
+	if cfg.TLS != nil {
+		tc, err := serverTLS(cfg.TLS)
+		if err != nil {
+			return nil, fmt.Errorf("create forward server %q: %w", cfg.Name, err)
+		}
+		s.tls = tc
+	}
+	if cfg.SourceHostnameKey != "" {
+		s.hosts = newHostCache()
+	}
+	m, err := newMetrics(opts.Registerer, cfg.Name)
+	if err != nil {
+		return nil, fmt.Errorf("create forward server %q: register metrics: %w", cfg.Name, err)
+	}
+	s.m = m
+	if err := s.listen(); err != nil {
+		return nil, fmt.Errorf("create forward server %q: %w", cfg.Name, err)
+	}
+	s.consumeCtx, s.cancelConsume = context.WithCancel(context.Background())
+	return s, nil
+}
+
+func serverTLS(t *config.TLS) (*tls.Config, error) {
+	cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("load TLS certificate: %w", err)
+	}
+	tc := &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
+	if t.CAFile != "" {
+		pem, err := os.ReadFile(t.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("read TLS CA file: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("read TLS CA file %s: no PEM certificate in it", t.CAFile)
+		}
+		tc.ClientCAs = pool
+	}
+	switch t.ClientAuth {
+	case "", "none":
+		tc.ClientAuth = tls.NoClientCert
+	case "request":
+		tc.ClientAuth = tls.VerifyClientCertIfGiven
+	case "require":
+		tc.ClientAuth = tls.RequireAndVerifyClientCert
+	default:
+		return nil, fmt.Errorf("unknown TLS client_auth %q", t.ClientAuth)
+	}
+	return tc, nil
+}
+
+// listen binds the TCP listener and the UDP heartbeat socket on the same
+// port, or the unix socket.
+func (s *Server) listen() error {
+	addr := s.cfg.Listen
+	if path, ok := strings.CutPrefix(addr, "unix://"); ok {
+		if err := removeStaleSocket(path); err != nil {
+			return err
+		}
+		ln, err := net.Listen("unix", path)
+		if err != nil {
+			return fmt.Errorf("listen: %w", err)
+		}
+		s.ln = ln
+		return nil
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("listen on %q: %w", addr, err)
+	}
+	heartbeat := s.cfg.Heartbeat == nil || *s.cfg.Heartbeat
+	// With port 0 the kernel picks a TCP port whose UDP twin may be taken:
+	// try a few.
+	for attempt := 0; ; attempt++ {
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			return fmt.Errorf("listen: %w", err)
+		}
+		if !heartbeat {
+			s.ln = ln
+			return nil
+		}
+		tcpPort := ln.Addr().(*net.TCPAddr).Port
+		udp, err := net.ListenPacket("udp", net.JoinHostPort(host, fmt.Sprint(tcpPort)))
+		if err == nil {
+			s.ln, s.udp = ln, udp
+			return nil
+		}
+		ln.Close()
+		if port != "0" || attempt >= 9 {
+			return fmt.Errorf("listen for UDP heartbeats: %w", err)
+		}
+	}
+}
+
+// removeStaleSocket removes a unix socket file nobody listens on any more.
+func removeStaleSocket(path string) error {
+	fi, err := os.Lstat(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("check socket path: %w", err)
+	}
+	if fi.Mode()&os.ModeSocket == 0 {
+		return fmt.Errorf("listen on %s: exists and is not a socket", path)
+	}
+	if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
+		c.Close()
+		return fmt.Errorf("listen on %s: another process is listening", path)
+	}
+	if err := os.Remove(path); err != nil {
+		return fmt.Errorf("remove stale socket: %w", err)
+	}
+	return nil
+}
+
+// Addr returns the bound TCP or unix address.
+func (s *Server) Addr() net.Addr { return s.ln.Addr() }
+
+// Run serves until ctx is done, then shuts down gracefully (see Server),
+// or until Close. It returns nil after a shutdown; it may be called once.
+func (s *Server) Run(ctx context.Context) error {
+	if !s.running.CompareAndSwap(false, true) {
+		return errors.New("run forward server: already running")
+	}
+	select {
+	case <-s.closed:
+		return nil
+	default:
+	}
+	s.log.Info("listening", "address", s.ln.Addr().String(), "tls", s.tls != nil,
+		"security", s.auth != nil, "heartbeat", s.udp != nil)
+	s.wg.Go(s.acceptLoop)
+	if s.udp != nil {
+		s.wg.Go(s.heartbeatLoop)
+	}
+	select {
+	case <-ctx.Done():
+		s.drain()
+	case <-s.closed:
+	}
+	s.wg.Wait()
+	s.log.Info("stopped")
+	return nil
+}
+
+// Close stops the server at once: it cancels the context of running
+// Consume calls and closes the listeners and every connection. Run then
+// returns promptly. Safe to call more than once.
+func (s *Server) Close() error {
+	s.closeOnce.Do(func() {
+		s.cancelConsume()
+		s.stopAccepting()
+		s.mu.Lock()
+		s.draining = true
+		for c := range s.conns {
+			c.closing.Store(true)
+			c.nc.Close()
+		}
+		s.mu.Unlock()
+		close(s.closed)
+	})
+	return nil
+}
+
+func (s *Server) stopAccepting() {
+	s.stopOnce.Do(func() {
+		close(s.stopAccept)
+		s.ln.Close()
+		if s.udp != nil {
+			s.udp.Close()
+		}
+	})
+}
+
+// drain is the graceful shutdown: no new connections; each connection
+// stops once the request it is processing is done.
+func (s *Server) drain() {
+	s.stopAccepting()
+	s.mu.Lock()
+	s.draining = true
+	for c := range s.conns {
+		c.stop()
+	}
+	s.mu.Unlock()
+}
+
+func (s *Server) acceptLoop() {
+	var backoff time.Duration
+	for {
+		select {
+		case s.sem <- struct{}{}:
+		default:
+			s.m.errors.WithLabelValues(reasonMaxConnections).Inc()
+			if s.limits.allow(reasonMaxConnections) {
+				s.log.Warn("max_connections reached: new connections wait", "max_connections", s.cfg.MaxConnections)
+			}
+			select {
+			case s.sem <- struct{}{}:
+			case <-s.stopAccept:
+				return
+			}
+		}
+		nc, err := s.ln.Accept()
+		if err != nil {
+			<-s.sem
+			select {
+			case <-s.stopAccept:
+				return
+			default:
+			}
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			// Out of file descriptors and the like: wait and try again.
+			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+			s.log.Warn("accept failed", "error", err, "retry_in", backoff)
+			select {
+			case <-time.After(backoff):
+			case <-s.stopAccept:
+				return
+			}
+			continue
+		}
+		backoff = 0
+		c := s.newConn(nc)
+		s.mu.Lock()
+		if s.draining {
+			s.mu.Unlock()
+			nc.Close()
+			<-s.sem
+			continue
+		}
+		s.conns[c] = struct{}{}
+		s.mu.Unlock()
+		s.wg.Go(func() {
+			defer func() { <-s.sem }()
+			c.serve()
+		})
+	}
+}
+
+func (s *Server) untrack(c *conn) {
+	s.mu.Lock()
+	delete(s.conns, c)
+	s.mu.Unlock()
+}
+
+// heartbeatLoop answers fluentd's UDP heartbeat with one 0x00 byte.
+func (s *Server) heartbeatLoop() {
+	buf := make([]byte, 128)
+	reply := []byte{0}
+	for {
+		_, addr, err := s.udp.ReadFrom(buf)
+		if err != nil {
+			select {
+			case <-s.stopAccept:
+				return
+			default:
+			}
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			if s.limits.allow("udp") {
+				s.log.Warn("read UDP heartbeat", "error", err)
+			}
+			continue
+		}
+		if _, err := s.udp.WriteTo(reply, addr); err != nil {
+			if s.limits.allow("udp") {
+				s.log.Debug("answer UDP heartbeat", "peer", addr.String(), "error", err)
+			}
+			continue
+		}
+		s.m.heartbeatsUDP.Inc()
+	}
+}
+
+// logLimiter lets through one log line per key per interval and counts the
+// rest, so a misbehaving client cannot flood the log.
+type logLimiter struct {
+	every time.Duration
+	mu    sync.Mutex
+	last  map[string]time.Time
+}
+
+func newLogLimiter(every time.Duration) *logLimiter {
+	return &logLimiter{every: every, last: map[string]time.Time{}}
+}
+
+func (l *logLimiter) allow(key string) bool {
+	now := time.Now()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if t, ok := l.last[key]; ok && now.Sub(t) < l.every {
+		return false
+	}
+	if len(l.last) > 1000 {
+		clear(l.last)
+	}
+	l.last[key] = now
+	return true
+}
+
+// hostCache remembers reverse DNS answers for source_hostname_key.
+type hostCache struct {
+	mu    sync.Mutex
+	names map[string]hostEntry
+}
+
+type hostEntry struct {
+	name    string
+	expires time.Time
+}
+
+const hostCacheTTL = 10 * time.Minute
+
+func newHostCache() *hostCache { return &hostCache{names: map[string]hostEntry{}} }
+
+// lookup returns the host name of ip, or ip itself when it has none.
+func (h *hostCache) lookup(ctx context.Context, ip string) string {
+	now := time.Now()
+	h.mu.Lock()
+	e, ok := h.names[ip]
+	h.mu.Unlock()
+	if ok && now.Before(e.expires) {
+		return e.name
+	}
+	ctx, cancel := context.WithTimeout(ctx, hostLookupTimeout)
+	defer cancel()
+	name := ip
+	if names, err := net.DefaultResolver.LookupAddr(ctx, ip); err == nil && len(names) > 0 {
+		name = strings.TrimSuffix(names[0], ".")
+	}
+	h.mu.Lock()
+	if len(h.names) >= 10000 {
+		clear(h.names)
+	}
+	h.names[ip] = hostEntry{name: name, expires: now.Add(hostCacheTTL)}
+	h.mu.Unlock()
+	return name
+}
