@@ -1,0 +1,264 @@
+package buffer
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/marutalog/maruta/internal/event"
+	"github.com/marutalog/maruta/sinks"
+)
+
+type chunkState uint8
+
+const (
+	stateOpen     chunkState = iota // in Buffer.open, taking appends
+	stateSealing                    // out of Buffer.open, being closed and renamed
+	stateQueued                     // sealed, in the delivery queue
+	stateInflight                   // in Sink.Write
+	stateGone                       // delivered, dropped or dead-lettered
+)
+
+func (s chunkState) String() string {
+	return [...]string{"open", "sealing", "queued", "inflight", "gone"}[s]
+}
+
+// File name suffixes (FORMAT.md, "Folder layout").
+const (
+	openSuffix   = ".open.chunk"
+	queuedSuffix = ".queued.chunk"
+	tmpSuffix    = ".tmp"
+)
+
+// chunk is one chunk file. Lock order: Buffer.mu, then chunk.mu, then
+// committer.mu; chunk.life is only taken with none of them held.
+type chunk struct {
+	id  string
+	key string // key in Buffer.open
+	hdr *header
+	dir string
+
+	// ready is closed once the file exists (or creation failed: createErr).
+	ready     chan struct{}
+	createErr error
+
+	mu      sync.Mutex // serializes writes; guards f's content, closed, frames
+	f       *os.File
+	closed  bool // no more writes
+	frames  int64
+	dataOff int64 // size of preamble + header
+
+	size    atomic.Int64 // bytes in the file
+	events  atomic.Int64
+	minTime atomic.Int64 // oldest event time; math.MaxInt64 = none
+	failed  atomic.Bool  // a write or sync failed: seal it, append elsewhere
+
+	life    sync.RWMutex // shared by a sync, exclusive to close the file
+	fclosed bool
+	syncErr error
+
+	dirty bool // guarded by committer.mu
+
+	// Guarded by Buffer.mu.
+	state     chunkState
+	name      string // current file name in dir
+	hidx      int    // index in the queue heap
+	deadline  time.Time
+	notBefore time.Time
+	attempts  int
+	firstFail time.Time
+	lastErr   string
+}
+
+var _ sinks.Chunk = (*chunk)(nil)
+
+func newChunk(dir string, h *header) *chunk {
+	c := &chunk{id: h.ID, hdr: h, dir: dir, ready: make(chan struct{}), hidx: -1}
+	c.minTime.Store(math.MaxInt64)
+	return c
+}
+
+// create makes the file, writes the header and, when durable, syncs the file
+// and the folder, so the chunk's directory entry survives a power loss
+// before any append to it is acknowledged.
+func (c *chunk) create(durable bool) error {
+	c.name = c.id + openSuffix
+	p := filepath.Join(c.dir, c.name)
+	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return fmt.Errorf("create chunk: %w", err)
+	}
+	hb := appendHeader(nil, c.hdr)
+	if _, err := f.Write(hb); err != nil {
+		f.Close()
+		os.Remove(p)
+		return fmt.Errorf("write chunk header: %w", err)
+	}
+	if durable {
+		if err := datasync(f); err != nil {
+			f.Close()
+			os.Remove(p)
+			return fmt.Errorf("sync chunk header: %w", err)
+		}
+		if err := syncDir(c.dir); err != nil {
+			f.Close()
+			os.Remove(p)
+			return fmt.Errorf("sync buffer folder: %w", err)
+		}
+	}
+	c.f = f
+	c.dataOff = int64(len(hb))
+	c.size.Store(c.dataOff)
+	return nil
+}
+
+// write appends one encoded frame holding n events, the oldest at minT. The
+// caller holds c.mu and checked that c is not closed.
+func (c *chunk) writeLocked(frame []byte, n int, minT event.Time) error {
+	off := c.size.Load()
+	if _, err := c.f.WriteAt(frame, off); err != nil {
+		// Do not leave half a frame behind for a later frame to follow.
+		c.f.Truncate(off)
+		c.failed.Store(true)
+		return fmt.Errorf("append to chunk %s: %w", c.id, err)
+	}
+	c.size.Store(off + int64(len(frame)))
+	c.frames++
+	c.events.Add(int64(n))
+	for {
+		old := c.minTime.Load()
+		if int64(minT) >= old || c.minTime.CompareAndSwap(old, int64(minT)) {
+			break
+		}
+	}
+	return nil
+}
+
+// sync makes c's writes durable. After c's file was closed it reports the
+// result of the final sync done by closeFile.
+func (c *chunk) sync() error {
+	c.life.RLock()
+	defer c.life.RUnlock()
+	if c.fclosed {
+		return c.syncErr
+	}
+	if err := datasync(c.f); err != nil {
+		c.failed.Store(true)
+		return fmt.Errorf("sync chunk %s: %w", c.id, err)
+	}
+	return nil
+}
+
+// closeFile stops appends, syncs (when durable) and closes the file.
+func (c *chunk) closeFile(durable bool) error {
+	c.mu.Lock()
+	c.closed = true
+	c.mu.Unlock()
+	c.life.Lock()
+	defer c.life.Unlock()
+	if c.fclosed || c.f == nil {
+		return c.syncErr
+	}
+	var err error
+	if durable {
+		if err = datasync(c.f); err != nil {
+			err = fmt.Errorf("sync chunk %s: %w", c.id, err)
+		}
+	}
+	if cerr := c.f.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("close chunk %s: %w", c.id, cerr)
+	}
+	c.fclosed = true
+	c.syncErr = err
+	return err
+}
+
+// payloadBytes is the size of the chunk's payloads.
+func (c *chunk) payloadBytes() int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.size.Load() - c.dataOff - frameHeadSize*c.frames
+}
+
+// Info describes the chunk. It is meant for sealed chunks.
+func (c *chunk) Info() sinks.ChunkInfo {
+	h := c.hdr
+	info := sinks.ChunkInfo{
+		ID:      h.ID,
+		Output:  h.Output,
+		Path:    h.Path,
+		Tag:     h.Tag,
+		Keys:    h.Keys,
+		Created: h.Created,
+		Bytes:   c.payloadBytes(),
+		Events:  c.events.Load(),
+	}
+	if h.Timekey > 0 {
+		info.Slice = time.Unix(h.Slice, 0).UTC()
+	}
+	return info
+}
+
+var readerPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 64<<10) }}
+
+// Scan streams the chunk's events from its file, one frame in memory at a
+// time. A corrupt frame stops the scan with an error that is
+// sinks.Permanent (the chunk goes to the dead-letter folder).
+func (c *chunk) Scan(fn func(tag string, t event.Time, record []byte) error) error {
+	c.mu.Lock()
+	end := c.size.Load()
+	c.mu.Unlock()
+	// c.name changes only while the chunk is sealing; a sink sees a sealed
+	// chunk, whose name stays put until Write returned.
+	return scanFile(filepath.Join(c.dir, c.name), c.dataOff, end, fn)
+}
+
+func scanFile(path string, off, end int64, fn func(tag string, t event.Time, record []byte) error) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("open chunk: %w", err)
+	}
+	defer f.Close()
+	if _, err := f.Seek(off, io.SeekStart); err != nil {
+		return fmt.Errorf("seek chunk: %w", err)
+	}
+	br := readerPool.Get().(*bufio.Reader)
+	br.Reset(f)
+	defer func() { br.Reset(nil); readerPool.Put(br) }()
+	fr := frameReader{r: br, off: off, limit: end}
+	var tag string
+	for {
+		p, err := fr.next()
+		if err == io.EOF {
+			if end >= 0 && fr.off < end {
+				return sinks.Permanent(corruptf("%s: ends at %d, expected %d", path, fr.off, end))
+			}
+			return nil
+		}
+		if err != nil {
+			if errors.Is(err, errCorrupt) {
+				return sinks.Permanent(fmt.Errorf("%s at offset %d: %w", path, fr.off, err))
+			}
+			return fmt.Errorf("read chunk %s: %w", path, err)
+		}
+		_, _, err = walkPayload(p, func(tb []byte, t event.Time, rec []byte) error {
+			if string(tb) != tag {
+				tag = string(tb)
+			}
+			return fn(tag, t, rec)
+		})
+		if err != nil {
+			if errors.Is(err, errCorrupt) {
+				return sinks.Permanent(fmt.Errorf("%s at offset %d: %w", path, fr.off, err))
+			}
+			return err
+		}
+	}
+}

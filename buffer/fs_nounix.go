@@ -1,0 +1,11 @@
+//go:build !unix
+
+package buffer
+
+import "os"
+
+// lockDir is a no-op where flock does not exist: run one maruta per folder.
+func lockDir(dir string) (*os.File, error) { return nil, nil }
+
+// syncDir is a no-op where directories cannot be fsynced.
+func syncDir(dir string) error { return nil }
