@@ -1,0 +1,861 @@
+package sinks
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"reflect"
+	"time"
+	"unicode/utf8"
+
+	"github.com/parquet-go/parquet-go"
+	"github.com/parquet-go/parquet-go/compress"
+	"github.com/parquet-go/parquet-go/encoding"
+
+	"github.com/marutalog/maruta/internal/config"
+	"github.com/marutalog/maruta/internal/event"
+	"github.com/marutalog/maruta/internal/msgpack"
+)
+
+// The Parquet encoder turns a chunk into one Parquet file in two streaming
+// passes over the chunk on disk:
+//
+//  1. inspect: find the keys of every record, infer the type of keys the
+//     table does not have yet, add them to the table schema (persisted before
+//     the file is written), and note which columns this chunk uses.
+//  2. write: decode each record once, convert values to their column's type
+//     and hand rows to parquet-go in small batches.
+//
+// So the file schema is fixed before the first row, and memory is bounded by
+// one row group (RowGroupRows rows or rowGroupBytes of records, whichever
+// comes first) plus a batch of rows, never by the chunk or file size.
+//
+// File columns: `time` (INT64 TIMESTAMP(MILLIS, UTC), required), the table's
+// columns that occur in the chunk, in table order, and the overflow column
+// (map<string,string>, NULL when a row has nothing in it). Strings and
+// integers are dictionary encoded (falling back to plain when a column's
+// dictionary passes dictionaryMaxBytes); data pages are v1 with statistics,
+// and the column and offset indexes are written.
+
+const (
+	// rowGroupBytes bounds a row group by the raw size of its records.
+	rowGroupBytes = 64 << 20
+	// rowBatch is how many rows are handed to parquet-go at once.
+	rowBatch = 256
+	// dictionaryMaxBytes is where a column's dictionary gives way to plain.
+	dictionaryMaxBytes = 1 << 20
+	// maxDepth bounds msgpack nesting when converting nested values.
+	maxDepth = 100
+	// arenaBlock is the size of the arena blocks holding a batch's strings.
+	arenaBlock = 1 << 20
+)
+
+// column type codes, for fast switches.
+type colType uint8
+
+const (
+	ctString colType = iota
+	ctJSON
+	ctBigint
+	ctInt
+	ctDouble
+	ctBool
+	ctTimestamp
+	ctMap
+)
+
+func colTypeOf(t string) colType {
+	switch t {
+	case TypeJSON:
+		return ctJSON
+	case TypeBigint:
+		return ctBigint
+	case TypeInt:
+		return ctInt
+	case TypeDouble:
+		return ctDouble
+	case TypeBoolean:
+		return ctBool
+	case TypeTimestamp:
+		return ctTimestamp
+	case TypeMap:
+		return ctMap
+	}
+	return ctString
+}
+
+// Overflow reasons (label values of maruta_sink_overflow_values_total).
+const (
+	reasonTypeConflict = "type_conflict" // value does not fit its column's type
+	reasonUndeclared   = "undeclared"    // declared mode: key without a column
+	reasonInvalidName  = "invalid_name"  // key cannot be a column name (empty, too long, not a string)
+	reasonColumnLimit  = "column_limit"  // schema.max_columns reached
+	reasonDuplicate    = "duplicate"     // two keys of one record map to one column
+)
+
+var overflowReasons = []string{reasonTypeConflict, reasonUndeclared, reasonInvalidName, reasonColumnLimit, reasonDuplicate}
+
+// encodeStats is what encoding one chunk found; the sink adds it to its
+// metrics once the object is delivered.
+type encodeStats struct {
+	rows        int64
+	inputBytes  int64
+	invalidUTF8 int64
+	overflow    map[string]int64 // by reason
+	invalid     int64            // records skipped: not a msgpack map
+	colsAdded   int
+	samples     map[string][]string // a few keys per overflow reason, for the log
+}
+
+func (s *encodeStats) addOverflow(reason string, key []byte) {
+	if s.overflow == nil {
+		s.overflow = map[string]int64{}
+		s.samples = map[string][]string{}
+	}
+	s.overflow[reason]++
+	if ks := s.samples[reason]; len(ks) < 5 {
+		k := string(key)
+		for _, x := range ks {
+			if x == k {
+				return
+			}
+		}
+		s.samples[reason] = append(ks, k)
+	}
+}
+
+// encoder turns a chunk into the bytes of one object.
+type encoder interface {
+	// ext is the object name extension: parquet, jsonl, jsonl.gz.
+	ext() string
+	contentType() string
+	// encode writes the object for c to w. It may be called concurrently.
+	encode(ctx context.Context, c Chunk, w io.Writer) (encodeStats, error)
+}
+
+// parquetEncoder writes Parquet files. Safe for concurrent use.
+type parquetEncoder struct {
+	store        *schemaStore
+	declared     bool
+	overflow     string
+	codec        compress.Codec
+	rowGroupRows int
+	sortByTime   bool
+	tmpDir       string // sort spills; "" = os.TempDir()
+	log          *slog.Logger
+}
+
+func newParquetEncoder(enc *config.Encoding, store *schemaStore, tmpDir string, log *slog.Logger) (*parquetEncoder, error) {
+	var codec compress.Codec
+	switch enc.Compression {
+	case "zstd":
+		codec = &parquet.Zstd
+	case "snappy":
+		codec = &parquet.Snappy
+	case "gzip":
+		codec = &parquet.Gzip
+	case "none":
+		codec = &parquet.Uncompressed
+	default:
+		return nil, fmt.Errorf("parquet compression %q is not zstd, snappy, gzip or none", enc.Compression)
+	}
+	return &parquetEncoder{
+		store:        store,
+		declared:     enc.Schema.Mode == "declared",
+		overflow:     enc.Schema.OverflowColumn,
+		codec:        codec,
+		rowGroupRows: enc.RowGroupRows,
+		sortByTime:   enc.SortByTime,
+		tmpDir:       tmpDir,
+		log:          log,
+	}, nil
+}
+
+func (e *parquetEncoder) ext() string         { return "parquet" }
+func (e *parquetEncoder) contentType() string { return "application/vnd.apache.parquet" }
+
+// keyRef is what a record key maps to.
+type keyRef struct {
+	col     int32  // table column index; -1 when the value goes to overflow; -2 to skip (only nulls seen)
+	pending int32  // index into pqState.pending while pass 1 runs, else -1
+	reason  string // overflow reason when col == -1
+}
+
+type pendingCol struct {
+	name string
+	typ  string
+}
+
+// pqState is the per-encode state.
+type pqState struct {
+	e       *parquetEncoder
+	stats   encodeStats
+	cols    []Column       // table columns (snapshot, then after add)
+	byName  map[string]int // column name → index in cols
+	keys    map[string]*keyRef
+	pending []pendingCol
+	pendBy  map[string]int
+	present []bool
+	sorted  bool
+	lastT   event.Time
+
+	// pass 2
+	fileOf   []int32 // table column → file column, or -1
+	ftypes   []colType
+	leaf     []int // file column → first leaf column index
+	ovLeaf   int
+	slots    []parquet.Value
+	stamp    []uint32
+	maps     []mapRef // map values of the current row
+	entries  []kv
+	overflow []kv
+	gen      uint32
+	arena    arena
+	scratch  []byte
+	flat     []parquet.Value
+	rowEnds  []int
+	rows     []parquet.Row
+}
+
+type kv struct {
+	k, v  []byte
+	vnull bool
+}
+
+type mapRef struct {
+	fc         int
+	start, end int // into entries
+}
+
+func (e *parquetEncoder) encode(ctx context.Context, c Chunk, w io.Writer) (encodeStats, error) {
+	cols, _ := e.store.snapshot()
+	st := &pqState{e: e, keys: map[string]*keyRef{}, pendBy: map[string]int{}, sorted: true}
+	st.setColumns(cols)
+
+	// Pass 1: keys, types, presence, order.
+	n := 0
+	err := c.Scan(func(tag string, t event.Time, rec []byte) error {
+		if n++; n%4096 == 0 {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+		}
+		if t < st.lastT {
+			st.sorted = false
+		}
+		st.lastT = t
+		st.inspect(rec)
+		return nil
+	})
+	if err != nil {
+		return st.stats, fmt.Errorf("read chunk: %w", err)
+	}
+	if err := st.addPending(); err != nil {
+		return st.stats, err
+	}
+
+	// Pass 2: rows.
+	schema := st.fileSchema()
+	pw := parquet.NewWriter(w, schema,
+		parquet.Compression(e.codec),
+		parquet.DataPageVersion(1),
+		parquet.DataPageStatistics(true),
+		parquet.MaxRowsPerRowGroup(int64(e.rowGroupRows)),
+		parquet.DictionaryMaxBytes(dictionaryMaxBytes),
+		parquet.CreatedBy("maruta", "", ""),
+	)
+	wr := rowWriter{st: st, pw: pw, ctx: ctx, rowGroupRows: e.rowGroupRows}
+	if e.sortByTime && !st.sorted {
+		err = sortedScan(c, e.tmpDir, e.rowGroupRows, wr.add)
+	} else {
+		err = c.Scan(func(tag string, t event.Time, rec []byte) error { return wr.add(t, rec) })
+	}
+	if err == nil {
+		err = wr.flushBatch()
+	}
+	if err != nil {
+		return st.stats, fmt.Errorf("encode parquet: %w", err)
+	}
+	if err := pw.Close(); err != nil {
+		return st.stats, fmt.Errorf("encode parquet: %w", err)
+	}
+	return st.stats, nil
+}
+
+func (st *pqState) setColumns(cols []Column) {
+	st.cols = cols
+	st.byName = make(map[string]int, len(cols))
+	for i, c := range cols {
+		st.byName[c.Name] = i
+	}
+	if len(st.present) < len(cols) {
+		st.present = append(st.present, make([]bool, len(cols)-len(st.present))...)
+	}
+}
+
+// inspect is pass 1 for one record.
+func (st *pqState) inspect(rec []byte) {
+	n, b, err := msgpack.ReadMapHeader(rec)
+	if err != nil {
+		return // counted in pass 2
+	}
+	for i := 0; i < n; i++ {
+		var k, v []byte
+		if t := msgpack.Peek(b); t == msgpack.Str || t == msgpack.Bin {
+			k, _, b, err = msgpack.ReadBytes(b)
+		} else {
+			_, b, err = msgpack.ReadRaw(b, maxDepth)
+			k = nil
+		}
+		if err != nil {
+			return
+		}
+		if v, b, err = msgpack.ReadRaw(b, maxDepth); err != nil {
+			return
+		}
+		if k == nil {
+			continue
+		}
+		ref := st.keys[string(k)]
+		if ref == nil {
+			ref = st.resolve(string(k))
+			st.keys[string(k)] = ref
+		}
+		switch {
+		case ref.col >= 0:
+			st.present[ref.col] = true
+		case ref.pending >= 0:
+			if p := &st.pending[ref.pending]; p.typ == "" {
+				p.typ = inferType(v)
+			}
+		}
+	}
+}
+
+// resolve maps a new key to a column, a pending column or the overflow.
+func (st *pqState) resolve(key string) *keyRef {
+	name, ok := st.e.store.columnFor(key)
+	if !ok {
+		return &keyRef{col: -1, pending: -1, reason: reasonInvalidName}
+	}
+	if i, ok := st.byName[name]; ok {
+		return &keyRef{col: int32(i), pending: -1}
+	}
+	if st.e.declared {
+		return &keyRef{col: -1, pending: -1, reason: reasonUndeclared}
+	}
+	p, ok := st.pendBy[name]
+	if !ok {
+		p = len(st.pending)
+		st.pending = append(st.pending, pendingCol{name: name})
+		st.pendBy[name] = p
+	}
+	return &keyRef{col: -1, pending: int32(p)}
+}
+
+// addPending adds the inferred columns to the table and resolves the keys
+// that waited for them.
+func (st *pqState) addPending() error {
+	var add []Column
+	for _, p := range st.pending {
+		if p.typ != "" {
+			add = append(add, Column{Name: p.name, Type: p.typ})
+		}
+	}
+	if len(add) > 0 {
+		cols, added, err := st.e.store.add(add)
+		if err != nil {
+			return err
+		}
+		st.stats.colsAdded = added
+		st.setColumns(cols)
+	}
+	for _, ref := range st.keys {
+		if ref.pending < 0 {
+			continue
+		}
+		p := st.pending[ref.pending]
+		ref.pending = -1
+		if i, ok := st.byName[p.name]; ok {
+			ref.col = int32(i)
+			st.present[i] = true
+		} else if p.typ == "" {
+			ref.col = -2
+		} else {
+			ref.col, ref.reason = -1, reasonColumnLimit
+		}
+	}
+	return nil
+}
+
+// inferType returns the column type for a value, "" for nil.
+func inferType(v []byte) string {
+	switch msgpack.Peek(v) {
+	case msgpack.Str, msgpack.Bin:
+		return TypeString
+	case msgpack.Int:
+		return TypeBigint
+	case msgpack.Float:
+		return TypeDouble
+	case msgpack.Bool:
+		return TypeBoolean
+	case msgpack.Map, msgpack.Array:
+		return TypeJSON
+	case msgpack.Ext:
+		if typ, data, _, err := msgpack.ReadExt(v); err == nil && typ == 0 && len(data) == 8 {
+			return TypeTimestamp
+		}
+		return TypeJSON
+	}
+	return ""
+}
+
+// fileSchema builds the Parquet schema of this file and the leaf layout.
+func (st *pqState) fileSchema() *parquet.Schema {
+	fields := []parquet.Field{field(TimeColumn, parquet.Timestamp(parquet.Millisecond))}
+	st.fileOf = make([]int32, len(st.cols))
+	leaf := 1
+	for i, c := range st.cols {
+		st.fileOf[i] = -1
+		if !st.present[i] {
+			continue
+		}
+		st.fileOf[i] = int32(len(st.ftypes))
+		ct := colTypeOf(c.Type)
+		st.ftypes = append(st.ftypes, ct)
+		st.leaf = append(st.leaf, leaf)
+		fields = append(fields, field(c.Name, nodeOf(ct)))
+		if ct == ctMap {
+			leaf += 2
+		} else {
+			leaf++
+		}
+	}
+	st.ovLeaf = leaf
+	fields = append(fields, field(st.e.overflow, nodeOf(ctMap)))
+	st.slots = make([]parquet.Value, len(st.ftypes))
+	st.stamp = make([]uint32, len(st.ftypes))
+	return parquet.NewSchema("maruta", orderedGroup(fields))
+}
+
+func nodeOf(ct colType) parquet.Node {
+	switch ct {
+	case ctBigint:
+		return parquet.Optional(parquet.Encoded(parquet.Int(64), &parquet.RLEDictionary))
+	case ctInt:
+		return parquet.Optional(parquet.Encoded(parquet.Int(32), &parquet.RLEDictionary))
+	case ctDouble:
+		return parquet.Optional(parquet.Leaf(parquet.DoubleType))
+	case ctBool:
+		return parquet.Optional(parquet.Leaf(parquet.BooleanType))
+	case ctTimestamp:
+		return parquet.Optional(parquet.Timestamp(parquet.Millisecond))
+	case ctMap:
+		return parquet.Optional(parquet.Map(parquet.String(), parquet.Optional(parquet.String())))
+	}
+	return parquet.Optional(parquet.Encoded(parquet.String(), &parquet.RLEDictionary))
+}
+
+// rowWriter is pass 2: records in, rows out to parquet-go.
+type rowWriter struct {
+	st           *pqState
+	pw           *parquet.Writer
+	ctx          context.Context
+	rowGroupRows int
+	groupRows    int
+	groupBytes   int64
+	n            int
+}
+
+func (wr *rowWriter) add(t event.Time, rec []byte) error {
+	st := wr.st
+	if wr.n++; wr.n%4096 == 0 {
+		if err := wr.ctx.Err(); err != nil {
+			return err
+		}
+	}
+	st.stats.inputBytes += int64(len(rec))
+	if !st.appendRow(t, rec) {
+		st.stats.invalid++
+		return nil
+	}
+	st.stats.rows++
+	wr.groupRows++
+	wr.groupBytes += int64(len(rec))
+	if len(st.rowEnds) >= rowBatch {
+		if err := wr.flushBatch(); err != nil {
+			return err
+		}
+	}
+	if wr.groupBytes >= rowGroupBytes && wr.groupRows < wr.rowGroupRows {
+		// parquet-go cuts row groups at rowGroupRows by itself; cut
+		// earlier when the records are large.
+		if err := wr.flushBatch(); err != nil {
+			return err
+		}
+		if err := wr.pw.Flush(); err != nil {
+			return err
+		}
+		wr.groupRows, wr.groupBytes = 0, 0
+	} else if wr.groupRows >= wr.rowGroupRows {
+		wr.groupRows, wr.groupBytes = 0, 0
+	}
+	return nil
+}
+
+func (wr *rowWriter) flushBatch() error {
+	st := wr.st
+	if len(st.rowEnds) == 0 {
+		return nil
+	}
+	st.rows = st.rows[:0]
+	start := 0
+	for _, end := range st.rowEnds {
+		st.rows = append(st.rows, st.flat[start:end:end])
+		start = end
+	}
+	_, err := wr.pw.WriteRows(st.rows)
+	clear(st.flat)
+	clear(st.rows)
+	st.flat, st.rows, st.rowEnds = st.flat[:0], st.rows[:0], st.rowEnds[:0]
+	st.arena.reset()
+	return err
+}
+
+// appendRow converts one record into a row appended to st.rows. It returns
+// false for a record that is not a well-formed msgpack map.
+func (st *pqState) appendRow(t event.Time, rec []byte) bool {
+	if _, err := msgpack.Skip(rec, maxDepth); err != nil || msgpack.Peek(rec) != msgpack.Map {
+		return false
+	}
+	rec = st.arena.copy(rec)
+	st.gen++
+	if st.gen == 0 { // wrapped: reset stamps
+		clear(st.stamp)
+		st.gen = 1
+	}
+	st.maps = st.maps[:0]
+	st.entries = st.entries[:0]
+	st.overflow = st.overflow[:0]
+
+	n, b, _ := msgpack.ReadMapHeader(rec)
+	for i := 0; i < n; i++ {
+		var k, v []byte
+		stringKey := false
+		if tk := msgpack.Peek(b); tk == msgpack.Str || tk == msgpack.Bin {
+			k, _, b, _ = msgpack.ReadBytes(b)
+			stringKey = true
+		} else {
+			k, b, _ = msgpack.ReadRaw(b, maxDepth)
+		}
+		v, b, _ = msgpack.ReadRaw(b, maxDepth)
+		if !stringKey {
+			txt := st.text(k)
+			st.toOverflow(reasonInvalidName, txt, v)
+			continue
+		}
+		ref := st.keys[string(k)]
+		if ref == nil { // cannot happen after pass 1 on the same chunk; be safe
+			ref = &keyRef{col: -1, pending: -1, reason: reasonUndeclared}
+		}
+		switch {
+		case ref.col == -2 || msgpack.Peek(v) == msgpack.Nil:
+			continue
+		case ref.col == -1:
+			st.toOverflow(ref.reason, st.utf8(k), v)
+			continue
+		}
+		fc := st.fileOf[ref.col]
+		if fc < 0 {
+			st.toOverflow(reasonUndeclared, st.utf8(k), v)
+			continue
+		}
+		if st.stamp[fc] == st.gen {
+			st.toOverflow(reasonDuplicate, st.utf8(k), v)
+			continue
+		}
+		if !st.setValue(int(fc), v) {
+			st.toOverflow(reasonTypeConflict, st.utf8(k), v)
+			continue
+		}
+		st.stamp[fc] = st.gen
+	}
+
+	// Emit the row: time, file columns, overflow, in leaf order.
+	st.flat = append(st.flat, parquet.Int64Value(t.UnixMilli()).Level(0, 0, 0))
+	for fc, ct := range st.ftypes {
+		leaf := st.leaf[fc]
+		if ct == ctMap {
+			if st.stamp[fc] != st.gen {
+				st.flat = append(st.flat, parquet.NullValue().Level(0, 0, leaf), parquet.NullValue().Level(0, 0, leaf+1))
+				continue
+			}
+			for _, m := range st.maps {
+				if m.fc == fc {
+					st.appendMap(leaf, st.entries[m.start:m.end])
+				}
+			}
+			continue
+		}
+		if st.stamp[fc] == st.gen {
+			st.flat = append(st.flat, st.slots[fc].Level(0, 1, leaf))
+		} else {
+			st.flat = append(st.flat, parquet.NullValue().Level(0, 0, leaf))
+		}
+	}
+	if len(st.overflow) == 0 {
+		st.flat = append(st.flat, parquet.NullValue().Level(0, 0, st.ovLeaf), parquet.NullValue().Level(0, 0, st.ovLeaf+1))
+	} else {
+		st.appendMap(st.ovLeaf, st.overflow)
+	}
+	// Rows are sliced out of st.flat when the batch is written, since
+	// st.flat may move while it grows.
+	st.rowEnds = append(st.rowEnds, len(st.flat))
+	return true
+}
+
+// appendMap appends the two leaf columns of a map<string,string> value:
+// all keys, then all values (values of a row are ordered by column).
+func (st *pqState) appendMap(leaf int, es []kv) {
+	if len(es) == 0 { // empty map: present, no entries
+		st.flat = append(st.flat, parquet.NullValue().Level(0, 1, leaf), parquet.NullValue().Level(0, 1, leaf+1))
+		return
+	}
+	for i, e := range es {
+		rep := 1
+		if i == 0 {
+			rep = 0
+		}
+		st.flat = append(st.flat, parquet.ByteArrayValue(e.k).Level(rep, 2, leaf))
+	}
+	for i, e := range es {
+		rep := 1
+		if i == 0 {
+			rep = 0
+		}
+		if e.vnull {
+			st.flat = append(st.flat, parquet.NullValue().Level(rep, 2, leaf+1))
+		} else {
+			st.flat = append(st.flat, parquet.ByteArrayValue(e.v).Level(rep, 3, leaf+1))
+		}
+	}
+}
+
+// setValue converts v for file column fc into st.slots (or st.maps). It
+// returns false when v does not fit the column's type.
+func (st *pqState) setValue(fc int, v []byte) bool {
+	switch st.ftypes[fc] {
+	case ctString:
+		t := msgpack.Peek(v)
+		if t != msgpack.Str && t != msgpack.Bin {
+			return false
+		}
+		s, _, _, _ := msgpack.ReadBytes(v)
+		st.slots[fc] = parquet.ByteArrayValue(st.utf8(s))
+	case ctJSON:
+		st.slots[fc] = parquet.ByteArrayValue(st.json(v))
+	case ctBigint:
+		if msgpack.Peek(v) != msgpack.Int {
+			return false
+		}
+		x, _, err := msgpack.ReadInt(v)
+		if err != nil { // uint64 above MaxInt64
+			return false
+		}
+		st.slots[fc] = parquet.Int64Value(x)
+	case ctInt:
+		if msgpack.Peek(v) != msgpack.Int {
+			return false
+		}
+		x, _, err := msgpack.ReadInt(v)
+		if err != nil || x < math.MinInt32 || x > math.MaxInt32 {
+			return false
+		}
+		st.slots[fc] = parquet.Int32Value(int32(x))
+	case ctDouble:
+		switch msgpack.Peek(v) {
+		case msgpack.Float:
+			f, _, _ := msgpack.ReadFloat(v)
+			st.slots[fc] = parquet.DoubleValue(f)
+		case msgpack.Int:
+			x, _, err := msgpack.ReadInt(v)
+			if err != nil || x > 1<<53 || x < -(1<<53) {
+				return false // not exact as a double
+			}
+			st.slots[fc] = parquet.DoubleValue(float64(x))
+		default:
+			return false
+		}
+	case ctBool:
+		x, _, err := msgpack.ReadBool(v)
+		if err != nil {
+			return false
+		}
+		st.slots[fc] = parquet.BooleanValue(x)
+	case ctTimestamp:
+		ms, ok := timestampMillis(v)
+		if !ok {
+			return false
+		}
+		st.slots[fc] = parquet.Int64Value(ms)
+	case ctMap:
+		n, b, err := msgpack.ReadMapHeader(v)
+		if err != nil {
+			return false
+		}
+		start := len(st.entries)
+		for i := 0; i < n; i++ {
+			var k, x []byte
+			k, b, _ = msgpack.ReadRaw(b, maxDepth)
+			x, b, _ = msgpack.ReadRaw(b, maxDepth)
+			e := kv{k: st.text(k)}
+			if msgpack.Peek(x) == msgpack.Nil {
+				e.vnull = true
+			} else {
+				e.v = st.text(x)
+			}
+			st.entries = append(st.entries, e)
+		}
+		st.maps = append(st.maps, mapRef{fc: fc, start: start, end: len(st.entries)})
+	}
+	return true
+}
+
+// timestampMillis reads an EventTime ext or an RFC 3339 string as
+// milliseconds since the epoch.
+func timestampMillis(v []byte) (int64, bool) {
+	switch msgpack.Peek(v) {
+	case msgpack.Ext:
+		typ, data, _, err := msgpack.ReadExt(v)
+		if err != nil || typ != 0 || len(data) != 8 {
+			return 0, false
+		}
+		sec := int64(uint32(data[0])<<24 | uint32(data[1])<<16 | uint32(data[2])<<8 | uint32(data[3]))
+		nsec := int64(uint32(data[4])<<24 | uint32(data[5])<<16 | uint32(data[6])<<8 | uint32(data[7]))
+		return event.FromUnix(sec, nsec).UnixMilli(), true
+	case msgpack.Str:
+		s, _, _ := msgpack.ReadStr(v)
+		t, err := time.Parse(time.RFC3339Nano, string(s))
+		if err != nil {
+			return 0, false
+		}
+		return t.UnixMilli(), true
+	}
+	return 0, false
+}
+
+// toOverflow keeps a value that has no column as text under its key.
+func (st *pqState) toOverflow(reason string, key, v []byte) {
+	st.stats.addOverflow(reason, key)
+	e := kv{k: key}
+	if msgpack.Peek(v) == msgpack.Nil {
+		e.vnull = true
+	} else {
+		e.v = st.text(v)
+	}
+	st.overflow = append(st.overflow, e)
+}
+
+// text renders a value as text: strings as themselves (valid UTF-8),
+// anything else as JSON. The result lives in the batch arena.
+func (st *pqState) text(v []byte) []byte {
+	if t := msgpack.Peek(v); t == msgpack.Str || t == msgpack.Bin {
+		s, _, _, _ := msgpack.ReadBytes(v)
+		return st.utf8(s)
+	}
+	return st.json(v)
+}
+
+// json renders a value as JSON text in the arena.
+func (st *pqState) json(v []byte) []byte {
+	out, _, inv, err := msgpack.AppendJSON(st.scratch[:0], v, maxDepth)
+	if err != nil {
+		out = append(st.scratch[:0], "null"...)
+	}
+	st.scratch = out
+	st.stats.invalidUTF8 += int64(inv)
+	return st.arena.copy(out)
+}
+
+// utf8 returns s, or a copy in the arena with invalid UTF-8 replaced by
+// U+FFFD (counted). s must already live in the arena or the record copy.
+func (st *pqState) utf8(s []byte) []byte {
+	if utf8.Valid(s) {
+		return s
+	}
+	out := st.scratch[:0]
+	for i := 0; i < len(s); {
+		r, size := utf8.DecodeRune(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			out = utf8.AppendRune(out, utf8.RuneError)
+			st.stats.invalidUTF8++
+		} else {
+			out = append(out, s[i:i+size]...)
+		}
+		i += size
+	}
+	st.scratch = out
+	return st.arena.copy(out)
+}
+
+// arena holds the bytes a batch of rows points to, in blocks reused from
+// batch to batch (appending to one slice would move earlier values).
+type arena struct {
+	blocks [][]byte
+	cur    int
+}
+
+func (a *arena) copy(b []byte) []byte {
+	if len(b) > arenaBlock/4 {
+		return append([]byte(nil), b...)
+	}
+	for {
+		if a.cur == len(a.blocks) {
+			a.blocks = append(a.blocks, make([]byte, 0, arenaBlock))
+		}
+		blk := a.blocks[a.cur]
+		if cap(blk)-len(blk) >= len(b) {
+			start := len(blk)
+			blk = append(blk, b...)
+			a.blocks[a.cur] = blk
+			return blk[start:len(blk):len(blk)]
+		}
+		a.cur++
+	}
+}
+
+func (a *arena) reset() {
+	for i := range a.blocks[:min(a.cur+1, len(a.blocks))] {
+		a.blocks[i] = a.blocks[i][:0]
+	}
+	a.cur = 0
+}
+
+// orderedGroup is a Parquet group whose fields keep the order given (a
+// parquet.Group sorts them by name): time first, then the table's columns
+// in the order they were added, then the overflow column.
+type orderedGroup []parquet.Field
+
+func (g orderedGroup) ID() int                     { return 0 }
+func (g orderedGroup) String() string              { return parquet.Group{}.String() }
+func (g orderedGroup) Type() parquet.Type          { return parquet.Group{}.Type() }
+func (g orderedGroup) Optional() bool              { return false }
+func (g orderedGroup) Repeated() bool              { return false }
+func (g orderedGroup) Required() bool              { return true }
+func (g orderedGroup) Leaf() bool                  { return false }
+func (g orderedGroup) Fields() []parquet.Field     { return g }
+func (g orderedGroup) Encoding() encoding.Encoding { return nil }
+func (g orderedGroup) Compression() compress.Codec { return nil }
+func (g orderedGroup) GoType() reflect.Type        { return reflect.TypeFor[map[string]any]() }
+
+type namedField struct {
+	parquet.Node
+	name string
+}
+
+func (f namedField) Name() string                           { return f.name }
+func (f namedField) Value(base reflect.Value) reflect.Value { return reflect.Value{} }
+
+func field(name string, n parquet.Node) parquet.Field { return namedField{n, name} }

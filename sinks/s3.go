@@ -1,0 +1,337 @@
+package sinks
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/feature/s3/transfermanager"
+	tmtypes "github.com/aws/aws-sdk-go-v2/feature/s3/transfermanager/types"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/aws/smithy-go"
+
+	"github.com/marutalog/maruta/internal/config"
+)
+
+// S3Sink uploads each chunk as one object. The object is first encoded into
+// a temporary file under <data_dir>/tmp/<output>/, then uploaded from it:
+// in one PutObject up to multipart_threshold, in parts (transfer manager)
+// above. Every upload carries If-None-Match: * so S3 refuses to overwrite;
+// a refusal (412) of an object with the same size counts as delivered (a
+// retry after a crash between upload and the buffer's delete).
+//
+// Errors: throttling, 5xx, timeouts and network errors are returned as is
+// (the buffer retries); access denied, no such bucket, invalid credentials
+// and other request errors retrying cannot fix are Permanent (the buffer
+// moves the chunk to its dead-letter folder), and logged.
+//
+// Write is safe for concurrent use. Close removes nothing and does not wait
+// for uploads: the buffer stops calling Write first.
+type S3Sink struct {
+	*common
+	cfg       *config.S3Output
+	client    *s3.Client
+	tm        *transfermanager.Client
+	tmpDir    string
+	threshold int64
+	timeout   time.Duration
+	endpoint  string
+}
+
+var _ Sink = (*S3Sink)(nil)
+
+func newS3Sink(opts Options) (*S3Sink, error) {
+	cfg := opts.Output.S3
+	tmpDir := filepath.Join(opts.DataDir, "tmp", opts.Output.Name)
+	if err := os.MkdirAll(tmpDir, 0o755); err != nil {
+		return nil, fmt.Errorf("output %s: %w", opts.Output.Name, err)
+	}
+	// Staged files of a previous run are garbage: their chunks are still in
+	// the buffer and will be encoded again.
+	if old, _ := filepath.Glob(filepath.Join(tmpDir, ".upload-*")); len(old) > 0 {
+		for _, f := range old {
+			os.Remove(f)
+		}
+	}
+	c, err := newCommon(opts, &cfg.Encoding, cfg.Path, cfg.ObjectKey, cfg.Buffer.ChunkKeys, tmpDir)
+	if err != nil {
+		return nil, err
+	}
+	s := &S3Sink{common: c, cfg: cfg, tmpDir: tmpDir, threshold: int64(cfg.MultipartThreshold), timeout: cfg.Timeout.D()}
+	if s.timeout <= 0 {
+		s.timeout = config.DefaultS3Timeout
+	}
+
+	var loadOpts []func(*awsconfig.LoadOptions) error
+	if cfg.Region != "" {
+		loadOpts = append(loadOpts, awsconfig.WithRegion(cfg.Region))
+	}
+	if cfg.AccessKeyID != "" {
+		loadOpts = append(loadOpts, awsconfig.WithCredentialsProvider(
+			credentials.NewStaticCredentialsProvider(cfg.AccessKeyID, cfg.SecretAccessKey, "")))
+	}
+	awsCfg, err := awsconfig.LoadDefaultConfig(context.Background(), loadOpts...)
+	if err != nil {
+		return nil, fmt.Errorf("output %s: load AWS config: %w", opts.Output.Name, err)
+	}
+	s.endpoint = cfg.Endpoint
+	if s.endpoint == "" {
+		s.endpoint = os.Getenv("AWS_ENDPOINT_URL_S3")
+	}
+	if s.endpoint == "" {
+		s.endpoint = os.Getenv("AWS_ENDPOINT_URL")
+	}
+	pathStyle := s.endpoint != ""
+	if cfg.ForcePathStyle != nil {
+		pathStyle = *cfg.ForcePathStyle
+	}
+	if awsCfg.Region == "" {
+		if s.endpoint == "" {
+			return nil, fmt.Errorf("output %s: no AWS region: set region or AWS_REGION", opts.Output.Name)
+		}
+		awsCfg.Region = "us-east-1" // S3-compatible servers rarely care
+	}
+	s.client = s3.NewFromConfig(awsCfg, func(o *s3.Options) {
+		if s.endpoint != "" {
+			o.BaseEndpoint = aws.String(s.endpoint)
+			// S3-compatible servers may not know the newer checksums.
+			o.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenRequired
+			o.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenRequired
+		}
+		o.UsePathStyle = pathStyle
+	})
+	s.tm = transfermanager.New(s.client, func(o *transfermanager.Options) {
+		o.PartSizeBytes = int64(cfg.PartSize)
+		o.MultipartUploadThreshold = int64(cfg.MultipartThreshold)
+		o.Concurrency = 3
+		o.FailTimeout = 30 * time.Second
+		if s.endpoint != "" {
+			o.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenRequired
+		} else {
+			o.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenSupported
+		}
+	})
+	c.log.Info("s3 sink ready", "bucket", cfg.Bucket, "region", awsCfg.Region, "endpoint", s.endpoint, "path_style", pathStyle)
+	return s, nil
+}
+
+// Write encodes c into a staged file and uploads it.
+func (s *S3Sink) Write(ctx context.Context, c Chunk) error {
+	start := time.Now()
+	defer func() { s.metrics.duration.Observe(since(start)) }()
+	info := c.Info()
+	key, err := s.keys.render(info, s.enc.ext())
+	if err != nil {
+		s.metrics.errors.WithLabelValues(kindOther).Inc()
+		return Permanent(fmt.Errorf("s3 sink %s: object key: %w", s.name, err))
+	}
+	f, err := os.CreateTemp(s.tmpDir, ".upload-*")
+	if err != nil {
+		s.metrics.errors.WithLabelValues(kindIO).Inc()
+		return fmt.Errorf("s3 sink %s: stage: %w", s.name, err)
+	}
+	defer func() {
+		f.Close()
+		os.Remove(f.Name())
+	}()
+	bw := bufio.NewWriterSize(f, 1<<20)
+	st, err := s.enc.encode(ctx, c, bw)
+	s.metrics.columnsAdded.Add(float64(st.colsAdded))
+	st.colsAdded = 0
+	if err == nil {
+		err = bw.Flush()
+	}
+	if err != nil {
+		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+			return err
+		}
+		s.metrics.errors.WithLabelValues(kindEncode).Inc()
+		return fmt.Errorf("s3 sink %s: %w", s.name, err)
+	}
+	size, err := f.Seek(0, io.SeekCurrent)
+	if err != nil {
+		s.metrics.errors.WithLabelValues(kindIO).Inc()
+		return fmt.Errorf("s3 sink %s: stage: %w", s.name, err)
+	}
+
+	uctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	err = s.upload(uctx, f, key, size)
+	if err != nil && isPreconditionFailed(err) {
+		err = s.checkExisting(uctx, key, size)
+		if err == nil {
+			s.metrics.conflicts.Inc()
+			s.log.Info("object already exists with the same size: chunk counted as delivered", "chunk", info.ID, "key", key, "bytes", size)
+		}
+	}
+	if err != nil {
+		return s.failed(info, key, err)
+	}
+	s.metrics.delivered(size, st)
+	s.logStats(info, st)
+	s.log.Debug("chunk uploaded", "chunk", info.ID, "key", key, "bytes", size, "rows", st.rows)
+	return nil
+}
+
+func (s *S3Sink) upload(ctx context.Context, f *os.File, key string, size int64) error {
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return err
+	}
+	var sse s3types.ServerSideEncryption
+	switch s.cfg.ServerSideEncryption {
+	case "AES256":
+		sse = s3types.ServerSideEncryptionAes256
+	case "aws:kms":
+		sse = s3types.ServerSideEncryptionAwsKms
+	}
+	var kmsKey *string
+	if s.cfg.SSEKMSKeyID != "" {
+		kmsKey = aws.String(s.cfg.SSEKMSKeyID)
+	}
+	var bucketKey *bool
+	if s.cfg.BucketKeyEnabled {
+		bucketKey = aws.Bool(true)
+	}
+	if size <= s.threshold {
+		_, err := s.client.PutObject(ctx, &s3.PutObjectInput{
+			Bucket:               aws.String(s.cfg.Bucket),
+			Key:                  aws.String(key),
+			Body:                 f,
+			ContentLength:        aws.Int64(size),
+			ContentType:          aws.String(s.enc.contentType()),
+			IfNoneMatch:          aws.String("*"),
+			ServerSideEncryption: sse,
+			SSEKMSKeyId:          kmsKey,
+			BucketKeyEnabled:     bucketKey,
+			StorageClass:         s3types.StorageClass(s.cfg.StorageClass),
+		})
+		return err
+	}
+	_, err := s.tm.UploadObject(ctx, &transfermanager.UploadObjectInput{
+		Bucket:               aws.String(s.cfg.Bucket),
+		Key:                  aws.String(key),
+		Body:                 f,
+		ContentLength:        aws.Int64(size),
+		ContentType:          aws.String(s.enc.contentType()),
+		IfNoneMatch:          aws.String("*"),
+		ServerSideEncryption: tmtypes.ServerSideEncryption(sse),
+		SSEKMSKeyID:          kmsKey,
+		BucketKeyEnabled:     bucketKey,
+		StorageClass:         tmtypes.StorageClass(s.cfg.StorageClass),
+	})
+	return err
+}
+
+// checkExisting decides about an object that refused the conditional put:
+// delivered when it has the size of the staged file, else a Permanent
+// conflict (another writer uses the same node name and chunk id, or the
+// encoding changed between attempts): the chunk goes to the dead letter
+// instead of being counted as delivered.
+func (s *S3Sink) checkExisting(ctx context.Context, key string, size int64) error {
+	head, err := s.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(s.cfg.Bucket), Key: aws.String(key)})
+	if err != nil {
+		return fmt.Errorf("check existing object: %w", err)
+	}
+	if got := aws.ToInt64(head.ContentLength); got != size {
+		s.metrics.errors.WithLabelValues(kindConflict).Inc()
+		return Permanent(fmt.Errorf("object s3://%s/%s exists with %d bytes, this chunk encodes to %d: is another maruta using node name %q?", s.cfg.Bucket, key, got, size, s.keys.node))
+	}
+	return nil
+}
+
+// failed classifies an upload error, counts and logs it.
+func (s *S3Sink) failed(info ChunkInfo, key string, err error) error {
+	if IsPermanent(err) {
+		s.log.Error("upload failed permanently: chunk goes to the dead letter", "chunk", info.ID, "key", key, "err", err)
+		return err
+	}
+	kind, permanent := classifyS3Error(err)
+	s.metrics.errors.WithLabelValues(kind).Inc()
+	err = fmt.Errorf("s3 sink %s: upload s3://%s/%s: %w", s.name, s.cfg.Bucket, key, err)
+	if permanent {
+		s.log.Error("upload failed permanently (check bucket, credentials and permissions): chunk goes to the dead letter", "chunk", info.ID, "key", key, "err", err)
+		return Permanent(err)
+	}
+	s.log.Warn("upload failed, will retry", "chunk", info.ID, "key", key, "kind", kind, "err", err)
+	return err
+}
+
+// permanentCodes are S3 error codes that retrying cannot fix.
+var permanentCodes = map[string]bool{
+	"AccessDenied": true, "AllAccessDisabled": true, "AccountProblem": true,
+	"InvalidAccessKeyId": true, "SignatureDoesNotMatch": true, "InvalidToken": true,
+	"NoSuchBucket": true, "InvalidBucketName": true, "InvalidStorageClass": true,
+	"InvalidArgument": true, "InvalidEncryptionAlgorithmError": true,
+	"KMS.DisabledException": true, "KMS.NotFoundException": true, "KMS.InvalidKeyUsageException": true,
+	"KMS.KMSInvalidStateException": true, "AuthorizationHeaderMalformed": true,
+	"InvalidBucketState": true, "MethodNotAllowed": true, "Forbidden": true,
+	"UnrecognizedClientException": true, "InvalidClientTokenId": true,
+}
+
+// throttleCodes are S3 error codes asking to slow down.
+var throttleCodes = map[string]bool{
+	"SlowDown": true, "Throttling": true, "ThrottlingException": true, "RequestLimitExceeded": true,
+	"TooManyRequestsException": true, "ServiceUnavailable": true, "RequestThrottled": true,
+}
+
+// classifyS3Error returns the error kind and whether retrying is useless.
+func classifyS3Error(err error) (kind string, permanent bool) {
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+		return kindNetwork, false
+	}
+	var ae smithy.APIError
+	if errors.As(err, &ae) {
+		code := ae.ErrorCode()
+		switch {
+		case permanentCodes[code]:
+			return kindPermanent, true
+		case throttleCodes[code]:
+			return kindThrottle, false
+		}
+	}
+	var re *awshttp.ResponseError
+	if errors.As(err, &re) {
+		switch st := re.HTTPStatusCode(); {
+		case st == http.StatusTooManyRequests || st == http.StatusServiceUnavailable:
+			return kindThrottle, false
+		case st >= 500:
+			return kindServer, false
+		case st == http.StatusForbidden || st == http.StatusNotFound || st == http.StatusBadRequest || st == http.StatusMethodNotAllowed:
+			return kindPermanent, true
+		case st == http.StatusConflict || st == http.StatusRequestTimeout:
+			return kindServer, false
+		}
+		return kindOther, false
+	}
+	var ne net.Error
+	if errors.As(err, &ne) || errors.Is(err, io.ErrUnexpectedEOF) || strings.Contains(err.Error(), "connection") {
+		return kindNetwork, false
+	}
+	return kindOther, false
+}
+
+// isPreconditionFailed reports a refused conditional put (412).
+func isPreconditionFailed(err error) bool {
+	var ae smithy.APIError
+	if errors.As(err, &ae) && ae.ErrorCode() == "PreconditionFailed" {
+		return true
+	}
+	var re *awshttp.ResponseError
+	return errors.As(err, &re) && re.HTTPStatusCode() == http.StatusPreconditionFailed
+}
+
+// Close implements Sink.
+func (s *S3Sink) Close() error { return nil }
