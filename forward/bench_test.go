@@ -1,0 +1,217 @@
+package forward
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/marutalog/maruta/internal/event"
+	"github.com/marutalog/maruta/internal/msgpack"
+)
+
+// dockerRecord builds a record shaped like Docker's fluentd log driver's,
+// size bytes long (size >= 130).
+func dockerRecord(size int) []byte {
+	head := func(logLen int) []byte {
+		b := msgpack.AppendMapHeader(nil, 4)
+		b = msgpack.AppendString(b, "container_id")
+		b = msgpack.AppendString(b, strings.Repeat("3f", 32))
+		b = msgpack.AppendString(b, "container_name")
+		b = msgpack.AppendString(b, "/my-app-web-1")
+		b = msgpack.AppendString(b, "source")
+		b = msgpack.AppendString(b, "stdout")
+		b = msgpack.AppendString(b, "log")
+		return msgpack.AppendString(b, strings.Repeat("x", logLen))
+	}
+	n := size - len(head(0))
+	for len(head(n)) > size {
+		n--
+	}
+	return head(n)
+}
+
+// packedRequest is a PackedForward request of n Docker-shaped records of
+// recSize bytes with EventTime times.
+func packedRequest(n, recSize int) []byte {
+	r := dockerRecord(recSize)
+	var payload []byte
+	for i := range n {
+		payload = msgpack.AppendArrayHeader(payload, 2)
+		payload = msgpack.AppendEventTime(payload, T0+int64(i/1000), int64(i%1000)*1000)
+		payload = append(payload, r...)
+	}
+	return arr(str("docker.web"), bin(payload), obj(str("size"), num(int64(n)), str("chunk"), str("MTIzNDU2Nzg5MDEyMzQ1Ng==\n")))
+}
+
+func TestDockerRecordSize(t *testing.T) {
+	if n := len(dockerRecord(250)); n != 250 {
+		t.Fatalf("record is %d bytes", n)
+	}
+}
+
+// BenchmarkDecodePackedForward frames and decodes a PackedForward request
+// of 1000 Docker-shaped 250-byte records: the receiver's hot path without
+// the socket.
+func BenchmarkDecodePackedForward(b *testing.B) {
+	const n = 1000
+	req := packedRequest(n, 250)
+	fr := newFramer(64<<20, 100)
+	d := newDecoder(100, 256<<20)
+	defer d.close()
+	var r request
+	run := func() {
+		fr.reset()
+		if k, err := fr.next(req); err != nil || k != len(req) {
+			b.Fatalf("frame: %d %v", k, err)
+		}
+		if err := d.decode(req, event.Now(), &r); err != nil || len(r.events) != n {
+			b.Fatalf("decode: %v, %d events", err, len(r.events))
+		}
+	}
+	run()
+	allocs := testing.AllocsPerRun(100, run)
+	b.SetBytes(int64(len(req)))
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		run()
+	}
+	b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "records/s")
+	b.ReportMetric(allocs/n, "allocs/record")
+}
+
+// BenchmarkDecodeForward is the same records in Forward mode (an array of
+// entries, framed record by record).
+func BenchmarkDecodeForward(b *testing.B) {
+	const n = 1000
+	r := dockerRecord(250)
+	entries := make([][]byte, n)
+	for i := range entries {
+		entries[i] = entry(et(T0, int64(i)), r)
+	}
+	req := arr(str("docker.web"), arr(entries...), chunkOpt("c"))
+	fr := newFramer(64<<20, 100)
+	d := newDecoder(100, 256<<20)
+	var rq request
+	b.SetBytes(int64(len(req)))
+	b.ReportAllocs()
+	for b.Loop() {
+		fr.reset()
+		if k, err := fr.next(req); err != nil || k != len(req) {
+			b.Fatalf("frame: %d %v", k, err)
+		}
+		if err := d.decode(req, event.Now(), &rq); err != nil || len(rq.events) != n {
+			b.Fatalf("decode: %v", err)
+		}
+	}
+	b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "records/s")
+}
+
+// BenchmarkDecodeCompressedGzip decodes the same request gzip-compressed.
+func BenchmarkDecodeCompressedGzip(b *testing.B) {
+	const n = 1000
+	plain := packedRequest(n, 250)
+	_, p, _ := msgpack.ReadArrayHeader(plain)
+	_, p, _ = msgpack.ReadStr(p)
+	payload, _, _, _ := msgpack.ReadBytes(p)
+	req := arr(str("docker.web"), bin(gz(payload)), obj(str("compressed"), str("gzip"), str("chunk"), str("c")))
+	fr := newFramer(64<<20, 100)
+	d := newDecoder(100, 256<<20)
+	var rq request
+	b.SetBytes(int64(len(payload)))
+	b.ReportAllocs()
+	for b.Loop() {
+		fr.reset()
+		fr.next(req)
+		if err := d.decode(req, event.Now(), &rq); err != nil || len(rq.events) != n {
+			b.Fatalf("decode: %v", err)
+		}
+	}
+	b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "records/s")
+}
+
+// BenchmarkFramer frames a 4 MiB Forward-mode request (16000 entries, so
+// every record is walked) arriving whole, and in 4 KiB or 64-byte reads:
+// MB/s must not fall with the read size, because the framer never rescans
+// what it has seen.
+func BenchmarkFramer(b *testing.B) {
+	r := dockerRecord(250)
+	entries := make([][]byte, 16000)
+	for i := range entries {
+		entries[i] = entry(et(T0, int64(i)), r)
+	}
+	req := arr(str("docker.web"), arr(entries...), chunkOpt("c"))
+	for _, read := range []int{len(req), 4096, 64} {
+		b.Run(fmt.Sprintf("read=%d", read), func(b *testing.B) {
+			fr := newFramer(64<<20, 100)
+			b.SetBytes(int64(len(req)))
+			for b.Loop() {
+				fr.reset()
+				for end := read; ; end += read {
+					end = min(end, len(req))
+					k, err := fr.next(req[:end])
+					if err != nil {
+						b.Fatal(err)
+					}
+					if k > 0 {
+						break
+					}
+				}
+			}
+		})
+	}
+}
+
+type nopConsumer struct{}
+
+func (nopConsumer) Consume(context.Context, *event.Batch) error { return nil }
+
+// BenchmarkServerLoopback is the whole server path over loopback TCP: a
+// client sends PackedForward requests of 1000 Docker-shaped records with a
+// chunk option, and waits for each ack before the next (like fluentd with
+// require_ack_response); the consumer does nothing. Several connections
+// run at once.
+func BenchmarkServerLoopback(b *testing.B) {
+	for _, conns := range []int{1, 4} {
+		b.Run(fmt.Sprintf("conns=%d", conns), func(b *testing.B) {
+			const n = 1000
+			ts := startServer(b, testSource(), nopConsumer{})
+			req := packedRequest(n, 250)
+			clients := make([]*client, conns)
+			for i := range clients {
+				clients[i] = dial(b, ts.Addr())
+			}
+			b.SetBytes(int64(len(req)))
+			b.ResetTimer()
+			var next = make(chan struct{})
+			errs := make(chan error, conns)
+			for _, c := range clients {
+				go func() {
+					for range next {
+						if err := c.send(req, 0); err != nil {
+							errs <- err
+							return
+						}
+						if _, err := c.readAck(10 * time.Second); err != nil {
+							errs <- err
+							return
+						}
+					}
+					errs <- nil
+				}()
+			}
+			for range b.N {
+				next <- struct{}{}
+			}
+			close(next)
+			for range conns {
+				if err := <-errs; err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "records/s")
+		})
+	}
+}
