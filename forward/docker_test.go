@@ -325,4 +325,3 @@ func TestDockerManyContainers(t *testing.T) {
 		next[e.Tag]++
 	}
 }
-
