@@ -207,7 +207,7 @@ func (g *dockerGen) record(i int) map[string]any {
 		"status": status, "latency_ms": float64(g.rnd.IntN(50000)) / 100, "bytes": g.rnd.IntN(100000),
 		"request_id": fmt.Sprintf("%016x", g.rnd.Uint64()), "user_agent": agents[g.rnd.IntN(len(agents))],
 		"remote_addr": fmt.Sprintf("10.%d.%d.%d", g.rnd.IntN(256), g.rnd.IntN(256), g.rnd.IntN(256)),
-		"msg": "request served",
+		"msg":         "request served",
 	}
 	rec := map[string]any{
 		"container_id":   g.ids[c],

@@ -45,7 +45,7 @@ const (
 	// rowBatch is how many rows are handed to parquet-go at once.
 	rowBatch = 256
 	// dictionaryMaxBytes is where a column's dictionary gives way to plain.
-	dictionaryMaxBytes = 1 << 20
+	dictionaryMaxBytes = 65536
 	// maxDepth bounds msgpack nesting when converting nested values.
 	maxDepth = 100
 	// arenaBlock is the size of the arena blocks holding a batch's strings.
@@ -181,6 +181,33 @@ type keyRef struct {
 	col     int32  // table column index; -1 when the value goes to overflow; -2 to skip (only nulls seen)
 	pending int32  // index into pqState.pending while pass 1 runs, else -1
 	reason  string // overflow reason when col == -1
+	sample  *cardSample
+}
+
+// cardSample estimates a column's cardinality from its first values in the
+// chunk, to choose dictionary or plain encoding for the file.
+type cardSample struct {
+	n    int
+	seen map[string]struct{}
+}
+
+// sampleSize is how many values per column pass 1 samples.
+const sampleSize = 1024
+
+func (c *cardSample) add(v []byte) {
+	if c.n >= sampleSize {
+		return
+	}
+	c.n++
+	if _, ok := c.seen[string(v)]; !ok {
+		c.seen[string(v)] = struct{}{}
+	}
+}
+
+// dictionary reports whether dictionary encoding pays: at most half the
+// sampled values are distinct (or there are too few to tell).
+func (c *cardSample) dictionary() bool {
+	return c == nil || c.n < 16 || 2*len(c.seen) <= c.n
 }
 
 type pendingCol struct {
@@ -195,6 +222,8 @@ type pqState struct {
 	cols    []Column       // table columns (snapshot, then after add)
 	byName  map[string]int // column name → index in cols
 	keys    map[string]*keyRef
+	samples map[string]*cardSample // by column name
+	pos     []posEntry             // last key seen at each position of a record
 	pending []pendingCol
 	pendBy  map[string]int
 	present []bool
@@ -231,7 +260,7 @@ type mapRef struct {
 
 func (e *parquetEncoder) encode(ctx context.Context, c Chunk, w io.Writer) (encodeStats, error) {
 	cols, _ := e.store.snapshot()
-	st := &pqState{e: e, keys: map[string]*keyRef{}, pendBy: map[string]int{}, sorted: true}
+	st := &pqState{e: e, keys: map[string]*keyRef{}, samples: map[string]*cardSample{}, pendBy: map[string]int{}, sorted: true}
 	st.setColumns(cols)
 
 	// Pass 1: keys, types, presence, order.
@@ -318,10 +347,9 @@ func (st *pqState) inspect(rec []byte) {
 		if k == nil {
 			continue
 		}
-		ref := st.keys[string(k)]
-		if ref == nil {
-			ref = st.resolve(string(k))
-			st.keys[string(k)] = ref
+		ref := st.ref(i, k)
+		if ref.sample != nil && ref.sample.n < sampleSize {
+			ref.sample.add(v)
 		}
 		switch {
 		case ref.col >= 0:
@@ -334,14 +362,47 @@ func (st *pqState) inspect(rec []byte) {
 	}
 }
 
+// ref returns what key k (the i-th of its record) maps to, resolving a new
+// key. Records of one source repeat their keys in the same order, so the
+// last key seen at each position is checked before the map.
+func (st *pqState) ref(i int, k []byte) *keyRef {
+	if i < len(st.pos) {
+		if e := &st.pos[i]; e.ref != nil && e.key == string(k) {
+			return e.ref
+		}
+	}
+	ref := st.keys[string(k)]
+	if ref == nil {
+		ref = st.resolve(string(k))
+		st.keys[string(k)] = ref
+	}
+	if i < 64 {
+		for len(st.pos) <= i {
+			st.pos = append(st.pos, posEntry{})
+		}
+		st.pos[i] = posEntry{key: string(k), ref: ref}
+	}
+	return ref
+}
+
+type posEntry struct {
+	key string
+	ref *keyRef
+}
+
 // resolve maps a new key to a column, a pending column or the overflow.
 func (st *pqState) resolve(key string) *keyRef {
 	name, ok := st.e.store.columnFor(key)
 	if !ok {
 		return &keyRef{col: -1, pending: -1, reason: reasonInvalidName}
 	}
+	sample := st.samples[name]
+	if sample == nil {
+		sample = &cardSample{seen: map[string]struct{}{}}
+		st.samples[name] = sample
+	}
 	if i, ok := st.byName[name]; ok {
-		return &keyRef{col: int32(i), pending: -1}
+		return &keyRef{col: int32(i), pending: -1, sample: sample}
 	}
 	if st.e.declared {
 		return &keyRef{col: -1, pending: -1, reason: reasonUndeclared}
@@ -352,7 +413,7 @@ func (st *pqState) resolve(key string) *keyRef {
 		st.pending = append(st.pending, pendingCol{name: name})
 		st.pendBy[name] = p
 	}
-	return &keyRef{col: -1, pending: int32(p)}
+	return &keyRef{col: -1, pending: int32(p), sample: sample}
 }
 
 // addPending adds the inferred columns to the table and resolves the keys
@@ -426,7 +487,7 @@ func (st *pqState) fileSchema() *parquet.Schema {
 		ct := colTypeOf(c.Type)
 		st.ftypes = append(st.ftypes, ct)
 		st.leaf = append(st.leaf, leaf)
-		fields = append(fields, field(c.Name, nodeOf(ct)))
+		fields = append(fields, field(c.Name, nodeOf(ct, st.samples[c.Name].dictionary())))
 		if ct == ctMap {
 			leaf += 2
 		} else {
@@ -434,18 +495,26 @@ func (st *pqState) fileSchema() *parquet.Schema {
 		}
 	}
 	st.ovLeaf = leaf
-	fields = append(fields, field(st.e.overflow, nodeOf(ctMap)))
+	fields = append(fields, field(st.e.overflow, nodeOf(ctMap, false)))
 	st.slots = make([]parquet.Value, len(st.ftypes))
 	st.stamp = make([]uint32, len(st.ftypes))
 	return parquet.NewSchema("maruta", orderedGroup(fields))
 }
 
-func nodeOf(ct colType) parquet.Node {
+// nodeOf returns the Parquet node of a column type; strings and integers
+// are dictionary encoded when dict is true.
+func nodeOf(ct colType, dict bool) parquet.Node {
+	enc := func(n parquet.Node) parquet.Node {
+		if dict {
+			return parquet.Encoded(n, &parquet.RLEDictionary)
+		}
+		return n
+	}
 	switch ct {
 	case ctBigint:
-		return parquet.Optional(parquet.Encoded(parquet.Int(64), &parquet.RLEDictionary))
+		return parquet.Optional(enc(parquet.Int(64)))
 	case ctInt:
-		return parquet.Optional(parquet.Encoded(parquet.Int(32), &parquet.RLEDictionary))
+		return parquet.Optional(enc(parquet.Int(32)))
 	case ctDouble:
 		return parquet.Optional(parquet.Leaf(parquet.DoubleType))
 	case ctBool:
@@ -455,7 +524,7 @@ func nodeOf(ct colType) parquet.Node {
 	case ctMap:
 		return parquet.Optional(parquet.Map(parquet.String(), parquet.Optional(parquet.String())))
 	}
-	return parquet.Optional(parquet.Encoded(parquet.String(), &parquet.RLEDictionary))
+	return parquet.Optional(enc(parquet.String()))
 }
 
 // rowWriter is pass 2: records in, rows out to parquet-go.
@@ -527,7 +596,7 @@ func (wr *rowWriter) flushBatch() error {
 // appendRow converts one record into a row appended to st.rows. It returns
 // false for a record that is not a well-formed msgpack map.
 func (st *pqState) appendRow(t event.Time, rec []byte) bool {
-	if _, err := msgpack.Skip(rec, maxDepth); err != nil || msgpack.Peek(rec) != msgpack.Map {
+	if msgpack.Peek(rec) != msgpack.Map {
 		return false
 	}
 	rec = st.arena.copy(rec)
@@ -540,26 +609,33 @@ func (st *pqState) appendRow(t event.Time, rec []byte) bool {
 	st.entries = st.entries[:0]
 	st.overflow = st.overflow[:0]
 
-	n, b, _ := msgpack.ReadMapHeader(rec)
+	n, b, err := msgpack.ReadMapHeader(rec)
+	if err != nil {
+		return false
+	}
 	for i := 0; i < n; i++ {
 		var k, v []byte
 		stringKey := false
 		if tk := msgpack.Peek(b); tk == msgpack.Str || tk == msgpack.Bin {
-			k, _, b, _ = msgpack.ReadBytes(b)
+			k, _, b, err = msgpack.ReadBytes(b)
 			stringKey = true
 		} else {
-			k, b, _ = msgpack.ReadRaw(b, maxDepth)
+			k, b, err = msgpack.ReadRaw(b, maxDepth)
 		}
-		v, b, _ = msgpack.ReadRaw(b, maxDepth)
+		if err != nil {
+			return false
+		}
+		// ReadRaw checks the whole value, so converting it cannot fail on
+		// malformed bytes.
+		if v, b, err = msgpack.ReadRaw(b, maxDepth); err != nil {
+			return false
+		}
 		if !stringKey {
 			txt := st.text(k)
 			st.toOverflow(reasonInvalidName, txt, v)
 			continue
 		}
-		ref := st.keys[string(k)]
-		if ref == nil { // cannot happen after pass 1 on the same chunk; be safe
-			ref = &keyRef{col: -1, pending: -1, reason: reasonUndeclared}
-		}
+		ref := st.ref(i, k)
 		switch {
 		case ref.col == -2 || msgpack.Peek(v) == msgpack.Nil:
 			continue
