@@ -19,6 +19,10 @@ type StepCommon struct {
 	Name string `yaml:"name,omitempty"`
 	// Match is a fluentd tag pattern. Default "**" (every tag).
 	Match string `yaml:"match,omitempty"`
+	// Exclude is a tag pattern the step skips even when Match matches. The
+	// fluent.conf importer uses it for a <filter> that follows a <match>
+	// catching some of its tags, which fluentd never applies to them.
+	Exclude string `yaml:"exclude,omitempty"`
 }
 
 // ParseStep is fluentd's filter_parser.
@@ -39,6 +43,13 @@ type ParseStep struct {
 	TimeFormat         string `yaml:"time_format,omitempty"`
 	TimeType           string `yaml:"time_type,omitempty"`
 	KeepTimeKey        bool   `yaml:"keep_time_key,omitempty"`
+	// Timezone reads times whose format has no %z: "+09:00", "-0500" or an
+	// IANA name. Default UTC.
+	Timezone string `yaml:"timezone,omitempty"`
+	// EmitInvalidRecordToError sends records that fail to parse to the
+	// error route (re-tagged maruta.error.<tag>); false drops them (counted).
+	// Default true. With reserve_data, unparsable text passes on instead.
+	EmitInvalidRecordToError *bool `yaml:"emit_invalid_record_to_error,omitempty"`
 	// Types converts parsed fields: "key:integer,key2:float" style map.
 	Types map[string]string `yaml:"types,omitempty"`
 	// OnlyObjects, for format json, treats a line that is valid JSON but not

@@ -1,0 +1,174 @@
+package router
+
+import (
+	"context"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Per-step counters are accumulated per Consume call in the call's state and
+// added to Prometheus once per call, so the hot path does no atomic
+// operations per event.
+const (
+	cIn = iota
+	cOut
+	cRewrite
+	cUnmatchedKeep
+	cUnmatchedDrop
+	cLoopCut
+	cParseReservedKeyMissing
+	cParseReservedInvalid
+	cParseErrorKeyMissing
+	cParseErrorNotString
+	cParseErrorInvalid
+	cParseErrorTime
+	cParseDroppedKeyMissing
+	cParseDroppedNotString
+	cParseDroppedInvalid
+	cParseDroppedTime
+	cGrepDropped
+	cFragments
+	cAssembled
+	cSplit
+	cEvicted
+	nCounters
+)
+
+type metrics struct {
+	eventsIn          prometheus.Counter
+	stepIn            *prometheus.CounterVec
+	stepOut           *prometheus.CounterVec
+	rewrites          *prometheus.CounterVec
+	unmatched         *prometheus.CounterVec
+	loopCuts          *prometheus.CounterVec
+	parseFailures     *prometheus.CounterVec
+	errorRoute        *prometheus.CounterVec
+	partialFragments  *prometheus.CounterVec
+	partialsAssembled *prometheus.CounterVec
+	partialsTimedOut  *prometheus.CounterVec
+	partialsSplit     *prometheus.CounterVec
+	partialsEvicted   *prometheus.CounterVec
+	partialsPending   *prometheus.GaugeVec
+	partialsBytes     *prometheus.GaugeVec
+	outputEvents      *prometheus.CounterVec
+	outputErrors      *prometheus.CounterVec
+	dropped           *prometheus.CounterVec
+	unroutable        prometheus.Counter
+	cacheResets       prometheus.Counter
+}
+
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	cv := func(name, help string, labels ...string) *prometheus.CounterVec {
+		return prometheus.NewCounterVec(prometheus.CounterOpts{Name: "maruta_router_" + name, Help: help}, labels)
+	}
+	m := &metrics{
+		eventsIn:          prometheus.NewCounter(prometheus.CounterOpts{Name: "maruta_router_events_in_total", Help: "Events handed to the router."}),
+		stepIn:            cv("step_events_in_total", "Events a pipeline step processed.", "step"),
+		stepOut:           cv("step_events_out_total", "Events a pipeline step passed on (re-tagged events included).", "step"),
+		rewrites:          cv("rewrites_total", "Events a rewrite_tag step re-tagged.", "step"),
+		unmatched:         cv("rewrite_unmatched_total", "Events no rewrite_tag rule re-tagged, by what happened to them (keep or drop).", "step", "action"),
+		loopCuts:          cv("loop_cuts_total", "Events dropped because they were re-tagged more than max_hops times.", "step"),
+		parseFailures:     cv("parse_failures_total", "Records a parse step could not parse, by reason (key_missing, not_string, invalid, time) and outcome (reserved: passed on unchanged; error_route; dropped).", "step", "reason", "outcome"),
+		errorRoute:        cv("error_route_events_total", "Events sent to the error route (re-tagged maruta.error.<tag>).", "step"),
+		partialFragments:  cv("partial_fragments_total", "Docker partial-line fragments received.", "step"),
+		partialsAssembled: cv("partials_assembled_total", "Docker split lines reassembled and passed on complete.", "step"),
+		partialsTimedOut:  cv("partials_timed_out_total", "Unfinished Docker split lines passed on after the timeout (or at shutdown).", "step"),
+		partialsSplit:     cv("partials_split_total", "Parts passed on because a line exceeded max_size.", "step"),
+		partialsEvicted:   cv("partials_evicted_total", "Unfinished lines passed on early because max_pending lines were held.", "step"),
+		partialsPending:   prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "maruta_router_partials_pending", Help: "Unfinished Docker split lines held in memory (acknowledged upstream, lost on a crash)."}, []string{"step"}),
+		partialsBytes:     prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "maruta_router_partials_pending_bytes", Help: "Bytes of unfinished Docker split lines held in memory."}, []string{"step"}),
+		outputEvents:      cv("output_events_total", "Events handed to an output (a leaf output or copy store).", "output"),
+		outputErrors:      cv("output_errors_total", "Batches an output refused (the batch is not acknowledged upstream).", "output"),
+		dropped:           cv("dropped_events_total", "Events the router dropped, by step and reason.", "step", "reason"),
+		unroutable:        prometheus.NewCounter(prometheus.CounterOpts{Name: "maruta_router_unroutable_events_total", Help: "Events no output matched (dropped; also in dropped_events_total{reason=\"unroutable\"})."}),
+		cacheResets:       prometheus.NewCounter(prometheus.CounterOpts{Name: "maruta_router_tag_cache_resets_total", Help: "Times the per-tag match cache was full and cleared."}),
+	}
+	if reg == nil {
+		return m, nil
+	}
+	for _, c := range []prometheus.Collector{m.eventsIn, m.stepIn, m.stepOut, m.rewrites, m.unmatched, m.loopCuts,
+		m.parseFailures, m.errorRoute, m.partialFragments, m.partialsAssembled, m.partialsTimedOut, m.partialsSplit,
+		m.partialsEvicted, m.partialsPending, m.partialsBytes, m.outputEvents, m.outputErrors, m.dropped, m.unroutable, m.cacheResets} {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}
+
+// stepCounters resolves one step's counters once, indexed by the c*
+// constants.
+func (m *metrics) stepCounters(step string) [nCounters]prometheus.Counter {
+	var c [nCounters]prometheus.Counter
+	c[cIn] = m.stepIn.WithLabelValues(step)
+	c[cOut] = m.stepOut.WithLabelValues(step)
+	c[cRewrite] = m.rewrites.WithLabelValues(step)
+	c[cUnmatchedKeep] = m.unmatched.WithLabelValues(step, "keep")
+	c[cUnmatchedDrop] = m.unmatched.WithLabelValues(step, "drop")
+	c[cLoopCut] = m.loopCuts.WithLabelValues(step)
+	c[cParseReservedKeyMissing] = m.parseFailures.WithLabelValues(step, "key_missing", "reserved")
+	c[cParseReservedInvalid] = m.parseFailures.WithLabelValues(step, "invalid", "reserved")
+	c[cParseErrorKeyMissing] = m.parseFailures.WithLabelValues(step, "key_missing", "error_route")
+	c[cParseErrorNotString] = m.parseFailures.WithLabelValues(step, "not_string", "error_route")
+	c[cParseErrorInvalid] = m.parseFailures.WithLabelValues(step, "invalid", "error_route")
+	c[cParseErrorTime] = m.parseFailures.WithLabelValues(step, "time", "error_route")
+	c[cParseDroppedKeyMissing] = m.parseFailures.WithLabelValues(step, "key_missing", "dropped")
+	c[cParseDroppedNotString] = m.parseFailures.WithLabelValues(step, "not_string", "dropped")
+	c[cParseDroppedInvalid] = m.parseFailures.WithLabelValues(step, "invalid", "dropped")
+	c[cParseDroppedTime] = m.parseFailures.WithLabelValues(step, "time", "dropped")
+	c[cGrepDropped] = m.dropped.WithLabelValues(step, "grep")
+	c[cFragments] = m.partialFragments.WithLabelValues(step)
+	c[cAssembled] = m.partialsAssembled.WithLabelValues(step)
+	c[cSplit] = m.partialsSplit.WithLabelValues(step)
+	c[cEvicted] = m.partialsEvicted.WithLabelValues(step)
+	return c
+}
+
+// limiter lets one log line through per interval and counts the rest.
+type limiter struct {
+	next       atomic.Int64
+	suppressed atomic.Int64
+	every      time.Duration
+}
+
+// allow reports whether to log now and how many were suppressed since the
+// last line.
+func (l *limiter) allow() (bool, int64) {
+	now := time.Now().UnixNano()
+	n := l.next.Load()
+	if now < n || !l.next.CompareAndSwap(n, now+int64(l.every)) {
+		l.suppressed.Add(1)
+		return false, 0
+	}
+	return true, l.suppressed.Swap(0)
+}
+
+// warn logs msg through the limiter.
+func (l *limiter) warn(log *slog.Logger, msg string, args ...any) {
+	ok, sup := l.allow()
+	if !ok {
+		return
+	}
+	if sup > 0 {
+		args = append(args, "suppressed", sup)
+	}
+	log.Warn(msg, args...)
+}
+
+// debug logs msg at debug level through the limiter.
+func (l *limiter) debug(log *slog.Logger, msg string, args ...any) {
+	if !log.Enabled(context.Background(), slog.LevelDebug) {
+		return
+	}
+	ok, sup := l.allow()
+	if !ok {
+		return
+	}
+	if sup > 0 {
+		args = append(args, "suppressed", sup)
+	}
+	log.Debug(msg, args...)
+}

@@ -1,0 +1,80 @@
+package router
+
+import (
+	"fmt"
+	"unicode/utf8"
+
+	"github.com/marutalog/maruta/internal/config"
+	"github.com/marutalog/maruta/internal/event"
+)
+
+// grepStep is fluentd's filter_grep: an event is kept only when every
+// regexp rule matches its key's value (Ruby's to_s; a missing key is ""),
+// and dropped when any exclude rule matches.
+type grepStep struct {
+	regexp  []grepRule
+	exclude []grepRule
+}
+
+type grepRule struct {
+	key accessor
+	re  *RubyRegexp
+}
+
+func newGrepStep(cfg *config.Config, path string, c *config.GrepStep) (*grepStep, error) {
+	g := &grepStep{}
+	compile := func(kind string, rules []config.GrepRule) ([]grepRule, error) {
+		var out []grepRule
+		for i, rc := range rules {
+			rp := fmt.Sprintf("%s.%s[%d]", path, kind, i)
+			var r grepRule
+			var err error
+			if r.key, err = parseAccessor(rc.Key); err != nil {
+				return nil, cfg.Errorf(rp+".key", "%v", err)
+			}
+			if r.re, err = CompileRubyRegexpLiteral(rc.Pattern); err != nil {
+				return nil, cfg.Errorf(rp+".pattern", "%v", err)
+			}
+			out = append(out, r)
+		}
+		return out, nil
+	}
+	var err error
+	if g.regexp, err = compile("regexp", c.Regexp); err != nil {
+		return nil, err
+	}
+	if g.exclude, err = compile("exclude", c.Exclude); err != nil {
+		return nil, err
+	}
+	return g, nil
+}
+
+func (g *grepStep) matches(st *state, rec []byte, r *grepRule) bool {
+	var text []byte
+	if raw, ok := r.key.get(rec); ok {
+		text = valueText(st, raw)
+	}
+	if !utf8.Valid(text) {
+		st.tmp = appendScrub(st.tmp[:0], text)
+		text = st.tmp
+	}
+	return r.re.Match(text)
+}
+
+func (g *grepStep) apply(r *Router, st *state, s *stepRT, p *plan, ev *event.Event, hops int) (verdict, string) {
+	for i := range g.regexp {
+		if !g.matches(st, ev.Record, &g.regexp[i]) {
+			st.count(s.idx, cGrepDropped)
+			s.expectLog.debug(r.log, "grep: regexp rule did not match; event dropped", "step", s.name, "tag", p.tag, "key", g.regexp[i].key.src)
+			return vDrop, ""
+		}
+	}
+	for i := range g.exclude {
+		if g.matches(st, ev.Record, &g.exclude[i]) {
+			st.count(s.idx, cGrepDropped)
+			s.expectLog.debug(r.log, "grep: exclude rule matched; event dropped", "step", s.name, "tag", p.tag, "key", g.exclude[i].key.src)
+			return vDrop, ""
+		}
+	}
+	return vPass, ""
+}
