@@ -47,6 +47,12 @@ type HTTP struct {
 	Listen string `yaml:"listen,omitempty"`
 	// Pprof serves /debug/pprof/ when true. Default false.
 	Pprof bool `yaml:"pprof,omitempty"`
+	// ReadyStallAfter: /readyz fails when an output holds data and has not
+	// delivered anything for this long. Default 5m.
+	ReadyStallAfter Duration `yaml:"ready_stall_after,omitempty"`
+	// ReadyHighWater: /readyz fails when an output's buffer is fuller than
+	// this percentage of its total_limit_size. Default 90.
+	ReadyHighWater int `yaml:"ready_high_water,omitempty"`
 }
 
 // Source is an input. Only type forward exists.

@@ -14,6 +14,8 @@ const (
 	DefaultDataDir         = "./maruta-data"
 	DefaultShutdownTimeout = 30 * time.Second
 	DefaultHTTPListen      = "127.0.0.1:24220"
+	DefaultReadyStallAfter = 5 * time.Minute
+	DefaultReadyHighWater  = 90
 	DefaultForwardListen   = "127.0.0.1:24224"
 	DefaultForwardPort     = 24224
 
@@ -90,6 +92,12 @@ func (c *Config) setDefaults() {
 	}
 	if c.HTTP.Listen == "" {
 		c.HTTP.Listen = DefaultHTTPListen
+	}
+	if c.HTTP.ReadyStallAfter == 0 {
+		c.HTTP.ReadyStallAfter = Duration(DefaultReadyStallAfter)
+	}
+	if c.HTTP.ReadyHighWater == 0 {
+		c.HTTP.ReadyHighWater = DefaultReadyHighWater
 	}
 	for i := range c.Sources {
 		c.Sources[i].setDefaults(i)

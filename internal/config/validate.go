@@ -22,6 +22,9 @@ func (c *Config) Validate() error {
 	if c.HTTP.Listen != "off" {
 		v.hostPort("http.listen", c.HTTP.Listen)
 	}
+	if c.HTTP.ReadyHighWater < 1 || c.HTTP.ReadyHighWater > 100 {
+		v.errorf("http.ready_high_water", "must be a percentage from 1 to 100")
+	}
 	if !nodeName.MatchString(c.Node) {
 		v.errorf("node", "%q may hold only letters, digits, '.', '_' and '-'", c.Node)
 	}
