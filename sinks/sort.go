@@ -49,6 +49,9 @@ func sortedScan(c Chunk, tmpDir string, runRows int, fn func(t event.Time, rec [
 	writeRun := func() error {
 		sortRun()
 		if spill == nil {
+			if err := os.MkdirAll(tmpDir, 0o755); err != nil && tmpDir != "" {
+				return fmt.Errorf("sort spill: %w", err)
+			}
 			f, err := os.CreateTemp(tmpDir, ".maruta-sort-*.tmp")
 			if err != nil {
 				return fmt.Errorf("sort spill: %w", err)

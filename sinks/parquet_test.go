@@ -1,0 +1,453 @@
+package sinks
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/parquet-go/parquet-go"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/marutalog/maruta/internal/config"
+	"github.com/marutalog/maruta/internal/event"
+	"github.com/marutalog/maruta/internal/msgpack"
+	tu "github.com/marutalog/maruta/internal/testutil"
+)
+
+var slice13 = time.Date(2026, 11, 22, 13, 0, 0, 0, time.UTC)
+
+// lake is a file output under a temporary data_dir, with its sink.
+type lake struct {
+	dir  string
+	cfg  *config.Config
+	out  *config.Output
+	sink Sink
+	reg  *prometheus.Registry
+	n    int
+}
+
+func newLake(t *testing.T, outputYAML string) *lake {
+	t.Helper()
+	l := &lake{dir: t.TempDir(), reg: prometheus.NewRegistry()}
+	l.cfg, l.out = loadOutput(t, l.dir, outputYAML)
+	s, err := New(Options{Output: l.out, Node: "node-1", DataDir: l.dir, Registerer: l.reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.sink = s
+	return l
+}
+
+// chunk makes a chunk of the lake's output from events (tag of the first).
+func (l *lake) chunk(slice time.Time, evs ...testEvent) *memChunk {
+	l.n++
+	path := l.out.File.Path
+	return &memChunk{
+		info: ChunkInfo{
+			ID: fmt.Sprintf("c%04d", l.n), Output: l.out.Name, Path: TagResolver(path)(evs[0].tag),
+			Tag: evs[0].tag, Slice: slice, Created: slice,
+		},
+		events: evs,
+	}
+}
+
+func (l *lake) write(t *testing.T, c Chunk) {
+	t.Helper()
+	if err := l.sink.Write(context.Background(), c); err != nil {
+		t.Fatalf("write %s: %v", c.Info().ID, err)
+	}
+}
+
+// glob is the DuckDB glob of every Parquet file of the lake.
+func (l *lake) glob() string { return tu.SQLString(filepath.Join(l.dir, "lake", "**", "*.parquet")) }
+
+func (l *lake) read() string {
+	return "read_parquet(" + l.glob() + ", hive_partitioning=true, union_by_name=true)"
+}
+
+func ev(t testing.TB, tag string, tm time.Time, rec map[string]any) testEvent {
+	return testEvent{tag: tag, t: event.Time(tm.UnixNano()), rec: mp(t, rec)}
+}
+
+func counter(t *testing.T, reg *prometheus.Registry, name string, labels ...string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+	next:
+		for _, m := range mf.GetMetric() {
+			for i := 0; i+1 < len(labels); i += 2 {
+				found := false
+				for _, lp := range m.GetLabel() {
+					if lp.GetName() == labels[i] && lp.GetValue() == labels[i+1] {
+						found = true
+					}
+				}
+				if !found {
+					continue next
+				}
+			}
+			return m.GetCounter().GetValue()
+		}
+	}
+	return 0
+}
+
+func TestParquetValuesReadByDuckDB(t *testing.T) {
+	db := tu.NewDuckDB(t)
+	l := newLake(t, "  - type: file\n    name: lake\n")
+	base := time.Date(2026, 11, 22, 13, 4, 5, 123456789, time.UTC)
+	records := []map[string]any{
+		{"msg": "", "n": int64(math.MaxInt64), "f": 1.5, "ok": true, "uni": "日本語 ✓ 😀 \u0000nul", "nested": map[string]any{"a": []any{1, "x"}}, "Mixed.Case-Key": "k1"},
+		{"msg": "second", "n": int64(math.MinInt64), "f": -0.25, "ok": false, "uni": "e\u0301", "nested": []any{}, "Mixed.Case-Key": "k2"},
+		{"msg": "bad utf8 \xff\xfe end", "n": 42, "f": int64(3), "ok": nil, "time": "app time", "dt": "x", "hour": 7},
+		{"msg": 17, "n": "not a number", "f": "NaN?", "ok": "yes", "extra": nil},
+		{"msg": "big", "n": uint64(math.MaxUint64), "f": 2.0},
+	}
+	var evs []testEvent
+	for i, r := range records {
+		evs = append(evs, ev(t, "docker.shop", base.Add(time.Duration(i)*time.Millisecond), r))
+	}
+	l.write(t, l.chunk(slice13, evs...))
+
+	r := db.Query(t, "SELECT epoch_ms(time) AS ms, msg, n::VARCHAR AS n, f, ok, uni, nested, mixed_case_key, time_, dt_, hour_, "+
+		"_overflow, dt::VARCHAR AS dt, hour FROM "+l.read()+" ORDER BY time")
+	rows := r.Maps()
+	if len(rows) != len(records) {
+		t.Fatalf("got %d rows, want %d", len(rows), len(records))
+	}
+	ms0 := base.UnixMilli()
+	for i, row := range rows {
+		if row["ms"] != fmt.Sprint(ms0+int64(i)) {
+			t.Errorf("row %d: time %v, want %d ms (milliseconds kept, nanoseconds cut)", i, row["ms"], ms0+int64(i))
+		}
+		if row["dt"] != "2026-11-22" || fmt.Sprint(row["hour"]) != "13" {
+			t.Errorf("row %d: partition dt=%v hour=%v", i, row["dt"], row["hour"])
+		}
+	}
+	want := []struct {
+		col  string
+		vals []any
+	}{
+		{"msg", []any{"", "second", "bad utf8 \ufffd\ufffd end", nil, "big"}},
+		{"n", []any{"9223372036854775807", "-9223372036854775808", "42", nil, nil}},
+		{"f", []any{json.Number("1.5"), json.Number("-0.25"), json.Number("3"), nil, json.Number("2")}},
+		{"ok", []any{true, false, nil, nil, nil}},
+		{"uni", []any{"日本語 ✓ 😀 \u0000nul", "e\u0301", nil, nil, nil}},
+		{"nested", []any{`{"a":[1,"x"]}`, `[]`, nil, nil, nil}},
+		{"mixed_case_key", []any{"k1", "k2", nil, nil, nil}},
+		{"time_", []any{nil, nil, "app time", nil, nil}},
+		{"dt_", []any{nil, nil, "x", nil, nil}},
+		{"hour_", []any{nil, nil, "7", nil, nil}},
+	}
+	for _, w := range want {
+		for i, v := range w.vals {
+			if got := rows[i][w.col]; fmt.Sprint(got) != fmt.Sprint(v) {
+				t.Errorf("row %d column %s = %#v, want %#v", i, w.col, got, v)
+			}
+		}
+	}
+	// Conflicting values are kept as text in the overflow column.
+	wantOverflow := []map[string]string{
+		nil, nil, nil,
+		{"msg": "17", "n": "not a number", "f": "NaN?", "ok": "yes"},
+		{"n": "18446744073709551615"},
+	}
+	for i, w := range wantOverflow {
+		got := mapValue(rows[i]["_overflow"])
+		if fmt.Sprint(got) != fmt.Sprint(w) {
+			t.Errorf("row %d _overflow = %v, want %v", i, got, w)
+		}
+	}
+	if n := counter(t, l.reg, "maruta_sink_overflow_values_total", "reason", "type_conflict"); n != 5 {
+		t.Errorf("type conflicts counted %v, want 5", n)
+	}
+	if n := counter(t, l.reg, "maruta_sink_invalid_utf8_total"); n != 2 {
+		t.Errorf("invalid UTF-8 counted %v, want 2", n)
+	}
+	if n := counter(t, l.reg, "maruta_sink_rows_total", "output", "lake"); n != 5 {
+		t.Errorf("rows counted %v, want 5", n)
+	}
+
+	// The Parquet types are Athena-safe: INT64 TIMESTAMP(MILLIS, UTC) for
+	// time, never INT96, strings as BYTE_ARRAY with the STRING type.
+	sch := db.Query(t, "SELECT name, type, logical_type::VARCHAR AS lt, converted_type FROM parquet_schema("+l.glob()+")").Maps()
+	for _, c := range sch {
+		if c["type"] == "INT96" {
+			t.Errorf("column %v is INT96", c["name"])
+		}
+		switch c["name"] {
+		case "time":
+			if c["type"] != "INT64" || !strings.Contains(fmt.Sprint(c["lt"]), "isAdjustedToUTC=1") || !strings.Contains(fmt.Sprint(c["lt"]), "MILLIS") {
+				t.Errorf("time column: %v", c)
+			}
+		case "msg", "uni":
+			if c["type"] != "BYTE_ARRAY" || c["converted_type"] != "UTF8" {
+				t.Errorf("string column: %v", c)
+			}
+		case "n":
+			if c["type"] != "INT64" {
+				t.Errorf("bigint column: %v", c)
+			}
+		}
+	}
+}
+
+// mapValue turns DuckDB's JSON of a MAP (a list of {key, value}) into a map.
+func mapValue(v any) map[string]string {
+	list, ok := v.([]any)
+	if !ok || len(list) == 0 {
+		return nil
+	}
+	m := map[string]string{}
+	for _, e := range list {
+		kv := e.(map[string]any)
+		m[fmt.Sprint(kv["key"])] = fmt.Sprint(kv["value"])
+	}
+	return m
+}
+
+func TestParquetSchemaEvolutionAndPartitions(t *testing.T) {
+	db := tu.NewDuckDB(t)
+	l := newLake(t, "  - type: file\n    name: lake\n")
+	h14 := slice13.Add(time.Hour)
+	// Chunk 1: two columns. Chunk 2 (another tag, another hour): a third
+	// column appears, and a value conflicting with an existing column.
+	l.write(t, l.chunk(slice13,
+		ev(t, "app.a", slice13.Add(time.Second), map[string]any{"level": "info", "code": 1}),
+		ev(t, "app.a", slice13.Add(2*time.Second), map[string]any{"level": "warn", "code": 2})))
+	s1, err := LoadSchema(l.dir, l.out)
+	if err != nil || s1.Version != 1 || len(s1.Columns) != 2 {
+		t.Fatalf("schema after chunk 1: %+v, %v", s1, err)
+	}
+	l.write(t, l.chunk(h14,
+		ev(t, "app.b", h14.Add(time.Second), map[string]any{"level": "error", "code": "E1", "user": "u1"})))
+	s2, _ := LoadSchema(l.dir, l.out)
+	if s2.Version != 2 || len(s2.Columns) != 3 || s2.Columns[2] != (Column{Name: "user", Type: TypeString, Version: 2}) {
+		t.Fatalf("schema after chunk 2: %+v", s2)
+	}
+	for _, c := range s2.Columns {
+		if c.Name == "code" && c.Type != TypeBigint {
+			t.Errorf("code changed type: %+v", c)
+		}
+	}
+	if got := counter(t, l.reg, "maruta_sink_schema_columns_added_total"); got != 3 {
+		t.Errorf("columns added counted %v, want 3", got)
+	}
+
+	r := db.Query(t, "SELECT dt::VARCHAR AS dt, hour, level, code, \"user\", _overflow FROM "+l.read()+" ORDER BY time").Maps()
+	if len(r) != 3 {
+		t.Fatalf("%d rows", len(r))
+	}
+	if fmt.Sprint(r[2]["hour"]) != "14" || fmt.Sprint(r[0]["hour"]) != "13" || r[2]["user"] != "u1" || r[0]["user"] != nil {
+		t.Errorf("rows: %v", r)
+	}
+	if fmt.Sprint(mapValue(r[2]["_overflow"])) != "map[code:E1]" || r[2]["code"] != nil {
+		t.Errorf("conflict not kept in overflow: %v", r[2])
+	}
+	// One file per chunk, in tag/dt/hour folders.
+	files, _ := filepath.Glob(filepath.Join(l.dir, "lake", "*", "*", "*", "*.parquet"))
+	var rel []string
+	for _, f := range files {
+		p, _ := filepath.Rel(filepath.Join(l.dir, "lake"), f)
+		rel = append(rel, filepath.ToSlash(p))
+	}
+	sort.Strings(rel)
+	want := []string{"app.a/dt=2026-11-22/hour=13/node-1-c0001.parquet", "app.b/dt=2026-11-22/hour=14/node-1-c0002.parquet"}
+	if !slices.Equal(rel, want) {
+		t.Errorf("files %v, want %v", rel, want)
+	}
+}
+
+func TestParquetDeclaredSchema(t *testing.T) {
+	db := tu.NewDuckDB(t)
+	l := newLake(t, `  - type: file
+    name: lake
+    schema:
+      columns:
+        - {name: time, type: timestamp}
+        - {name: level, type: string}
+        - {name: status, type: int}
+        - {name: labels, type: "map<string,string>"}
+        - {name: at, type: timestamp}
+        - {name: body, type: json}
+`)
+	at := time.Date(2026, 1, 2, 3, 4, 5, 678_000_000, time.UTC)
+	l.write(t, l.chunk(slice13,
+		ev(t, "a", slice13, map[string]any{"level": "info", "status": 200, "labels": map[string]any{"app": "shop", "tier": nil, "n": 3},
+			"at": at.Format(time.RFC3339Nano), "body": "text", "other": "x"}),
+		ev(t, "a", slice13.Add(time.Millisecond), map[string]any{"status": int64(1) << 40, "labels": map[string]any{}, "at": 12})))
+	if _, err := os.Stat(SchemaFile(l.dir, "lake")); !os.IsNotExist(err) {
+		t.Errorf("declared schema was persisted: %v", err)
+	}
+	r := db.Query(t, "SELECT level, status, labels, epoch_ms(\"at\") AS \"at\", body, _overflow FROM "+l.read()+" ORDER BY time").Maps()
+	if r[0]["level"] != "info" || fmt.Sprint(r[0]["status"]) != "200" || r[0]["body"] != `"text"` || r[0]["at"] != fmt.Sprint(at.UnixMilli()) {
+		t.Errorf("row 0: %v", r[0])
+	}
+	if got := mapValue(r[0]["labels"]); fmt.Sprint(got) != "map[app:shop n:3 tier:<nil>]" {
+		t.Errorf("labels: %v", got)
+	}
+	if got := mapValue(r[0]["_overflow"]); fmt.Sprint(got) != "map[other:x]" {
+		t.Errorf("undeclared key not in overflow: %v", got)
+	}
+	if got := mapValue(r[1]["_overflow"]); fmt.Sprint(got) != "map[at:12 status:1099511627776]" {
+		t.Errorf("row 1 overflow: %v", got)
+	}
+	if l, ok := r[1]["labels"].([]any); !ok || len(l) != 0 {
+		t.Errorf("empty map: %#v", r[1]["labels"])
+	}
+	if n := counter(t, l.reg, "maruta_sink_overflow_values_total", "reason", "undeclared"); n != 1 {
+		t.Errorf("undeclared counted %v", n)
+	}
+}
+
+func TestParquetSortByTimeAndRowGroups(t *testing.T) {
+	db := tu.NewDuckDB(t)
+	// 1000 rows per row group, 5000 shuffled events: sorting spills runs
+	// and merges them.
+	l := newLake(t, "  - type: file\n    name: lake\n    sort_by_time: true\n    row_group_rows: 1000\n")
+	var evs []testEvent
+	for i := 0; i < 5000; i++ {
+		j := (i * 7919) % 5000 // a permutation
+		evs = append(evs, ev(t, "s", slice13.Add(time.Duration(j)*time.Millisecond), map[string]any{"i": j, "level": []string{"a", "b"}[j%2]}))
+	}
+	// Equal times keep append order.
+	evs = append(evs, ev(t, "s", slice13, map[string]any{"i": -1}))
+	l.write(t, l.chunk(slice13, evs...))
+	r := db.Query(t, "SELECT i FROM "+l.read())
+	if len(r.Rows) != 5001 {
+		t.Fatalf("%d rows", len(r.Rows))
+	}
+	if fmt.Sprint(r.Rows[0][0]) != "0" || fmt.Sprint(r.Rows[1][0]) != "-1" {
+		t.Errorf("first rows %v %v", r.Rows[0], r.Rows[1])
+	}
+	for k := 2; k < len(r.Rows); k++ {
+		if fmt.Sprint(r.Rows[k][0]) != fmt.Sprint(k-1) {
+			t.Fatalf("row %d is %v: not sorted by time", k, r.Rows[k][0])
+		}
+	}
+	md := db.Query(t, "SELECT row_group_id, row_group_num_rows, path_in_schema, encodings, stats_min_value, stats_max_value FROM parquet_metadata("+l.glob()+") WHERE path_in_schema IN ('time', 'level', 'i') ORDER BY row_group_id, path_in_schema").Maps()
+	groups := map[string]bool{}
+	for _, m := range md {
+		groups[fmt.Sprint(m["row_group_id"])] = true
+		if n := m["row_group_num_rows"]; n != "1000" && n != "1" {
+			t.Errorf("row group of %v rows", n)
+		}
+		if m["stats_min_value"] == nil || m["stats_max_value"] == nil {
+			t.Errorf("no statistics: %v", m)
+		}
+		if m["path_in_schema"] == "level" && !strings.Contains(fmt.Sprint(m["encodings"]), "RLE_DICTIONARY") {
+			t.Errorf("low-cardinality column not dictionary encoded: %v", m)
+		}
+	}
+	if len(groups) != 6 {
+		t.Errorf("%d row groups, want 6", len(groups))
+	}
+	// The page index (column and offset indexes) is written.
+	files, _ := filepath.Glob(filepath.Join(l.dir, "lake", "*", "*", "*", "*.parquet"))
+	data, err := os.ReadFile(files[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := parquet.OpenFile(bytes.NewReader(data), int64(len(data)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cols := len(f.Metadata().RowGroups[0].Columns)
+	if len(f.ColumnIndexes()) != 6*cols || len(f.OffsetIndexes()) != 6*cols {
+		t.Errorf("page index: %d column indexes, %d offset indexes for 6 row groups of %d columns", len(f.ColumnIndexes()), len(f.OffsetIndexes()), cols)
+	}
+}
+
+func TestParquetCompressionCodecs(t *testing.T) {
+	db := tu.NewDuckDB(t)
+	var q []string
+	for _, codec := range []string{"zstd", "snappy", "gzip", "none"} {
+		l := newLake(t, "  - type: file\n    name: lake\n    compression: "+codec+"\n")
+		l.write(t, l.chunk(slice13, ev(t, "c", slice13, map[string]any{"v": strings.Repeat("compress me ", 100)})))
+		q = append(q, fmt.Sprintf("SELECT %s AS codec, (SELECT string_agg(DISTINCT compression, ',') FROM parquet_metadata(%s)) AS c, (SELECT length(v) FROM %s) AS len",
+			tu.SQLString(codec), l.glob(), l.read()))
+	}
+	for _, r := range db.Query(t, strings.Join(q, " UNION ALL ")+" ORDER BY codec").Maps() {
+		want := map[string]string{"zstd": "ZSTD", "snappy": "SNAPPY", "gzip": "GZIP", "none": "UNCOMPRESSED"}[fmt.Sprint(r["codec"])]
+		if r["c"] != want || fmt.Sprint(r["len"]) != "1200" {
+			t.Errorf("%v: compression %v, length %v", r["codec"], r["c"], r["len"])
+		}
+	}
+}
+
+func TestParquetInvalidRecordsAndColumnLimit(t *testing.T) {
+	db := tu.NewDuckDB(t)
+	l := newLake(t, "  - type: file\n    name: lake\n    schema: {max_columns: 2}\n")
+	nonStringKey := msgpack.AppendString(msgpack.AppendInt(msgpack.AppendMapHeader(nil, 1), 5), "five")
+	l.write(t, l.chunk(slice13,
+		ev(t, "x", slice13, map[string]any{"a": 1, "b": 2, "c": 3, "": "empty key"}),
+		testEvent{"x", event.Time(slice13.UnixNano()), []byte{0x92, 0x01}}, // an array, not a map
+		testEvent{"x", event.Time(slice13.UnixNano()), []byte{0x81, 0xa1}}, // truncated
+		testEvent{"x", event.Time(slice13.UnixNano()), nonStringKey}))
+	r := db.Query(t, "SELECT a, b, _overflow FROM "+l.read()+" ORDER BY a NULLS LAST").Maps()
+	if len(r) != 2 {
+		t.Fatalf("rows: %v", r)
+	}
+	if got := mapValue(r[0]["_overflow"]); fmt.Sprint(got) != "map[:empty key c:3]" {
+		t.Errorf("overflow %v", got)
+	}
+	if got := mapValue(r[1]["_overflow"]); fmt.Sprint(got) != "map[5:five]" {
+		t.Errorf("non-string key overflow %v", got)
+	}
+	if n := counter(t, l.reg, "maruta_sink_dropped_events_total", "reason", "invalid_record"); n != 2 {
+		t.Errorf("invalid records counted %v, want 2", n)
+	}
+	if n := counter(t, l.reg, "maruta_sink_overflow_values_total", "reason", "column_limit"); n != 1 {
+		t.Errorf("column limit counted %v", n)
+	}
+}
+
+func TestParquetDuckDBColumnsEqualSchema(t *testing.T) {
+	db := tu.NewDuckDB(t)
+	l := newLake(t, "  - type: file\n    name: lake\n")
+	g := newDockerGen(3, 4, slice13, false)
+	var evs []testEvent
+	for i := 0; i < 500; i++ {
+		evs = append(evs, testEvent(docker(t, g, i)))
+	}
+	l.write(t, l.chunk(slice13, evs...))
+	l.write(t, l.chunk(slice13, ev(t, "docker.shop", slice13, map[string]any{"late_key": 1.5})))
+	s, _ := LoadSchema(l.dir, l.out)
+	want := []string{TimeColumn}
+	for _, c := range s.Columns {
+		want = append(want, c.Name)
+	}
+	want = append(want, s.Overflow, "dt", "hour")
+	got := db.Query(t, "DESCRIBE SELECT * FROM "+l.read())
+	var names []string
+	for _, row := range got.Rows {
+		names = append(names, fmt.Sprint(row[0]))
+	}
+	sort.Strings(want)
+	sort.Strings(names)
+	if !slices.Equal(names, want) {
+		t.Errorf("DuckDB columns %v\nschema columns %v", names, want)
+	}
+}
+
+func docker(t testing.TB, g *dockerGen, i int) testEvent {
+	tag, tm, rec := g.next(t, i)
+	return testEvent{tag, tm, rec}
+}
+
+
