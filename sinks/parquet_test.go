@@ -449,5 +449,3 @@ func docker(t testing.TB, g *dockerGen, i int) testEvent {
 	tag, tm, rec := g.next(t, i)
 	return testEvent{tag, tm, rec}
 }
-
-
