@@ -22,7 +22,8 @@ type StepCommon struct {
 	// Exclude is a tag pattern the step skips even when Match matches. The
 	// fluent.conf importer uses it for a <filter> that follows a <match>
 	// catching some of its tags, which fluentd never applies to them.
-	Exclude string `yaml:"exclude,omitempty"`
+	// (YAML key exclude_tags: grep's `exclude` rules own the key `exclude`.)
+	Exclude string `yaml:"exclude_tags,omitempty"`
 }
 
 // ParseStep is fluentd's filter_parser.
