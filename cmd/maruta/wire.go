@@ -2,10 +2,15 @@ package main
 
 import (
 	"fmt"
+	"io"
+	"log/slog"
 	"os"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/marutalog/maruta/internal/config"
 	"github.com/marutalog/maruta/internal/fluentconf"
+	"github.com/marutalog/maruta/router"
 )
 
 // loadFluentConf converts a fluent.conf and loads the result.
@@ -24,5 +29,8 @@ func loadFluentConf(file string, data []byte) (*config.Config, error) {
 // checkComponents builds every component the config describes without
 // starting it, so `maruta validate` reports what only components can check.
 func checkComponents(cfg *config.Config) error {
-	return nil
+	host, _ := os.Hostname()
+	_, err := router.New(router.Options{Config: cfg, Hostname: host,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Registerer: prometheus.NewRegistry()})
+	return err
 }
