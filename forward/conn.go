@@ -218,7 +218,7 @@ func (c *conn) handle(req []byte) bool {
 	if !c.established {
 		return c.handlePing(req)
 	}
-	now := event.Now()
+	now := s.now()
 	r := &c.req
 	if rerr := c.dec.decode(req, now, r); rerr != nil {
 		msg := "request refused"

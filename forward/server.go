@@ -65,6 +65,7 @@ type Server struct {
 	tls      *tls.Config    // nil without TLS
 	hostname string
 	hosts    *hostCache // nil unless source_hostname_key is set
+	now      func() event.Time
 
 	ln  net.Listener
 	udp net.PacketConn // nil when the heartbeat is off or on a unix socket
@@ -111,6 +112,7 @@ func NewServer(opts ServerOptions) (*Server, error) {
 		stopAccept: make(chan struct{}),
 		closed:     make(chan struct{}),
 		conns:      make(map[*conn]struct{}),
+		now:        event.Now,
 	}
 	if s.hostname == "" {
 		s.hostname, _ = os.Hostname()
@@ -284,7 +286,7 @@ func (s *Server) Close() error {
 		s.draining = true
 		for c := range s.conns {
 			c.closing.Store(true)
-			c.nc.Close()
+			c.raw.Close()
 		}
 		s.mu.Unlock()
 		close(s.closed)
