@@ -99,10 +99,10 @@ type app struct {
 
 // newApp builds every component from cfg without starting any goroutine.
 // Listeners are bound here, so a busy port fails the start.
-func newApp(cfg *config.Config, logger *slog.Logger, stdout io.Writer) (a *app, err error) {
+func newApp(cfg *config.Config, logger *slog.Logger, stdout io.Writer) (_ *app, err error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{Namespace: "maruta"}))
-	a = &app{cfg: cfg, log: logger, reg: reg}
+	a := &app{cfg: cfg, log: logger, reg: reg}
 	defer func() {
 		if err != nil {
 			a.closeAll()
@@ -112,7 +112,7 @@ func newApp(cfg *config.Config, logger *slog.Logger, stdout io.Writer) (a *app, 
 
 	outputs := map[string]event.Consumer{}
 	for _, o := range cfg.LeafOutputs() {
-		opts := sinks.Options{Output: o, Node: cfg.Node, DataDir: cfg.DataDir, Logger: logger.With("component", "sink", "output", o.Name), Registerer: reg}
+		opts := sinks.Options{Output: o, Node: cfg.Node, DataDir: cfg.DataDir, Logger: logger, Registerer: reg}
 		switch {
 		case o.Stdout != nil:
 			outputs[o.Name] = sinks.NewStdout(stdout, opts)
@@ -137,7 +137,7 @@ func newApp(cfg *config.Config, logger *slog.Logger, stdout io.Writer) (a *app, 
 			Node:          cfg.Node,
 			ResolvePath:   resolve,
 			DeadLetterDir: filepath.Join(cfg.DataDir, "deadletter", o.Name),
-			Logger:        logger.With("component", "buffer", "output", o.Name),
+			Logger:        logger,
 			Registerer:    reg,
 		})
 		if err != nil {
@@ -149,13 +149,13 @@ func newApp(cfg *config.Config, logger *slog.Logger, stdout io.Writer) (a *app, 
 	}
 
 	a.router, err = router.New(router.Options{Config: cfg, Outputs: outputs, Hostname: hostname,
-		Logger: logger.With("component", "router"), Registerer: reg})
+		Logger: logger, Registerer: reg})
 	if err != nil {
 		return nil, err
 	}
 	for _, s := range cfg.Sources {
 		srv, err := forward.NewServer(forward.ServerOptions{Config: s, Next: a.router, Hostname: hostname,
-			Logger: logger.With("component", "forward", "source", s.Name), Registerer: reg})
+			Logger: logger, Registerer: reg})
 		if err != nil {
 			return nil, fmt.Errorf("source %s: %w", s.Name, err)
 		}
@@ -238,8 +238,12 @@ func (a *app) run(ctx context.Context) error {
 	for i, s := range a.sources {
 		addrs[i] = s.Addr().String()
 	}
+	httpAddr := "off"
+	if a.http != nil {
+		httpAddr = a.http.ln.Addr().String()
+	}
 	a.log.Info("maruta started", "version", version, "node", a.cfg.Node, "config", a.cfg.File,
-		"listen", addrs, "outputs", len(a.cfg.LeafOutputs()), "data_dir", a.cfg.DataDir)
+		"listen", addrs, "http", httpAddr, "outputs", len(a.cfg.LeafOutputs()), "data_dir", a.cfg.DataDir)
 
 	var runErr error
 	select {
