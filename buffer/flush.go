@@ -50,7 +50,7 @@ func (b *Buffer) Run(ctx context.Context) error {
 // Drain seals every open chunk and waits until every chunk is delivered or
 // dead-lettered, or ctx is done (what is left stays on disk for the next
 // start). Consume fails with ErrClosed once Drain has started. Run must be
-// running for chunks to be delivered.
+// running for chunks to be delivered; Drain returns early if Run returns.
 func (b *Buffer) Drain(ctx context.Context) error {
 	b.mu.Lock()
 	b.draining = true
@@ -70,9 +70,13 @@ func (b *Buffer) Drain(ctx context.Context) error {
 		done := len(b.queue) == 0 && b.inflight == 0 && b.sealing == 0 && len(b.open) == 0
 		ch := b.changed
 		left := len(b.queue) + b.inflight
+		closed := b.closed
 		b.mu.Unlock()
 		if done {
 			return nil
+		}
+		if closed {
+			return fmt.Errorf("drain buffer %s: %d chunks left on disk: %w", b.name, left, ErrClosed)
 		}
 		select {
 		case <-ch:
@@ -101,11 +105,14 @@ func (b *Buffer) next(ctx context.Context) *chunk {
 		}
 	}()
 	for {
+		if ctx.Err() != nil {
+			return nil
+		}
 		b.mu.Lock()
 		var wait time.Duration = -1
 		if len(b.queue) > 0 {
 			top := b.queue[0]
-			if d := top.notBefore.Sub(b.now()); d <= 0 || top.notBefore.IsZero() {
+			if d := top.notBefore.Sub(b.now()); d <= 0 {
 				heap.Pop(&b.queue)
 				top.state = stateInflight
 				b.inflight++

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/marutalog/maruta/buffer/buffertest"
 	"github.com/marutalog/maruta/internal/config"
@@ -171,3 +172,28 @@ func wantIDs(prefix string, n int) []string {
 }
 
 var _ = sync.Mutex{}
+
+// metricValue reads a counter or gauge (the sum over its children for a
+// vector).
+func metricValue(t *testing.T, c prometheus.Collector) float64 {
+	t.Helper()
+	ch := make(chan prometheus.Metric, 64)
+	c.Collect(ch)
+	close(ch)
+	var sum float64
+	for m := range ch {
+		var d dto.Metric
+		if err := m.Write(&d); err != nil {
+			t.Fatal(err)
+		}
+		switch {
+		case d.Counter != nil:
+			sum += d.Counter.GetValue()
+		case d.Gauge != nil:
+			sum += d.Gauge.GetValue()
+		case d.Histogram != nil:
+			sum += float64(d.Histogram.GetSampleCount())
+		}
+	}
+	return sum
+}
