@@ -248,7 +248,17 @@ func (c *conn) handle(req []byte) bool {
 		}
 		c.batch.Tag = c.tag(r.tag)
 		c.batch.Events = r.events
-		err := s.next.Consume(s.consumeCtx, &c.batch)
+		var err error
+		duplicate := s.dedup != nil && r.chunk != nil && s.dedup.contains(r.chunk, time.Now())
+		if duplicate {
+			s.m.duplicates.Add(float64(len(r.events)))
+			if s.limits.allow("duplicate") {
+				s.log.Info("resent request acked again, not ingested twice", "peer", c.peer,
+					"tag", c.batch.Tag, "events", len(r.events))
+			}
+		} else {
+			err = s.next.Consume(s.consumeCtx, &c.batch)
+		}
 		c.batch.Events = nil
 		if err != nil {
 			s.m.errors.WithLabelValues(reasonConsumeFailed).Inc()
@@ -259,7 +269,12 @@ func (c *conn) handle(req []byte) bool {
 			}
 			return !shutdown
 		}
-		s.m.events.Add(float64(len(r.events)))
+		if !duplicate {
+			s.m.events.Add(float64(len(r.events)))
+			if s.dedup != nil && r.chunk != nil {
+				s.dedup.add(r.chunk, time.Now())
+			}
+		}
 	}
 	if r.chunk != nil {
 		c.out = AppendAck(c.out[:0], r.chunk)

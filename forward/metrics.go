@@ -14,6 +14,7 @@ type metrics struct {
 	events        prometheus.Counter
 	bytes         prometheus.Counter
 	acks          prometheus.Counter
+	duplicates    prometheus.Counter
 	heartbeatsUDP prometheus.Counter
 	invalid       [numInvalid]prometheus.Counter
 	errors        *prometheus.CounterVec
@@ -36,6 +37,7 @@ func newMetrics(reg prometheus.Registerer, source string) (*metrics, error) {
 		events:     counter("events_total", "Events handed downstream and accepted by it."),
 		bytes:      counter("received_bytes_total", "Request bytes received, as sent (before decompression)."),
 		acks:       counter("acks_total", "Acks sent."),
+		duplicates: counter("duplicate_events_total", "Events of resent requests (chunk id accepted recently, option dedup) acked again but not ingested."),
 		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "maruta", Subsystem: "forward", Name: "errors_total",
 			Help: "Refused requests and closed connections, by reason.",
@@ -64,7 +66,7 @@ func newMetrics(reg prometheus.Registerer, source string) (*metrics, error) {
 	} {
 		m.errors.WithLabelValues(reason) // export zeros, so rates work from the start
 	}
-	for _, c := range []prometheus.Collector{m.connsOpen, m.connsTotal, requests, m.events, m.bytes, m.acks, m.heartbeatsUDP, invalid, m.errors} {
+	for _, c := range []prometheus.Collector{m.connsOpen, m.connsTotal, requests, m.events, m.bytes, m.acks, m.duplicates, m.heartbeatsUDP, invalid, m.errors} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

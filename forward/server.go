@@ -65,6 +65,7 @@ type Server struct {
 	tls      *tls.Config    // nil without TLS
 	hostname string
 	hosts    *hostCache // nil unless source_hostname_key is set
+	dedup    *dedup     // nil unless dedup is configured
 	now      func() event.Time
 
 	ln  net.Listener
@@ -137,14 +138,24 @@ func NewServer(opts ServerOptions) (*Server, error) {
 	if cfg.SourceHostnameKey != "" {
 		s.hosts = newHostCache()
 	}
-	m, err := newMetrics(opts.Registerer, cfg.Name)
-	if err != nil {
-		return nil, fmt.Errorf("create forward server %q: register metrics: %w", cfg.Name, err)
+	if d := cfg.Dedup; d != nil {
+		if d.Window <= 0 || d.MaxEntries < 1 {
+			return nil, fmt.Errorf("create forward server %q: dedup window and max_entries must be set", cfg.Name)
+		}
+		s.dedup = newDedup(d.Window.D(), d.MaxEntries)
 	}
-	s.m = m
 	if err := s.listen(); err != nil {
 		return nil, fmt.Errorf("create forward server %q: %w", cfg.Name, err)
 	}
+	m, err := newMetrics(opts.Registerer, cfg.Name)
+	if err != nil {
+		s.ln.Close()
+		if s.udp != nil {
+			s.udp.Close()
+		}
+		return nil, fmt.Errorf("create forward server %q: register metrics: %w", cfg.Name, err)
+	}
+	s.m = m
 	s.consumeCtx, s.cancelConsume = context.WithCancel(context.Background())
 	return s, nil
 }

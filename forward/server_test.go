@@ -672,3 +672,63 @@ func TestLargeRequestInSmallWrites(t *testing.T) {
 		}
 	}
 }
+
+func TestDedup(t *testing.T) {
+	src := testSource()
+	src.Dedup = &config.Dedup{Window: config.Duration(time.Minute), MaxEntries: 100}
+	coll := newCollector()
+	ts := startServer(t, src, coll)
+	c := dial(t, ts.Addr())
+	req := arr(str("d"), arr(entry(num(T0), r1), entry(num(T0), r2)), chunkOpt("same-id"))
+	for i := range 3 {
+		c.send(req, 0)
+		if a, err := c.readAck(5 * time.Second); err != nil || !bytes.Equal(a, str("same-id")) {
+			t.Fatalf("ack %d: %x %v", i, a, err)
+		}
+	}
+	// A resend on another connection is caught too; other ids go through.
+	c2 := dial(t, ts.Addr())
+	c2.send(cat(req, arr(str("d"), num(T0), r1, chunkOpt("other-id"))), 0)
+	for _, want := range []string{"same-id", "other-id"} {
+		if a, err := c2.readAck(5 * time.Second); err != nil || !bytes.Equal(a, str(want)) {
+			t.Fatalf("ack %s: %x %v", want, a, err)
+		}
+	}
+	if ev := coll.take(); len(ev) != 3 {
+		t.Fatalf("got %d events, want 3", len(ev))
+	}
+	if v := metricValue(ts.m.duplicates); v != 6 {
+		t.Errorf("duplicate_events_total %v, want 6", v)
+	}
+}
+
+func TestDedupWindowAndBound(t *testing.T) {
+	d := newDedup(time.Minute, 3)
+	t0 := time.Now()
+	d.add([]byte("a"), t0)
+	if !d.contains([]byte("a"), t0.Add(59*time.Second)) || d.contains([]byte("a"), t0.Add(61*time.Second)) {
+		t.Fatal("window not applied")
+	}
+	d.add([]byte("b"), t0.Add(time.Second))
+	d.add([]byte("c"), t0.Add(2*time.Second))
+	d.add([]byte("d"), t0.Add(3*time.Second)) // evicts a (bound 3)
+	if d.contains([]byte("a"), t0.Add(4*time.Second)) || !d.contains([]byte("b"), t0.Add(4*time.Second)) || d.len() != 3 {
+		t.Fatalf("bound not applied: %d ids", d.len())
+	}
+	d.add([]byte("b"), t0.Add(5*time.Second)) // re-added: the old entry must not evict it later
+	d.add([]byte("e"), t0.Add(6*time.Second))
+	if !d.contains([]byte("b"), t0.Add(7*time.Second)) {
+		t.Fatal("re-added id forgotten")
+	}
+	for i := range 10000 {
+		d.add([]byte(itoa(i)), t0.Add(time.Duration(i)*time.Millisecond+10*time.Second))
+	}
+	if d.len() > 3 || len(d.order)-d.head > 3 {
+		t.Fatalf("grew: %d ids, %d queued", d.len(), len(d.order)-d.head)
+	}
+	// Everything expires after the window.
+	d.add([]byte("late"), t0.Add(time.Hour))
+	if d.len() != 1 {
+		t.Fatalf("%d ids after the window", d.len())
+	}
+}
