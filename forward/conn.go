@@ -27,10 +27,12 @@ type conn struct {
 
 	// Read buffer: buf[r:w] holds bytes not yet processed; the framer
 	// tracks the request that starts at buf[r].
-	buf  []byte
-	r, w int
-	fr   framer
-	dec  *decoder
+	buf     []byte
+	r, w    int
+	grown   bool // buf grew since it was last given back
+	nextBuf int  // capacity to start with after giving buf back
+	fr      framer
+	dec     *decoder
 
 	req     request
 	batch   event.Batch
@@ -144,7 +146,14 @@ func (c *conn) loop() {
 		if c.r == c.w {
 			c.r, c.w = 0, 0
 			if c.buf != nil && readErr == nil {
-				// Nothing pending: give the buffer back while idle.
+				// Nothing pending: give the buffer back while idle. A
+				// buffer that had to grow is taken at that size next time:
+				// the client sends large requests.
+				c.nextBuf = 1 << minBufShift
+				if c.grown {
+					c.nextBuf = cap(c.buf)
+				}
+				c.grown = false
 				putBuf(c.buf[:0])
 				c.buf = nil
 			}
@@ -173,7 +182,7 @@ func (c *conn) loop() {
 // doubles the buffer otherwise, so a large request costs O(n) copying.
 func (c *conn) makeRoom() {
 	if c.buf == nil {
-		c.buf = getBuf(1 << minBufShift)
+		c.buf = allocBuf(max(c.nextBuf, 1<<minBufShift))
 		c.buf = c.buf[:cap(c.buf)]
 		return
 	}
@@ -190,6 +199,7 @@ func (c *conn) makeRoom() {
 		nb := append(allocBuf(n), c.buf[c.r:c.w]...)
 		putBuf(c.buf[:0])
 		c.buf = nb[:cap(nb)]
+		c.grown = true
 	}
 	c.r, c.w = 0, pending
 }
