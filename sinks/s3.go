@@ -10,7 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strings"
+	"syscall"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -22,6 +22,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
+	"github.com/aws/smithy-go/logging"
 
 	"github.com/marutalog/maruta/internal/config"
 )
@@ -83,6 +84,10 @@ func newS3Sink(opts Options) (*S3Sink, error) {
 		loadOpts = append(loadOpts, awsconfig.WithCredentialsProvider(
 			credentials.NewStaticCredentialsProvider(cfg.AccessKeyID, cfg.SecretAccessKey, "")))
 	}
+	sdkLog := c.log.With("from", "aws-sdk")
+	loadOpts = append(loadOpts, awsconfig.WithLogger(logging.LoggerFunc(func(cl logging.Classification, format string, v ...any) {
+		sdkLog.Debug(fmt.Sprintf(format, v...))
+	})))
 	awsCfg, err := awsconfig.LoadDefaultConfig(context.Background(), loadOpts...)
 	if err != nil {
 		return nil, fmt.Errorf("output %s: load AWS config: %w", opts.Output.Name, err)
@@ -302,9 +307,15 @@ func classifyS3Error(err error) (kind string, permanent bool) {
 			return kindThrottle, false
 		}
 	}
+	var ne net.Error
+	if errors.As(err, &ne) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) {
+		return kindNetwork, false
+	}
 	var re *awshttp.ResponseError
 	if errors.As(err, &re) {
 		switch st := re.HTTPStatusCode(); {
+		case st == 0: // no response
+			return kindNetwork, false
 		case st == http.StatusTooManyRequests || st == http.StatusServiceUnavailable:
 			return kindThrottle, false
 		case st >= 500:
@@ -315,10 +326,6 @@ func classifyS3Error(err error) (kind string, permanent bool) {
 			return kindServer, false
 		}
 		return kindOther, false
-	}
-	var ne net.Error
-	if errors.As(err, &ne) || errors.Is(err, io.ErrUnexpectedEOF) || strings.Contains(err.Error(), "connection") {
-		return kindNetwork, false
 	}
 	return kindOther, false
 }

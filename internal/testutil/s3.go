@@ -28,6 +28,8 @@ type S3Server struct {
 	Endpoint  string
 	AccessKey string
 	SecretKey string
+	// Region is the region the server signs for.
+	Region string
 	// Dir is the served folder: bucket b, key k is the file Dir/b/k.
 	Dir string
 
@@ -39,17 +41,28 @@ type S3Server struct {
 	done chan struct{}
 }
 
+// S3Option changes how StartS3 starts the server.
+type S3Option func(*S3Server)
+
+// WithRegion makes the server expect request signatures for region (the
+// default is us-east-1).
+func WithRegion(region string) S3Option { return func(s *S3Server) { s.Region = region } }
+
 // StartS3 starts versitygw (MARUTA_VERSITYGW) on a free loopback port, or
 // skips the test when it is not installed.
-func StartS3(t testing.TB) *S3Server {
+func StartS3(t testing.TB, opts ...S3Option) *S3Server {
 	t.Helper()
 	bin := Tool(t, "MARUTA_VERSITYGW")
 	s := &S3Server{
 		AccessKey: "maruta-test-key",
 		SecretKey: "maruta-test-secret",
+		Region:    "us-east-1",
 		Dir:       t.TempDir(),
 		bin:       bin,
 		log:       filepath.Join(t.TempDir(), "versitygw.log"),
+	}
+	for _, o := range opts {
+		o(s)
 	}
 	var err error
 	for attempt := 0; attempt < 5; attempt++ {
@@ -90,7 +103,7 @@ func (s *S3Server) Start() error {
 	if err != nil {
 		return err
 	}
-	cmd := exec.Command(s.bin, "--port", s.addr, "--access", s.AccessKey, "--secret", s.SecretKey, "--quiet", "posix", s.Dir)
+	cmd := exec.Command(s.bin, "--port", s.addr, "--access", s.AccessKey, "--secret", s.SecretKey, "--region", s.Region, "--quiet", "posix", s.Dir)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
@@ -144,7 +157,7 @@ func (s *S3Server) stopLocked() {
 // Client returns an S3 client for the server (path style, static keys).
 func (s *S3Server) Client() *s3.Client {
 	return s3.New(s3.Options{
-		Region:                     "us-east-1",
+		Region:                     s.Region,
 		BaseEndpoint:               aws.String(s.Endpoint),
 		UsePathStyle:               true,
 		Credentials:                credentials.NewStaticCredentialsProvider(s.AccessKey, s.SecretKey, ""),

@@ -1,0 +1,304 @@
+package sinks
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/marutalog/maruta/internal/config"
+	tu "github.com/marutalog/maruta/internal/testutil"
+)
+
+// s3Out makes an s3 output for srv with extra YAML keys.
+func s3Out(t *testing.T, srv *tu.S3Server, dataDir, bucket, extra string) (*config.Config, *config.Output) {
+	t.Helper()
+	return loadOutput(t, dataDir, fmt.Sprintf(`  - type: s3
+    name: s3lake
+    bucket: %s
+    endpoint: %s
+    access_key_id: %s
+    secret_access_key: %s
+    timeout: 20s
+%s`, bucket, srv.Endpoint, srv.AccessKey, srv.SecretKey, extra))
+}
+
+func newS3(t *testing.T, out *config.Output, dataDir string, reg prometheus.Registerer) Sink {
+	t.Helper()
+	s, err := New(Options{Output: out, Node: "node-1", DataDir: dataDir, Registerer: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func dockerChunk(t testing.TB, id, path string, n int, raw bool) *memChunk {
+	g := newDockerGen(uint64(len(id)), 8, slice13, raw)
+	c := &memChunk{info: ChunkInfo{ID: id, Output: "s3lake", Path: TagResolver(path)("docker.shop"), Tag: "docker.shop", Slice: slice13, Created: slice13}}
+	for i := 0; i < n; i++ {
+		c.events = append(c.events, docker(t, g, i))
+	}
+	return c
+}
+
+func TestS3UploadReadByDuckDB(t *testing.T) {
+	srv := tu.StartS3(t)
+	db := tu.NewDuckDB(t)
+	srv.CreateBucket(t, "logs")
+	dir := t.TempDir()
+	reg := prometheus.NewRegistry()
+	_, out := s3Out(t, srv, dir, "logs", "    path: lake/${tag}/dt=%Y-%m-%d/hour=%H/\n    storage_class: STANDARD\n")
+	s := newS3(t, out, dir, reg)
+	c := dockerChunk(t, "c1", out.S3.Path, 2000, false)
+	if err := s.Write(context.Background(), c); err != nil {
+		t.Fatal(err)
+	}
+	objs := srv.Objects(t, "logs", "")
+	if len(objs) != 1 || objs[0].Key != "lake/docker.shop/dt=2026-11-22/hour=13/node-1-c1.parquet" {
+		t.Fatalf("objects %v", objs)
+	}
+	local := t.TempDir()
+	srv.Download(t, "logs", "", local)
+	r := db.Query(t, "SELECT count(*) AS n, count(DISTINCT container_name) AS c, min(epoch_ms(time))::VARCHAR AS t0, any_value(dt)::VARCHAR AS dt, any_value(hour) AS h FROM read_parquet("+
+		tu.SQLString(local+"/**/*.parquet")+", hive_partitioning=true)").Maps()[0]
+	if fmt.Sprint(r["n"]) != "2000" || fmt.Sprint(r["c"]) != "8" || r["t0"] != fmt.Sprint(slice13.UnixMilli()) || r["dt"] != "2026-11-22" || fmt.Sprint(r["h"]) != "13" {
+		t.Errorf("read back: %v", r)
+	}
+	if n := counter(t, reg, "maruta_sink_objects_total"); n != 1 {
+		t.Errorf("objects %v", n)
+	}
+	if n := counter(t, reg, "maruta_sink_bytes_total"); n != float64(objs[0].Size) {
+		t.Errorf("bytes %v, object %d", n, objs[0].Size)
+	}
+	// Staged files are removed.
+	if left, _ := filepath.Glob(filepath.Join(dir, "tmp", "s3lake", ".upload-*")); len(left) != 0 {
+		t.Errorf("staged files left: %v", left)
+	}
+}
+
+func TestS3MultipartAndConditionalPut(t *testing.T) {
+	srv := tu.StartS3(t)
+	srv.CreateBucket(t, "logs")
+	dir := t.TempDir()
+	reg := prometheus.NewRegistry()
+	// JSON lines without compression make a large object from few records:
+	// ≥ 20 MB crosses a 6 MiB threshold, in 5 MiB parts.
+	_, out := s3Out(t, srv, dir, "logs", "    format: jsonl\n    multipart_threshold: 6MiB\n    part_size: 5MiB\n")
+	s := newS3(t, out, dir, reg)
+	n := 70000
+	if testing.Short() {
+		n = 70000 // the size is the point: keep it
+	}
+	c := dockerChunk(t, "big", out.S3.Path, n, true)
+	if err := s.Write(context.Background(), c); err != nil {
+		t.Fatal(err)
+	}
+	objs := srv.Objects(t, "logs", "")
+	if len(objs) != 1 || objs[0].Size < 20<<20 || !strings.HasSuffix(objs[0].Key, "node-1-big.jsonl") {
+		t.Fatalf("objects %v", objs)
+	}
+	// The same chunk again (a retry after a crash before the buffer deleted
+	// it): the conditional put is refused and counted as delivered.
+	if err := s.Write(context.Background(), c); err != nil {
+		t.Fatalf("second write of the same chunk: %v", err)
+	}
+	// Also for a small object (single PutObject).
+	small := dockerChunk(t, "small", out.S3.Path, 10, true)
+	for i := 0; i < 2; i++ {
+		if err := s.Write(context.Background(), small); err != nil {
+			t.Fatalf("small write %d: %v", i, err)
+		}
+	}
+	if got := counter(t, reg, "maruta_sink_conflicts_total"); got != 2 {
+		t.Errorf("conflicts %v, want 2", got)
+	}
+	if got := len(srv.Objects(t, "logs", "")); got != 2 {
+		t.Errorf("%d objects, want 2", got)
+	}
+	// An object of another size under the chunk's key is not this chunk:
+	// Permanent, so the buffer keeps the data in its dead letter.
+	other := dockerChunk(t, "other", out.S3.Path, 10, true)
+	key := strings.TrimSuffix(objs[0].Key, "node-1-big.jsonl") + "node-1-other.jsonl"
+	srv.PutObject(t, "logs", key, []byte("someone else's object"))
+	err := s.Write(context.Background(), other)
+	if !IsPermanent(err) || !strings.Contains(err.Error(), "node name") {
+		t.Errorf("write over a foreign object: %v", err)
+	}
+}
+
+func TestS3ServerDownThenBack(t *testing.T) {
+	srv := tu.StartS3(t)
+	srv.CreateBucket(t, "logs")
+	dir := t.TempDir()
+	reg := prometheus.NewRegistry()
+	_, out := s3Out(t, srv, dir, "logs", "")
+	s := newS3(t, out, dir, reg)
+	c := dockerChunk(t, "c1", out.S3.Path, 500, false)
+
+	srv.Stop()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	err := s.Write(ctx, c)
+	if err == nil || IsPermanent(err) {
+		t.Fatalf("write with the server down: %v (want a retryable error)", err)
+	}
+	if n := counter(t, reg, "maruta_sink_errors_total", "kind", "network"); n != 1 {
+		t.Errorf("network errors %v", n)
+	}
+	// The buffer retries; after the server is back the chunk is delivered
+	// once, and a further retry does not duplicate it.
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 2; i++ {
+		if err := s.Write(ctx, c); err != nil {
+			t.Fatalf("retry %d: %v", i, err)
+		}
+	}
+	if objs := srv.Objects(t, "logs", ""); len(objs) != 1 {
+		t.Errorf("objects %v", objs)
+	}
+}
+
+// cutProxy forwards requests to srv. When the first UploadPart request of
+// a multipart upload arrives it stops srv and drops the connection, as if
+// the server died in the middle of the upload.
+func cutProxy(t *testing.T, srv *tu.S3Server) (endpoint string, cut <-chan struct{}) {
+	target, err := url.Parse(srv.Endpoint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rp := httputil.NewSingleHostReverseProxy(target)
+	rp.ErrorHandler = func(http.ResponseWriter, *http.Request, error) { panic(http.ErrAbortHandler) }
+	rp.ErrorLog = log.New(io.Discard, "", 0)
+	ch := make(chan struct{})
+	var once sync.Once
+	ts := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Query().Has("partNumber") {
+			once.Do(func() { srv.Stop(); close(ch) })
+		}
+		rp.ServeHTTP(w, r)
+	}))
+	ts.Config.ErrorLog = log.New(io.Discard, "", 0)
+	ts.Start()
+	t.Cleanup(ts.Close)
+	return ts.URL, ch
+}
+
+func TestS3ServerStopsDuringUpload(t *testing.T) {
+	srv := tu.StartS3(t)
+	srv.CreateBucket(t, "logs")
+	dir := t.TempDir()
+	_, out := s3Out(t, srv, dir, "logs", "    format: jsonl\n    multipart_threshold: 5MiB\n    part_size: 5MiB\n")
+	endpoint, cut := cutProxy(t, srv)
+	out.S3.Endpoint = endpoint
+	reg := prometheus.NewRegistry()
+	s := newS3(t, out, dir, reg)
+	c := dockerChunk(t, "mid", out.S3.Path, 40000, true)
+	err := s.Write(context.Background(), c)
+	select {
+	case <-cut:
+	default:
+		t.Fatalf("the upload did not reach UploadPart (err %v)", err)
+	}
+	if err == nil || IsPermanent(err) {
+		t.Fatalf("a server dying mid-upload must give a retryable error, got %v", err)
+	}
+	if n := counter(t, reg, "maruta_sink_errors_total", "kind", "network"); n != 1 {
+		t.Errorf("network errors %v", n)
+	}
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if len(srv.Objects(t, "logs", "")) != 0 {
+		t.Fatal("an object exists after the failed upload")
+	}
+	for i := 0; i < 2; i++ { // the retry delivers; a further retry does not duplicate
+		if err := s.Write(context.Background(), c); err != nil {
+			t.Fatalf("retry %d: %v", i, err)
+		}
+	}
+	objs := srv.Objects(t, "logs", "")
+	if len(objs) != 1 || objs[0].Size < 10<<20 {
+		t.Errorf("objects %v", objs)
+	}
+}
+
+func TestS3PermanentErrors(t *testing.T) {
+	srv := tu.StartS3(t)
+	srv.CreateBucket(t, "logs")
+	dir := t.TempDir()
+	reg := prometheus.NewRegistry()
+
+	_, out := s3Out(t, srv, dir, "no-such-bucket", "")
+	s := newS3(t, out, dir, reg)
+	err := s.Write(context.Background(), dockerChunk(t, "c1", out.S3.Path, 10, false))
+	if !IsPermanent(err) {
+		t.Errorf("no such bucket: %v (want Permanent)", err)
+	}
+
+	_, out = s3Out(t, srv, t.TempDir(), "logs", "")
+	out.S3.SecretAccessKey = "wrong"
+	s = newS3(t, out, dir, prometheus.NewRegistry())
+	err = s.Write(context.Background(), dockerChunk(t, "c2", out.S3.Path, 10, false))
+	if !IsPermanent(err) {
+		t.Errorf("bad credentials: %v (want Permanent)", err)
+	}
+	if n := counter(t, reg, "maruta_sink_errors_total", "kind", "permanent"); n != 1 {
+		t.Errorf("permanent errors %v", n)
+	}
+}
+
+func TestS3EndpointFromEnvironment(t *testing.T) {
+	srv := tu.StartS3(t, tu.WithRegion("ap-northeast-1"))
+	srv.CreateBucket(t, "logs")
+	t.Setenv("AWS_ENDPOINT_URL_S3", srv.Endpoint)
+	t.Setenv("AWS_ACCESS_KEY_ID", srv.AccessKey)
+	t.Setenv("AWS_SECRET_ACCESS_KEY", srv.SecretKey)
+	t.Setenv("AWS_REGION", "ap-northeast-1")
+	t.Setenv("AWS_CONFIG_FILE", filepath.Join(t.TempDir(), "none"))
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(t.TempDir(), "none"))
+	dir := t.TempDir()
+	// A converted fluent.conf names only bucket and region.
+	_, out := loadOutput(t, dir, "  - type: s3\n    name: conv\n    bucket: logs\n    region: ap-northeast-1\n    path: logs/shop-event/${tag_parts[2]}/%Y/%m/%d/%H/\n")
+	if out.S3.ForcePathStyle != nil {
+		t.Fatalf("force_path_style defaulted without an endpoint")
+	}
+	s := newS3(t, out, dir, nil)
+	c := &memChunk{info: ChunkInfo{ID: "e1", Tag: "shop.event.order_placed", Path: TagResolver(out.S3.Path)("shop.event.order_placed"), Slice: slice13},
+		events: []testEvent{ev(t, "shop.event.order_placed", slice13, map[string]any{"event_type": "order_placed"})}}
+	if err := s.Write(context.Background(), c); err != nil {
+		t.Fatal(err)
+	}
+	objs := srv.Objects(t, "logs", "")
+	if len(objs) != 1 || objs[0].Key != "logs/shop-event/order_placed/2026/11/22/13/node-1-e1.parquet" {
+		t.Errorf("objects %v", objs)
+	}
+}
+
+func TestClassifyS3Error(t *testing.T) {
+	if k, p := classifyS3Error(context.DeadlineExceeded); k != kindNetwork || p {
+		t.Errorf("deadline: %s %v", k, p)
+	}
+	if k, p := classifyS3Error(&net.OpError{Op: "dial", Err: syscall.ECONNREFUSED}); k != kindNetwork || p {
+		t.Errorf("refused: %s %v", k, p)
+	}
+	if k, p := classifyS3Error(errors.New("something else")); k != kindOther || p {
+		t.Errorf("other: %s %v", k, p)
+	}
+}
