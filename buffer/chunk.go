@@ -85,32 +85,40 @@ func newChunk(dir string, h *header) *chunk {
 	return c
 }
 
-// create makes the file, writes the header and, when durable, syncs the file
-// and the folder, so the chunk's directory entry survives a power loss
-// before any append to it is acknowledged.
+// create makes the file: the header is written to <id>.open.tmp, which is
+// then renamed to <id>.open.chunk, so a crash never leaves a chunk with a
+// torn header. When durable, the file and the folder are synced, so the
+// chunk's directory entry survives a power loss before any append to it is
+// acknowledged.
 func (c *chunk) create(durable bool) error {
 	c.name = c.id + openSuffix
 	p := filepath.Join(c.dir, c.name)
-	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	tmp := filepath.Join(c.dir, c.id+".open"+tmpSuffix)
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
 		return fmt.Errorf("create chunk: %w", err)
 	}
+	fail := func(what string, err error) error {
+		f.Close()
+		os.Remove(tmp)
+		os.Remove(p)
+		return fmt.Errorf("%s: %w", what, err)
+	}
 	hb := appendHeader(nil, c.hdr)
 	if _, err := f.Write(hb); err != nil {
-		f.Close()
-		os.Remove(p)
-		return fmt.Errorf("write chunk header: %w", err)
+		return fail("write chunk header", err)
 	}
 	if durable {
 		if err := datasync(f); err != nil {
-			f.Close()
-			os.Remove(p)
-			return fmt.Errorf("sync chunk header: %w", err)
+			return fail("sync chunk header", err)
 		}
+	}
+	if err := os.Rename(tmp, p); err != nil {
+		return fail("create chunk", err)
+	}
+	if durable {
 		if err := syncDir(c.dir); err != nil {
-			f.Close()
-			os.Remove(p)
-			return fmt.Errorf("sync buffer folder: %w", err)
+			return fail("sync buffer folder", err)
 		}
 	}
 	c.f = f

@@ -26,9 +26,9 @@ type Delivery struct {
 // RecordingSink records every event of every chunk it accepts. Fail, when
 // set, decides the outcome of each Write before the chunk is read (nil:
 // accept). If File is set, the IDs of an accepted chunk are appended to it
-// (one per line, "<chunk id> <event id>") and fsynced before Write returns
-// nil, so a crash test can tell what was confirmed. It is safe for
-// concurrent use.
+// (one per line, "<chunk id> <event id> .") and fsynced before Write returns
+// nil, so a crash test can tell what was confirmed; see ReadDelivered. It is
+// safe for concurrent use.
 type RecordingSink struct {
 	IDKey string // record key holding an event id; default "id"
 	Fail  func(c sinks.Chunk, attempt int) error
@@ -96,12 +96,15 @@ func appendIDs(file string, ds []Delivery) error {
 	if err != nil {
 		return err
 	}
-	var b []byte
+	// A leading newline ends a line a killed writer may have left half
+	// written; the trailing " ." marks a whole line (ReadDelivered skips
+	// the others).
+	b := []byte{'\n'}
 	for _, d := range ds {
 		b = append(b, d.ChunkID...)
 		b = append(b, ' ')
 		b = append(b, d.ID...)
-		b = append(b, '\n')
+		b = append(b, " .\n"...)
 	}
 	if _, err := f.Write(b); err != nil {
 		f.Close()
