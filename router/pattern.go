@@ -188,6 +188,9 @@ func compileGlob(pat string) (glob, error) {
 // match reports whether the whole of s matches g. Like Ruby's \Z, the end
 // may be followed by one final newline.
 func (g glob) match(s string) bool {
+	if len(g) == 1 && g[0].kind == gLit { // the common case: a plain tag
+		return s == g[0].lit || len(s) == len(g[0].lit)+1 && s[len(s)-1] == '\n' && s[:len(s)-1] == g[0].lit
+	}
 	return g.matchAt(s, 0, func(pos int) bool {
 		return pos == len(s) || pos == len(s)-1 && s[pos] == '\n'
 	})

@@ -56,6 +56,7 @@ type Router struct {
 
 	unroutableLog limiter
 	errorLog      limiter
+	debug         bool // debug logging on: log expected drops
 }
 
 var _ event.Consumer = (*Router)(nil)
@@ -121,6 +122,7 @@ func New(opts Options) (*Router, error) {
 		r.log = slog.Default()
 	}
 	r.log = r.log.With("component", "router")
+	r.debug = r.log.Enabled(context.Background(), slog.LevelDebug)
 	if r.hostname == "" {
 		r.hostname, _ = os.Hostname()
 	}
@@ -289,6 +291,17 @@ func (r *Router) flushPartials(ctx context.Context, now time.Time, all bool) err
 // run passes one event through the steps from index from, then to its
 // output.
 func (r *Router) run(st *state, tag string, ev event.Event, from, hops int) {
+	// The event lives in a state slot: passing a local's address to the
+	// steps (an interface call) would move it to the heap on every call.
+	var evp *event.Event
+	if st.depth < len(st.slots) {
+		evp = &st.slots[st.depth]
+	} else {
+		evp = new(event.Event)
+	}
+	st.depth++
+	defer func() { st.depth-- }()
+	*evp = ev
 	p := r.plans.get(st, tag)
 	for i := from; i < len(r.steps); i++ {
 		if !p.steps[i] {
@@ -296,7 +309,7 @@ func (r *Router) run(st *state, tag string, ev event.Event, from, hops int) {
 		}
 		s := r.steps[i]
 		st.count(i, cIn)
-		v, newTag := s.impl.apply(r, st, s, p, &ev, hops)
+		v, newTag := s.impl.apply(r, st, s, p, evp, hops)
 		switch v {
 		case vPass:
 			st.count(i, cOut)
@@ -311,11 +324,11 @@ func (r *Router) run(st *state, tag string, ev event.Event, from, hops int) {
 			r.m.errorRoute.WithLabelValues(s.name).Inc()
 			r.errorLog.warn(r.log, "record sent to the error route", "step", s.name, "tag", p.tag, "error_tag", ErrorTagPrefix+p.tag)
 			p = r.plans.get(st, ErrorTagPrefix+p.tag)
-			r.emit(st, p, ev)
+			r.emit(st, p, *evp)
 			return
 		}
 	}
-	r.emit(st, p, ev)
+	r.emit(st, p, *evp)
 }
 
 func (r *Router) emit(st *state, p *plan, ev event.Event) {

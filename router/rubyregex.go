@@ -372,6 +372,9 @@ func rubyEscape(src string, i int, inClass bool) (string, int, error) {
 					c = 'p'
 				}
 			}
+			if g, ok := rubyPropertyNames[strings.ToLower(name)]; ok {
+				name = g
+			}
 			return `\` + string(c) + "{" + name + "}", end + 1, nil
 		}
 		return `\` + src[i+1:i+2], 2, nil
@@ -452,4 +455,10 @@ func rubyClass(src string, i int) (string, int, error) {
 		first = false
 	}
 	return "", 0, fmt.Errorf("regexp %q: unterminated character class", src)
+}
+
+// rubyPropertyNames maps Onigmo's POSIX-style property names to the Unicode
+// categories RE2 knows.
+var rubyPropertyNames = map[string]string{
+	"alpha": "L", "digit": "Nd", "upper": "Lu", "lower": "Ll", "punct": "P", "cntrl": "Cc", "space": "Z",
 }

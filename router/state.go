@@ -24,6 +24,8 @@ type state struct {
 	pairs   []recPair
 	ends    []int
 	jconv   msgpack.JSONConverter
+	slots   [8]event.Event // events being processed, by run depth
+	depth   int
 }
 
 type kv struct {
@@ -109,37 +111,55 @@ func (st *state) add(out int, tag string, ev event.Event) {
 }
 
 // arena hands out byte slices that stay valid until reset: blocks are never
-// moved, only added.
+// moved, only added; reset keeps them for the next call.
 type arena struct {
-	cur  []byte
-	used [][]byte
+	blocks [][]byte
+	cur    int // index of the block being filled
 }
 
-const arenaBlock = 64 << 10
+const (
+	arenaBlock     = 64 << 10
+	arenaKeepBytes = 4 << 20 // blocks kept across resets
+)
 
 // copy returns a copy of b that lives in the arena.
 func (a *arena) copy(b []byte) []byte {
-	if len(b) > cap(a.cur)-len(a.cur) {
-		if a.cur != nil {
-			a.used = append(a.used, a.cur)
+	for {
+		if a.cur < len(a.blocks) {
+			blk := a.blocks[a.cur]
+			if len(b) <= cap(blk)-len(blk) {
+				n := len(blk)
+				blk = append(blk, b...)
+				a.blocks[a.cur] = blk
+				return blk[n:len(blk):len(blk)]
+			}
+			if a.cur+1 < len(a.blocks) {
+				a.cur++
+				continue
+			}
 		}
 		size := arenaBlock
 		if len(b) > size {
 			size = len(b)
 		}
-		a.cur = make([]byte, 0, size)
+		a.blocks = append(a.blocks, make([]byte, 0, size))
+		a.cur = len(a.blocks) - 1
 	}
-	n := len(a.cur)
-	a.cur = append(a.cur, b...)
-	return a.cur[n:len(a.cur):len(a.cur)]
 }
 
-// reset forgets every slice handed out, keeping one block for reuse.
+// reset forgets every slice handed out and keeps up to arenaKeepBytes of
+// blocks for reuse.
 func (a *arena) reset() {
-	if a.cur != nil && cap(a.cur) > 4*arenaBlock {
-		a.cur = nil
+	kept, total := 0, 0
+	for _, blk := range a.blocks {
+		if total+cap(blk) > arenaKeepBytes {
+			continue
+		}
+		total += cap(blk)
+		a.blocks[kept] = blk[:0]
+		kept++
 	}
-	a.cur = a.cur[:0]
-	clear(a.used)
-	a.used = a.used[:0]
+	clear(a.blocks[kept:])
+	a.blocks = a.blocks[:kept]
+	a.cur = 0
 }

@@ -151,8 +151,9 @@ func strField(rec []byte, key string) string {
 
 // completed is a line ready to be passed on.
 type completed struct {
-	tag string
-	ev  event.Event
+	tag     string
+	ev      event.Event
+	updated time.Time // when the line last grew (orders timeout flushes)
 }
 
 func (c *concatStep) apply(r *Router, st *state, s *stepRT, p *plan, ev *event.Event, hops int) (verdict, string) {
@@ -293,7 +294,13 @@ func (c *concatStep) take(st *state, l *pendingLine, done []completed, all bool)
 		c.flagLines.Add(-1)
 	}
 	c.bytes -= len(l.buf)
-	done = append(done, completed{tag: l.key.tag, ev: event.Event{Time: l.time, Record: c.build(st, l, l.buf)}})
+	buf := l.buf
+	for len(buf) > c.maxSize { // max_size: pass on parts
+		st.count(c.s.idx, cSplit)
+		done = append(done, completed{tag: l.key.tag, ev: event.Event{Time: l.time, Record: c.build(st, l, buf[:c.maxSize])}})
+		buf = buf[c.maxSize:]
+	}
+	done = append(done, completed{tag: l.key.tag, ev: event.Event{Time: l.time, Record: c.build(st, l, buf)}, updated: l.updated})
 	return done
 }
 
@@ -376,6 +383,7 @@ func isPartialKey(k []byte) bool {
 // passOn runs completed lines through the steps after this one.
 func (c *concatStep) passOn(r *Router, st *state, s *stepRT, done []completed, hops int) {
 	for _, d := range done {
+		st.count(s.idx, cOut)
 		r.run(st, d.tag, d.ev, s.idx+1, hops)
 	}
 }
@@ -402,7 +410,7 @@ func (c *concatStep) expire(r *Router, st *state, now time.Time, all bool) int {
 	if len(done) == 0 {
 		return 0
 	}
-	sort.SliceStable(done, func(i, j int) bool { return done[i].ev.Time < done[j].ev.Time })
+	sort.SliceStable(done, func(i, j int) bool { return done[i].updated.Before(done[j].updated) })
 	if c.timedOut != nil {
 		c.timedOut.Add(float64(len(done)))
 	}

@@ -65,14 +65,18 @@ func (g *grepStep) apply(r *Router, st *state, s *stepRT, p *plan, ev *event.Eve
 	for i := range g.regexp {
 		if !g.matches(st, ev.Record, &g.regexp[i]) {
 			st.count(s.idx, cGrepDropped)
-			s.expectLog.debug(r.log, "grep: regexp rule did not match; event dropped", "step", s.name, "tag", p.tag, "key", g.regexp[i].key.src)
+			if r.debug {
+				s.expectLog.debug(r.log, "grep: regexp rule did not match; event dropped", "step", s.name, "tag", p.tag, "key", g.regexp[i].key.src)
+			}
 			return vDrop, ""
 		}
 	}
 	for i := range g.exclude {
 		if g.matches(st, ev.Record, &g.exclude[i]) {
 			st.count(s.idx, cGrepDropped)
-			s.expectLog.debug(r.log, "grep: exclude rule matched; event dropped", "step", s.name, "tag", p.tag, "key", g.exclude[i].key.src)
+			if r.debug {
+				s.expectLog.debug(r.log, "grep: exclude rule matched; event dropped", "step", s.name, "tag", p.tag, "key", g.exclude[i].key.src)
+			}
 			return vDrop, ""
 		}
 	}

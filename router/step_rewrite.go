@@ -123,7 +123,9 @@ func (w *rewriteStep) apply(r *Router, st *state, s *stepRT, p *plan, ev *event.
 	}
 	if w.unmatchedDrop {
 		st.count(s.idx, cUnmatchedDrop)
-		s.expectLog.debug(r.log, "rewrite_tag: no rule matched; event dropped (unmatched: drop)", "step", s.name, "tag", p.tag)
+		if r.debug {
+			s.expectLog.debug(r.log, "rewrite_tag: no rule matched; event dropped (unmatched: drop)", "step", s.name, "tag", p.tag)
+		}
 		return vDrop, ""
 	}
 	st.count(s.idx, cUnmatchedKeep)

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unsafe"
 
 	"github.com/marutalog/maruta/internal/event"
 	"github.com/marutalog/maruta/internal/msgpack"
@@ -120,7 +121,11 @@ func (tp *timeParser) parse(v []byte) (event.Time, error) {
 		return 0, errTimeValue
 	}
 	s, _, _, _ := msgpack.ReadBytes(v)
-	return tp.parseString(string(s))
+	if len(s) == 0 {
+		return tp.parseString("")
+	}
+	// Not copied: the parsers keep no reference to the text.
+	return tp.parseString(unsafe.String(&s[0], len(s)))
 }
 
 func (tp *timeParser) parseString(s string) (event.Time, error) {

@@ -1,0 +1,177 @@
+package router
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/marutalog/maruta/internal/config"
+	"github.com/marutalog/maruta/internal/event"
+)
+
+// TestDefaultPipeline checks the embedded default (internal/config/
+// default.yaml) does what DESIGN.md promises: split lines reassembled, JSON
+// log lines parsed into fields with the raw log dropped, other lines kept
+// whole.
+func TestDefaultPipeline(t *testing.T) {
+	cfg, err := config.Default()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var got strings.Builder
+	outs := map[string]event.Consumer{}
+	for _, o := range cfg.LeafOutputs() {
+		outs[o.Name] = &recorder{name: o.Name, mu: &mu, out: &got}
+	}
+	r, err := New(Options{Config: cfg, Outputs: outs, Hostname: "h", Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := event.FromUnix(time.Date(2026, 11, 22, 13, 0, 0, 0, time.UTC).Unix(), 0)
+	rec := func(s string) event.Event { return event.Event{Time: t0, Record: inputRecord(t, s)} }
+	b := &event.Batch{Tag: "docker.web", Events: []event.Event{
+		rec(`{"container_id":"c","source":"stdout","log":"{\"level\":\"error\",\"status\":500,\"time\":\"app time stays a field\"}"}`),
+		rec(`{"container_id":"c","source":"stderr","log":"plain text line"}`),
+		rec(`{"container_id":"c","source":"stdout","log":"{\"level\":\"info\",\"msg\":\"{{repeat "z" 16369}}","partial_message":"true","partial_id":"p","partial_ordinal":"1","partial_last":"false"}`),
+		rec(`{"container_id":"c","source":"stdout","log":"\"}","partial_message":"true","partial_id":"p","partial_ordinal":"2","partial_last":"true"}`),
+		rec(`{"container_id":"c","source":"stdout","log":"[\"an array is not an object\"]"}`),
+	}}
+	if err := r.Consume(context.Background(), b); err != nil {
+		t.Fatal(err)
+	}
+	want := `lake docker.web 2026-11-22T13:00:00Z {"container_id":"c","source":"stdout","level":"error","status":500,"time":"app time stays a field"}
+lake docker.web 2026-11-22T13:00:00Z {"container_id":"c","source":"stderr","log":"plain text line"}
+lake docker.web 2026-11-22T13:00:00Z {"container_id":"c","source":"stdout","level":"info","msg":"{{repeat "z" 16369}}"}
+lake docker.web 2026-11-22T13:00:00Z {"container_id":"c","source":"stdout","log":"[\"an array is not an object\"]"}
+`
+	if got.String() != want {
+		t.Errorf("default pipeline:\n%s", diffLines(want, got.String()))
+	}
+	if err := r.Drain(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestRunFlushesTimedOutPartials runs Run with a real clock: an unfinished
+// line is passed on after its timeout, and Run returns when ctx is done.
+func TestRunFlushesTimedOutPartials(t *testing.T) {
+	cfg, err := config.Parse("t.yaml", []byte(`
+sources: [{type: forward}]
+pipeline:
+  - type: concat_partials
+    timeout: 50ms
+outputs: [{type: stdout, name: out}]
+`), func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var got strings.Builder
+	r, err := New(Options{Config: cfg, Outputs: map[string]event.Consumer{"out": &recorder{name: "out", mu: &mu, out: &got}},
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	b := &event.Batch{Tag: "d", Events: []event.Event{{Record: inputRecord(t, `{"container_id":"c","source":"stdout","log":"{{repeat "u" 16384}}","partial_message":"true","partial_id":"p","partial_ordinal":"1","partial_last":"false"}`)}}}
+	if err := r.Consume(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		mu.Lock()
+		s := got.String()
+		mu.Unlock()
+		if strings.Contains(s, `{{repeat "u" 16384}}`) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the unfinished line was not passed on after its timeout")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+}
+
+// TestCheckMode builds without outputs (maruta validate): everything
+// compiles, Consume refuses.
+func TestCheckMode(t *testing.T) {
+	cfg, err := config.Default()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := New(Options{Config: cfg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Consume(context.Background(), &event.Batch{Tag: "x"}); err != ErrCheckMode {
+		t.Fatalf("Consume in check mode: %v", err)
+	}
+	if got := r.Match("anything"); got != "lake" {
+		t.Fatalf("Match = %q", got)
+	}
+}
+
+// TestConcurrentConsume runs the fixture pipeline from several goroutines
+// (run it with -race): every event arrives exactly once.
+func TestConcurrentConsume(t *testing.T) {
+	cfg, err := config.Parse("f.yaml", []byte(fixtureConfig), func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	counts := map[string]int{}
+	c := event.ConsumerFunc(func(_ context.Context, b *event.Batch) error {
+		mu.Lock()
+		defer mu.Unlock()
+		for range b.Events {
+			counts[b.Tag]++
+		}
+		return nil
+	})
+	outs := map[string]event.Consumer{}
+	for _, o := range cfg.LeafOutputs() {
+		outs[o.Name] = c
+	}
+	r, err := New(Options{Config: cfg, Outputs: outs, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	const workers, batches = 4, 20
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			b := dockerBatch("docker.shop", 64, eventLine)
+			for i := 0; i < batches; i++ {
+				if err := r.Consume(context.Background(), b); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	total := 0
+	for tag, n := range counts {
+		if !strings.HasPrefix(tag, "shop.event.") {
+			t.Errorf("unexpected tag %q", tag)
+		}
+		total += n
+	}
+	// Two stores (copy) get every event.
+	if want := 2 * workers * batches * 64; total != want {
+		t.Fatalf("delivered %d events, want %d", total, want)
+	}
+}
