@@ -1,0 +1,288 @@
+// Package athena turns maruta's Parquet outputs into Athena tables: the
+// CREATE EXTERNAL TABLE statement with partition projection derived from
+// the output's path template, and ALTER TABLE … ADD COLUMNS for the columns
+// auto mode added to the table since a schema version.
+//
+// Columns come from the output's declared schema or from the schema the
+// sink persisted under <data_dir>/schema/ (see sinks.LoadSchema); partition
+// columns from the path template (see sinks.PathLayout). Everything here is
+// read-only and needs no AWS access.
+package athena
+
+import (
+	"fmt"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/marutalog/maruta/internal/config"
+	"github.com/marutalog/maruta/sinks"
+)
+
+// DefaultDatabase is the database of tables whose output names none.
+const DefaultDatabase = "default"
+
+// DDLOptions select what DDL prints.
+type DDLOptions struct {
+	// Outputs limits the DDL to the outputs with these names; empty means
+	// every Parquet output (file and s3, copy stores included).
+	Outputs []string
+	// Alter adds ALTER TABLE … ADD COLUMNS for the columns added after
+	// schema version Since (run it on a table created at that version).
+	Alter bool
+	Since int
+	// DataDir, when set, is where persisted schemas are read instead of the
+	// config's data_dir.
+	DataDir string
+}
+
+// Table is an Athena table of one Parquet output.
+type Table struct {
+	Output   string
+	Type     string // s3 or file
+	Database string
+	Name     string
+	// Schema is the output's table schema (data columns without time and
+	// overflow).
+	Schema sinks.TableSchema
+	// Columns are all data columns as Athena sees them: time, the schema's
+	// columns, the overflow column.
+	Columns    []Column
+	Partitions []sinks.Partition
+	// Location is the table LOCATION, ending with '/'.
+	Location string
+	// Properties are the TBLPROPERTIES, in order.
+	Properties [][2]string
+}
+
+// Column is a table column with its Athena type.
+type Column struct {
+	Name    string
+	Type    string
+	Version int // schema version that added it; 0 for time and overflow
+}
+
+// Tables returns the tables of the config's Parquet outputs, in config
+// order.
+func Tables(cfg *config.Config, opts DDLOptions) ([]Table, error) {
+	dataDir := opts.DataDir
+	if dataDir == "" {
+		dataDir = cfg.DataDir
+	}
+	var tables []Table
+	seen := map[string]string{}
+	for _, out := range cfg.LeafOutputs() {
+		if len(opts.Outputs) > 0 && !slices.Contains(opts.Outputs, out.Name) {
+			continue
+		}
+		var enc *config.Encoding
+		var path, location string
+		switch {
+		case out.S3 != nil:
+			enc, path = &out.S3.Encoding, out.S3.Path
+			location = "s3://" + out.S3.Bucket + "/"
+		case out.File != nil:
+			enc, path = &out.File.Encoding, out.File.Path
+			location = "file://"
+		default:
+			continue
+		}
+		if enc.Format != "parquet" {
+			continue
+		}
+		t, err := table(out, enc, path, location, dataDir)
+		if err != nil {
+			return nil, fmt.Errorf("athena: output %s: %w", out.Name, err)
+		}
+		full := t.Database + "." + t.Name
+		if prev, dup := seen[full]; dup {
+			return nil, fmt.Errorf("athena: outputs %s and %s both define table %s: name one under athena.table", prev, out.Name, full)
+		}
+		seen[full] = out.Name
+		tables = append(tables, t)
+	}
+	for _, name := range opts.Outputs {
+		found := false
+		for _, t := range tables {
+			found = found || t.Output == name
+		}
+		if !found {
+			return nil, fmt.Errorf("athena: no Parquet output named %q", name)
+		}
+	}
+	return tables, nil
+}
+
+func table(out *config.Output, enc *config.Encoding, path, location, dataDir string) (Table, error) {
+	t := Table{Output: out.Name, Type: out.Type, Database: DefaultDatabase, Name: TableName(out.Name)}
+	a := enc.Athena
+	if a != nil {
+		if a.Database != "" {
+			t.Database = a.Database
+		}
+		if a.Table != "" {
+			t.Name = a.Table
+		}
+	}
+	s, err := sinks.LoadSchema(dataDir, out)
+	if err != nil {
+		return t, err
+	}
+	t.Schema = s
+	layout, err := sinks.PathLayout(path, a)
+	if err != nil {
+		return t, err
+	}
+	t.Partitions = layout.Partitions
+	if out.File != nil {
+		abs, err := filepath.Abs(filepath.FromSlash(layout.Prefix))
+		if err != nil {
+			return t, err
+		}
+		location += filepath.ToSlash(abs) + "/"
+	} else {
+		location += layout.Prefix
+	}
+	if a != nil && a.Location != "" {
+		location = strings.TrimSuffix(a.Location, "/") + "/"
+	}
+	t.Location = location
+
+	t.Columns = append(t.Columns, Column{Name: sinks.TimeColumn, Type: sinks.TypeTimestamp})
+	for _, c := range s.Columns {
+		t.Columns = append(t.Columns, Column{Name: c.Name, Type: sinks.AthenaType(c.Type), Version: c.Version})
+	}
+	t.Columns = append(t.Columns, Column{Name: s.Overflow, Type: sinks.TypeMap})
+	for _, p := range layout.Partitions {
+		for _, c := range t.Columns {
+			if strings.EqualFold(c.Name, p.Name) {
+				return t, fmt.Errorf("partition column %q (from %s in the path) is also a data column: rename it under athena.partitions", p.Name, p.Source)
+			}
+		}
+	}
+
+	if len(layout.Partitions) > 0 {
+		t.Properties = append(t.Properties, [2]string{"projection.enabled", "true"})
+		for _, p := range layout.Partitions {
+			for _, kv := range p.Projection {
+				t.Properties = append(t.Properties, [2]string{"projection." + p.Name + "." + kv[0], kv[1]})
+			}
+		}
+		if !layout.Hive {
+			t.Properties = append(t.Properties, [2]string{"storage.location.template", location + layout.Template})
+		}
+	}
+	return t, nil
+}
+
+// TableName turns an output name into a table name: lower case, '-' as '_'.
+func TableName(output string) string {
+	return strings.ReplaceAll(strings.ToLower(output), "-", "_")
+}
+
+// DDL returns CREATE EXTERNAL TABLE IF NOT EXISTS for every Parquet output
+// of cfg (and, with opts.Alter, ALTER TABLE … ADD COLUMNS for the columns
+// added after schema version opts.Since), as one SQL text with a comment
+// before each statement.
+func DDL(cfg *config.Config, opts DDLOptions) (string, error) {
+	tables, err := Tables(cfg, opts)
+	if err != nil {
+		return "", err
+	}
+	var b strings.Builder
+	if len(tables) == 0 {
+		b.WriteString("-- no Parquet outputs: nothing for Athena\n")
+	}
+	for i, t := range tables {
+		if i > 0 {
+			b.WriteString("\n")
+		}
+		b.WriteString(t.CreateStatement())
+		if opts.Alter {
+			b.WriteString("\n")
+			b.WriteString(t.AlterStatement(opts.Since))
+		}
+	}
+	return b.String(), nil
+}
+
+// CreateStatement renders the table's CREATE EXTERNAL TABLE IF NOT EXISTS.
+func (t Table) CreateStatement() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "-- output %s (%s): schema %s, version %d\n", t.Output, t.Type, t.Schema.Mode, t.Schema.Version)
+	if t.Type == "file" {
+		b.WriteString("-- a local lake: Athena needs the files in S3; set athena.location to where they are copied\n")
+	}
+	fmt.Fprintf(&b, "CREATE EXTERNAL TABLE IF NOT EXISTS %s.%s (\n", Quote(t.Database), Quote(t.Name))
+	for i, c := range t.Columns {
+		sep := ","
+		if i == len(t.Columns)-1 {
+			sep = ""
+		}
+		fmt.Fprintf(&b, "  %s %s%s\n", Quote(c.Name), c.Type, sep)
+	}
+	b.WriteString(")\n")
+	if len(t.Partitions) > 0 {
+		b.WriteString("PARTITIONED BY (\n")
+		for i, p := range t.Partitions {
+			sep := ","
+			if i == len(t.Partitions)-1 {
+				sep = ""
+			}
+			fmt.Fprintf(&b, "  %s %s%s\n", Quote(p.Name), p.Type, sep)
+		}
+		b.WriteString(")\n")
+	}
+	b.WriteString("STORED AS PARQUET\n")
+	fmt.Fprintf(&b, "LOCATION %s", literal(t.Location))
+	if len(t.Properties) > 0 {
+		b.WriteString("\nTBLPROPERTIES (\n")
+		for i, kv := range t.Properties {
+			sep := ","
+			if i == len(t.Properties)-1 {
+				sep = ""
+			}
+			fmt.Fprintf(&b, "  %s = %s%s\n", literal(kv[0]), literal(kv[1]), sep)
+		}
+		b.WriteString(")")
+	}
+	b.WriteString(";\n")
+	return b.String()
+}
+
+// AlterStatement renders ALTER TABLE … ADD COLUMNS for the columns added
+// after schema version since, or a comment when there are none.
+func (t Table) AlterStatement(since int) string {
+	var add []Column
+	for _, c := range t.Columns {
+		if c.Version > since {
+			add = append(add, c)
+		}
+	}
+	if len(add) == 0 {
+		return fmt.Sprintf("-- %s.%s: no columns added after schema version %d\n", t.Database, t.Name, since)
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "-- %s.%s: columns added after schema version %d (now %d)\n", t.Database, t.Name, since, t.Schema.Version)
+	fmt.Fprintf(&b, "ALTER TABLE %s.%s ADD COLUMNS (\n", Quote(t.Database), Quote(t.Name))
+	for i, c := range add {
+		sep := ","
+		if i == len(add)-1 {
+			sep = ""
+		}
+		fmt.Fprintf(&b, "  %s %s%s\n", Quote(c.Name), c.Type, sep)
+	}
+	b.WriteString(");\n")
+	return b.String()
+}
+
+// Quote backticks an identifier for Athena DDL (reserved words such as
+// time, date or user are then fine).
+func Quote(name string) string {
+	return "`" + strings.ReplaceAll(name, "`", "``") + "`"
+}
+
+// literal quotes a string for Athena DDL.
+func literal(s string) string {
+	return "'" + strings.ReplaceAll(s, "'", "\\'") + "'"
+}

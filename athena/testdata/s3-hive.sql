@@ -1,0 +1,25 @@
+-- output docker-logs (s3): schema auto, version 0
+CREATE EXTERNAL TABLE IF NOT EXISTS `logs`.`docker_logs` (
+  `time` timestamp,
+  `_overflow` map<string,string>
+)
+PARTITIONED BY (
+  `tag` string,
+  `dt` string,
+  `hour` int
+)
+STORED AS PARQUET
+LOCATION 's3://my-logs/'
+TBLPROPERTIES (
+  'projection.enabled' = 'true',
+  'projection.tag.type' = 'injected',
+  'projection.dt.type' = 'date',
+  'projection.dt.format' = 'yyyy-MM-dd',
+  'projection.dt.range' = 'NOW-5YEARS,NOW',
+  'projection.dt.interval' = '1',
+  'projection.dt.interval.unit' = 'DAYS',
+  'projection.hour.type' = 'integer',
+  'projection.hour.range' = '0,23',
+  'projection.hour.digits' = '2',
+  'storage.location.template' = 's3://my-logs/${tag}/dt=${dt}/hour=${hour}/'
+);
