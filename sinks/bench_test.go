@@ -1,14 +1,25 @@
 package sinks
 
 import (
+	"bufio"
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime"
+	"runtime/debug"
+	"runtime/metrics"
+	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/marutalog/maruta/internal/config"
+	"github.com/marutalog/maruta/internal/event"
+	tu "github.com/marutalog/maruta/internal/testutil"
 )
 
 // benchChunk builds an in-memory chunk of n Docker-shaped records.
@@ -77,3 +88,184 @@ func BenchmarkParquetEncodeDocker(b *testing.B) { benchParquet(b, "zstd", false)
 func BenchmarkParquetEncodeDockerRaw(b *testing.B) { benchParquet(b, "zstd", true) }
 
 func BenchmarkParquetEncodeDockerSnappy(b *testing.B) { benchParquet(b, "snappy", false) }
+
+// memSampler records the peak resident set size and Go heap while it runs.
+type memSampler struct {
+	stop     chan struct{}
+	done     chan struct{}
+	peakRSS  int64
+	peakHeap uint64
+}
+
+func startMemSampler() *memSampler {
+	s := &memSampler{stop: make(chan struct{}), done: make(chan struct{})}
+	samples := []metrics.Sample{{Name: "/memory/classes/total:bytes"}, {Name: "/memory/classes/heap/released:bytes"}}
+	go func() {
+		defer close(s.done)
+		t := time.NewTicker(5 * time.Millisecond)
+		defer t.Stop()
+		for {
+			if rss := readRSS(); rss > s.peakRSS {
+				s.peakRSS = rss
+			}
+			metrics.Read(samples)
+			if h := samples[0].Value.Uint64() - samples[1].Value.Uint64(); h > s.peakHeap {
+				s.peakHeap = h
+			}
+			select {
+			case <-s.stop:
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return s
+}
+
+func (s *memSampler) finish() { close(s.stop); <-s.done }
+
+// readRSS returns the process's resident set size in bytes (Linux), or 0.
+func readRSS() int64 {
+	data, err := os.ReadFile("/proc/self/statm")
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(data))
+	if len(f) < 2 {
+		return 0
+	}
+	pages, _ := strconv.ParseInt(f[1], 10, 64)
+	return pages * int64(os.Getpagesize())
+}
+
+// BenchmarkParquetEncode256MB encodes one chunk of 256 MB of Docker-shaped
+// records (MARUTA_BENCH_CHUNK_MB changes the size) streamed from a file into
+// a Parquet file, and reports the peak RSS and Go memory (mapped minus
+// released) during the encode: the bound is the row group, not the chunk.
+func BenchmarkParquetEncode256MB(b *testing.B) {
+	mb := int64(256)
+	if s := os.Getenv("MARUTA_BENCH_CHUNK_MB"); s != "" {
+		mb, _ = strconv.ParseInt(s, 10, 64)
+	}
+	dir := b.TempDir()
+	_, out := loadOutput(b, dir, "  - type: file\n    name: lake\n")
+	store, err := openSchemaStore(dir, out, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	enc, err := newParquetEncoder(&out.File.Encoding, store, dir, slog.Default())
+	if err != nil {
+		b.Fatal(err)
+	}
+	g := newDockerGen(11, 50, time.Date(2026, 11, 22, 13, 0, 0, 0, time.UTC), false)
+	c := writeFileChunk(b, dir, ChunkInfo{ID: "big", Tag: "docker.shop"}, func(_ int, bytes int64) bool { return bytes < mb<<20 },
+		func(i int) (string, event.Time, []byte) { return g.next(b, i) })
+	b.SetBytes(c.info.Bytes)
+	var size int64
+	var peakRSS int64
+	var peakHeap uint64
+	b.ResetTimer()
+	for b.Loop() {
+		b.StopTimer()
+		runtime.GC()
+		debug.FreeOSMemory()
+		f, err := os.Create(filepath.Join(dir, "out.parquet"))
+		if err != nil {
+			b.Fatal(err)
+		}
+		s := startMemSampler()
+		b.StartTimer()
+		bw := bufio.NewWriterSize(f, 1<<20)
+		if _, err := enc.encode(context.Background(), c, bw); err != nil {
+			b.Fatal(err)
+		}
+		bw.Flush()
+		b.StopTimer()
+		s.finish()
+		size, _ = f.Seek(0, io.SeekCurrent)
+		f.Close()
+		peakRSS, peakHeap = max(peakRSS, s.peakRSS), max(peakHeap, s.peakHeap)
+		b.StartTimer()
+	}
+	b.ReportMetric(float64(c.info.Events), "records")
+	b.ReportMetric(float64(size)/(1<<20), "parquet_MB")
+	b.ReportMetric(float64(c.info.Bytes)/float64(size), "ratio")
+	b.ReportMetric(float64(peakRSS)/(1<<20), "peak_rss_MB")
+	b.ReportMetric(float64(peakHeap)/(1<<20), "peak_go_MB")
+}
+
+// BenchmarkLayoutBytesRead writes the same Docker-shaped records (1M;
+// MARUTA_BENCH_RECORDS changes it) as Parquet (zstd) and as fluentd-style
+// gzip JSON lines, for records whose JSON log line was parsed into fields
+// and for records that keep it as one string, and reports the file sizes
+// and the bytes DuckDB reads for SELECT count(*) … WHERE container_name = ….
+func BenchmarkLayoutBytesRead(b *testing.B) {
+	db := tu.NewDuckDB(b)
+	n := 1000000
+	if s := os.Getenv("MARUTA_BENCH_RECORDS"); s != "" {
+		n, _ = strconv.Atoi(s)
+	}
+	for _, raw := range []bool{false, true} {
+		name := "parsed"
+		if raw {
+			name = "raw_log"
+		}
+		b.Run(name, func(b *testing.B) {
+			dir := b.TempDir()
+			g := newDockerGen(5, 20, time.Date(2026, 11, 22, 13, 0, 0, 0, time.UTC), raw)
+			c := writeFileChunk(b, dir, ChunkInfo{ID: "x", Tag: "docker.shop"}, func(i int, _ int64) bool { return i < n },
+				func(i int) (string, event.Time, []byte) { return g.next(b, i) })
+			_, out := loadOutput(b, dir, "  - type: file\n    name: lake\n")
+			store, err := openSchemaStore(dir, out, nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			pe, err := newParquetEncoder(&out.File.Encoding, store, dir, slog.Default())
+			if err != nil {
+				b.Fatal(err)
+			}
+			je := &jsonlEncoder{timeKey: "time", format: compileTimeFormat(DefaultJSONTimeFormat), gzip: true}
+			pq := encodeToFile(b, pe, c, filepath.Join(dir, "x.parquet"))
+			js := encodeToFile(b, je, c, filepath.Join(dir, "x.jsonl.gz"))
+			readPQ := "read_parquet(" + tu.SQLString(filepath.Join(dir, "x.parquet")) + ")"
+			readJS := "read_json(" + tu.SQLString(filepath.Join(dir, "x.jsonl.gz")) + ", format='newline_delimited')"
+			where := "container_name = '/shop-api-3'"
+			r1, pqRead := db.BytesRead(b, "SELECT count(*) FROM "+readPQ+" WHERE "+where)
+			r2, jsRead := db.BytesRead(b, "SELECT count(*) FROM "+readJS+" WHERE "+where)
+			if fmt.Sprint(r1.Rows) != fmt.Sprint(r2.Rows) {
+				b.Fatalf("counts differ: parquet %v, jsonl %v", r1.Rows, r2.Rows)
+			}
+			where2 := "level = 'error'"
+			if raw {
+				where2 = `log LIKE '%"level":"error"%'`
+			}
+			r3, pqRead2 := db.BytesRead(b, "SELECT count(*) FROM "+readPQ+" WHERE "+where2)
+			for b.Loop() { // nothing to time: the metrics are sizes
+			}
+			b.ReportMetric(float64(c.info.Bytes)/(1<<20), "msgpack_MB")
+			b.ReportMetric(float64(pq)/(1<<20), "parquet_MB")
+			b.ReportMetric(float64(js)/(1<<20), "jsonl_gz_MB")
+			b.ReportMetric(float64(pqRead), "parquet_read_B")
+			b.ReportMetric(float64(jsRead), "jsonl_gz_read_B")
+			b.ReportMetric(float64(pqRead2), "parquet_level_read_B")
+			b.Logf("%d records; WHERE %s: %v rows; WHERE %s: %v rows", n, where, r1.Rows, where2, r3.Rows)
+		})
+	}
+}
+
+func encodeToFile(b *testing.B, enc encoder, c Chunk, path string) int64 {
+	f, err := os.Create(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	bw := bufio.NewWriterSize(f, 1<<20)
+	if _, err := enc.encode(context.Background(), c, bw); err != nil {
+		b.Fatal(err)
+	}
+	if err := bw.Flush(); err != nil {
+		b.Fatal(err)
+	}
+	n, _ := f.Seek(0, io.SeekCurrent)
+	return n
+}

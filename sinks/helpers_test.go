@@ -8,7 +8,6 @@ import (
 	"io"
 	"math/rand/v2"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -105,12 +104,11 @@ func (c *fileChunk) Scan(fn func(tag string, t event.Time, record []byte) error)
 	}
 }
 
-// writeFileChunk writes events produced by gen until the records reach
-// bytes, and returns the chunk and its event count.
-func writeFileChunk(t testing.TB, dir string, info ChunkInfo, bytes int64, gen func(i int) (string, event.Time, []byte)) *fileChunk {
+// writeFileChunk writes events produced by gen while more(count, bytes)
+// holds, and returns the chunk (Bytes and Events set).
+func writeFileChunk(t testing.TB, dir string, info ChunkInfo, more func(n int, bytes int64) bool, gen func(i int) (string, event.Time, []byte)) *fileChunk {
 	t.Helper()
-	p := filepath.Join(dir, "chunk.bin")
-	f, err := os.Create(p)
+	f, err := os.CreateTemp(dir, "chunk-*.bin")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -118,7 +116,7 @@ func writeFileChunk(t testing.TB, dir string, info ChunkInfo, bytes int64, gen f
 	var total int64
 	var hdr [8]byte
 	n := 0
-	for total < bytes {
+	for more(n, total) {
 		tag, tm, rec := gen(n)
 		binary.LittleEndian.PutUint16(hdr[:2], uint16(len(tag)))
 		w.Write(hdr[:2])
@@ -136,7 +134,7 @@ func writeFileChunk(t testing.TB, dir string, info ChunkInfo, bytes int64, gen f
 	}
 	f.Close()
 	info.Bytes, info.Events = total, int64(n)
-	return &fileChunk{info: info, path: p}
+	return &fileChunk{info: info, path: f.Name()}
 }
 
 // mp encodes v as msgpack with map keys sorted (deterministic).

@@ -17,6 +17,7 @@ import (
 // strings, so they are exact.
 const duckdbScript = `
 import { createRequire } from 'node:module';
+import { readFileSync } from 'node:fs';
 const require = createRequire(process.env.MARUTA_DUCKDB_DIR + '/');
 const { DuckDBInstance } = require('@duckdb/node-api');
 const chunks = [];
@@ -24,10 +25,15 @@ for await (const c of process.stdin) chunks.push(c);
 const sql = Buffer.concat(chunks).toString('utf8');
 const instance = await DuckDBInstance.create(':memory:');
 const conn = await instance.connect();
+// Bytes read by read(2)/pread(2) of this process (all threads), Linux.
+const rchar = () => Number((/rchar: (\d+)/.exec(readFileSync('/proc/self/io', 'utf8')) || [0, 0])[1]);
 try {
+  await conn.runAndReadAll('SELECT 1');
+  const before = rchar();
   const reader = await conn.runAndReadAll(sql);
+  const bytesRead = rchar() - before;
   const types = reader.columnTypes().map((t) => t.toString());
-  const out = { columns: reader.columnNames().map((n, i) => ({ name: n, type: types[i] })), rows: reader.getRowsJson() };
+  const out = { columns: reader.columnNames().map((n, i) => ({ name: n, type: types[i] })), rows: reader.getRowsJson(), bytesRead };
   process.stdout.write(JSON.stringify(out));
 } catch (e) {
   process.stderr.write(String(e && e.message || e));
@@ -53,6 +59,11 @@ type Column struct {
 type Result struct {
 	Columns []Column
 	Rows    [][]any
+	// BytesRead is what DuckDB read with read(2)/pread(2) while running
+	// the SQL (from /proc/self/io; 0 where that does not exist): for a query
+	// on Parquet files, the bytes of the column chunks it fetched, which is
+	// what a per-byte-scanned engine such as Athena bills.
+	BytesRead int64
 }
 
 // NewDuckDB finds DuckDB (MARUTA_DUCKDB_DIR and node) or skips the test.
@@ -98,15 +109,16 @@ func (d *DuckDB) Run(sql string) (Result, error) {
 		return Result{}, fmt.Errorf("%v: %s", err, strings.TrimSpace(stderr.String()))
 	}
 	var out struct {
-		Columns []Column
-		Rows    [][]any
+		Columns   []Column
+		Rows      [][]any
+		BytesRead int64
 	}
 	dec := json.NewDecoder(&stdout)
 	dec.UseNumber()
 	if err := dec.Decode(&out); err != nil {
 		return Result{}, fmt.Errorf("decode duckdb output: %v", err)
 	}
-	return Result{Columns: out.Columns, Rows: out.Rows}, nil
+	return Result{Columns: out.Columns, Rows: out.Rows, BytesRead: out.BytesRead}, nil
 }
 
 // ColumnNames returns the result's column names.
@@ -133,3 +145,13 @@ func (r Result) Maps() []map[string]any {
 
 // SQLString quotes s as a SQL string literal.
 func SQLString(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
+
+// BytesRead runs one query and returns its result and the bytes DuckDB
+// read from files for it (Result.BytesRead). DuckDB's own total_bytes_read
+// profiling metric does not count local Parquet reads, so the process's
+// read counters are used instead.
+func (d *DuckDB) BytesRead(t testing.TB, sql string) (Result, int64) {
+	t.Helper()
+	r := d.Query(t, sql)
+	return r, r.BytesRead
+}
