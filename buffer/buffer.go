@@ -497,6 +497,7 @@ func (b *Buffer) openChunk(ctx context.Context, g *group, tag string) (*chunk, e
 		}
 		c = newChunk(b.dir, h)
 		c.key = g.key
+		c.coalesce = b.mode == fsyncAlways
 		c.deadline = now.Add(b.cfg.FlushInterval.D())
 		if b.timekeyNs > 0 {
 			end := time.Unix(g.slice, 0).Add(time.Duration(b.timekeyNs) + b.cfg.TimekeyWait.D())
@@ -603,7 +604,7 @@ func (b *Buffer) seal(c *chunk) {
 			b.log.Warn("removing empty chunk", "chunk", c.id, "err", err)
 		}
 		b.mu.Lock()
-		b.total -= c.size.Load()
+		b.total -= c.size.Load() + c.lost.Load()
 		delete(b.chunks, c.id)
 		c.state = stateGone
 		b.mu.Unlock()
@@ -733,7 +734,7 @@ func (b *Buffer) dropLocked(c *chunk, reason string) {
 // forgetLocked removes a queued or in-flight chunk whose file is gone.
 func (b *Buffer) forgetLocked(c *chunk) {
 	size := c.size.Load()
-	b.total -= size
+	b.total -= size + c.lost.Load()
 	b.queuedBytes -= size
 	delete(b.chunks, c.id)
 	c.state = stateGone

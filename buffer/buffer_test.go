@@ -750,3 +750,42 @@ func TestKeyValues(t *testing.T) {
 		t.Errorf("slice of -1s = %d", s)
 	}
 }
+
+// TestWriteErrorFailsAppendAndRotates breaks a chunk's file under the
+// buffer: the append that cannot be written must fail (no ack), later appends
+// must go to a new chunk, and what was durable before is still delivered.
+func TestWriteErrorFailsAppendAndRotates(t *testing.T) {
+	for _, mode := range []string{"always", "interval"} {
+		t.Run(mode, func(t *testing.T) {
+			cfg := testConfig(filepath.Join(t.TempDir(), "buf"))
+			cfg.Fsync = mode
+			h := newHarness(t, cfg, nil, nil).start()
+			h.consume("app", "ok", 2, time.Now())
+			h.b.mu.Lock()
+			var c *chunk
+			for _, o := range h.b.open {
+				c = o
+			}
+			h.b.mu.Unlock()
+			c.f.Close() // every later write and sync of this file fails
+			err := h.b.Consume(context.Background(), batch("app", "lost", 2, time.Now()))
+			if mode == "always" && err == nil {
+				t.Fatal("append to a broken file was acknowledged")
+			}
+			if mode == "interval" && err == nil {
+				t.Fatal("write to a broken file did not fail")
+			}
+			h.consume("app", "after", 2, time.Now())
+			h.drain()
+			got := sortedIDs(h.sink.Deliveries())
+			want := append(wantIDs("after", 2), wantIDs("ok", 2)...)
+			slices.Sort(want)
+			if !slices.Equal(got, want) {
+				t.Errorf("delivered %v, want %v", got, want)
+			}
+			if st := h.b.Status(); st.TotalBytes != 0 || st.LastError == "" {
+				t.Errorf("after drain: total %d bytes, last error %q", st.TotalBytes, st.LastError)
+			}
+		})
+	}
+}

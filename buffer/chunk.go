@@ -49,13 +49,20 @@ type chunk struct {
 	ready     chan struct{}
 	createErr error
 
-	mu      sync.Mutex // serializes writes; guards f's content, closed, frames
-	f       *os.File
-	closed  bool // no more writes
-	frames  int64
-	dataOff int64 // size of preamble + header
+	mu         sync.Mutex // serializes writes; guards f's content and the fields below
+	f          *os.File
+	closed     bool // no more writes
+	frames     int64
+	written    int64  // bytes written to the file
+	coalesce   bool   // fsync: always: frames wait in pend for the commit round
+	pend       []byte // frames not yet written
+	pendFrames int64
+	pendEvents int64
+	pendErr    error
+	dataOff    int64 // size of preamble + header
 
-	size    atomic.Int64 // bytes in the file
+	size    atomic.Int64 // bytes in the file, including pending frames
+	lost    atomic.Int64 // pending bytes a failed write lost (still in Buffer.total)
 	events  atomic.Int64
 	minTime atomic.Int64 // oldest event time; math.MaxInt64 = none
 	failed  atomic.Bool  // a write or sync failed: seal it, append elsewhere
@@ -123,21 +130,33 @@ func (c *chunk) create(durable bool) error {
 	}
 	c.f = f
 	c.dataOff = int64(len(hb))
+	c.written = c.dataOff
 	c.size.Store(c.dataOff)
 	return nil
 }
 
-// write appends one encoded frame holding n events, the oldest at minT. The
-// caller holds c.mu and checked that c is not closed.
+// writeLocked appends one encoded frame holding n events, the oldest at
+// minT. The caller holds c.mu and checked that c is not closed. A
+// coalescing chunk (fsync: always) only copies the frame into c.pend: the
+// next commit round writes every pending frame with one pwrite before its
+// fdatasync (nothing is acknowledged before that anyway). Other chunks
+// write at once, so an acknowledged append survives a process crash.
 func (c *chunk) writeLocked(frame []byte, n int, minT event.Time) error {
-	off := c.size.Load()
-	if _, err := c.f.WriteAt(frame, off); err != nil {
-		// Do not leave half a frame behind for a later frame to follow.
-		c.f.Truncate(off)
-		c.failed.Store(true)
-		return fmt.Errorf("append to chunk %s: %w", c.id, err)
+	if c.coalesce {
+		c.pend = append(c.pend, frame...)
+		c.pendFrames++
+		c.pendEvents += int64(n)
+	} else {
+		off := c.written
+		if _, err := c.f.WriteAt(frame, off); err != nil {
+			// Do not leave half a frame behind for a later frame to follow.
+			c.f.Truncate(off)
+			c.failed.Store(true)
+			return fmt.Errorf("append to chunk %s: %w", c.id, err)
+		}
+		c.written += int64(len(frame))
 	}
-	c.size.Store(off + int64(len(frame)))
+	c.size.Add(int64(len(frame)))
 	c.frames++
 	c.events.Add(int64(n))
 	for {
@@ -149,9 +168,46 @@ func (c *chunk) writeLocked(frame []byte, n int, minT event.Time) error {
 	return nil
 }
 
-// sync makes c's writes durable. After c's file was closed it reports the
-// result of the final sync done by closeFile.
+// flushPendLocked writes the pending frames. On failure they are forgotten
+// (their appends fail with the round) and the chunk is marked failed.
+func (c *chunk) flushPendLocked() error {
+	if c.pendErr != nil {
+		return c.pendErr
+	}
+	if len(c.pend) == 0 {
+		return nil
+	}
+	_, err := c.f.WriteAt(c.pend, c.written)
+	if err != nil {
+		c.f.Truncate(c.written)
+		c.failed.Store(true)
+		lost := int64(len(c.pend))
+		c.size.Add(-lost)
+		c.lost.Add(lost)
+		c.frames -= c.pendFrames
+		c.events.Add(-c.pendEvents)
+		c.pendErr = fmt.Errorf("append to chunk %s: %w", c.id, err)
+	} else {
+		c.written += int64(len(c.pend))
+	}
+	c.pend = c.pend[:0]
+	if cap(c.pend) > 4<<20 {
+		c.pend = nil
+	}
+	c.pendFrames, c.pendEvents = 0, 0
+	return c.pendErr
+}
+
+// sync makes c's writes durable: pending frames are written, then the file
+// is fdatasynced. After c's file was closed it reports the result of the
+// final sync done by closeFile.
 func (c *chunk) sync() error {
+	c.mu.Lock()
+	err := c.flushPendLocked()
+	c.mu.Unlock()
+	if err != nil {
+		return err
+	}
 	c.life.RLock()
 	defer c.life.RUnlock()
 	if c.fclosed {
@@ -164,18 +220,20 @@ func (c *chunk) sync() error {
 	return nil
 }
 
-// closeFile stops appends, syncs (when durable) and closes the file.
+// closeFile stops appends, writes pending frames, syncs (when durable) and
+// closes the file.
 func (c *chunk) closeFile(durable bool) error {
 	c.mu.Lock()
 	c.closed = true
+	perr := c.flushPendLocked()
 	c.mu.Unlock()
 	c.life.Lock()
 	defer c.life.Unlock()
 	if c.fclosed || c.f == nil {
 		return c.syncErr
 	}
-	var err error
-	if durable {
+	err := perr
+	if durable && err == nil {
 		if err = datasync(c.f); err != nil {
 			err = fmt.Errorf("sync chunk %s: %w", c.id, err)
 		}

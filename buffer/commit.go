@@ -2,29 +2,51 @@ package buffer
 
 import (
 	"context"
+	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
 // committer group-commits fsyncs (FORMAT.md, "Write path and durability").
 //
 // Appenders register each write with register, which numbers it and marks its
-// chunk dirty, then call wait. One waiter at a time holds the token and runs
-// a round: it takes the highest write number and the dirty chunks, syncs them,
-// and publishes the number as synced; every waiter whose write it covers
-// returns together. Writes registered during a round wait for the next one,
-// run by one of them. No goroutine is needed and ctx cancels a wait.
+// chunk dirty, then call wait. A waiter whose write no round has taken yet
+// becomes a round runner (at most `depth` rounds run at once): the round
+// takes the highest write number and the dirty chunks, writes their pending
+// frames and fdatasyncs them, and publishes the number as synced; every
+// waiter whose write it covers returns together. Rounds publish in the order
+// they were taken, so "synced" always means "everything up to here". Two
+// rounds in flight let the kernel overlap their flushes while appenders fill
+// the next one. No goroutine is needed and ctx cancels a wait.
 type committer struct {
 	mu       sync.Mutex
 	seq      uint64 // last registered write
+	taken    uint64 // last write taken by a round
 	synced   uint64 // every write <= synced has been through a round
 	dirty    []*chunk
-	spare    []*chunk
-	wake     chan struct{} // closed at the end of every round
-	token    chan struct{} // capacity 1: the round runner
+	wake     chan struct{} // closed whenever a round publishes
+	lastDone chan struct{} // closed when the last taken round has published
+	token    chan struct{} // capacity depth: the round runners
 	failures []failedRound
 	observe  func(time.Duration)
+
+	// lastRound is how many writes the last round covered. The next
+	// round waits (briefly, see round) until as many are registered, so
+	// that appenders woken by a round, who come back at once with their
+	// next write, share one round instead of trickling into two.
+	lastRound atomic.Uint64
+	// seqA mirrors seq for lock-free reads.
+	seqA atomic.Uint64
+	// lastSync is the duration of the last round's syncs, in ns.
+	lastSync atomic.Int64
 }
+
+// depth is how many commit rounds may sync at once.
+var depth = 2
+
+// maxGather bounds how long a round waits for the crowd of the last one.
+const maxGather = 200 * time.Microsecond
 
 type failedRound struct {
 	lo, hi uint64 // writes lo..hi were in the round
@@ -32,26 +54,28 @@ type failedRound struct {
 }
 
 func newCommitter(observe func(time.Duration)) *committer {
+	done := make(chan struct{})
+	close(done)
 	return &committer{
-		wake:    make(chan struct{}),
-		token:   make(chan struct{}, 1),
-		observe: observe,
+		wake:     make(chan struct{}),
+		lastDone: done,
+		token:    make(chan struct{}, depth),
+		observe:  observe,
 	}
 }
 
-func (g *committer) lock()   { g.mu.Lock() }
-func (g *committer) unlock() { g.mu.Unlock() }
-
-// register records a write to c (already done) and returns its number.
+// register records a write to c (already done, or pending in c) and returns
+// its number.
 func (g *committer) register(c *chunk) uint64 {
-	g.lock()
+	g.mu.Lock()
 	g.seq++
+	g.seqA.Store(g.seq)
 	s := g.seq
 	if !c.dirty {
 		c.dirty = true
 		g.dirty = append(g.dirty, c)
 	}
-	g.unlock()
+	g.mu.Unlock()
 	return s
 }
 
@@ -59,16 +83,21 @@ func (g *committer) register(c *chunk) uint64 {
 // covered it, or ctx's error.
 func (g *committer) wait(ctx context.Context, s uint64) error {
 	for {
-		g.lock()
+		g.mu.Lock()
 		if g.synced >= s {
 			err := g.failureLocked(s)
-			g.unlock()
+			g.mu.Unlock()
 			return err
 		}
 		wake := g.wake
-		g.unlock()
+		taken := g.taken >= s
+		g.mu.Unlock()
+		var token chan struct{}
+		if !taken {
+			token = g.token // nil (never ready) once a round has our write
+		}
 		select {
-		case g.token <- struct{}{}:
+		case token <- struct{}{}:
 			g.round()
 			<-g.token
 		case <-wake:
@@ -78,28 +107,47 @@ func (g *committer) wait(ctx context.Context, s uint64) error {
 	}
 }
 
-// syncAll runs one round covering every write registered so far (fsync:
-// interval), waiting for a running round first.
+// syncAll runs a round covering every write registered so far (fsync:
+// interval) and waits for it.
 func (g *committer) syncAll(ctx context.Context) error {
-	g.lock()
+	g.mu.Lock()
 	s := g.seq
-	g.unlock()
+	g.mu.Unlock()
 	return g.wait(ctx, s)
 }
 
-// round syncs every dirty chunk. The caller holds the token.
+// round takes the writes registered so far and syncs their chunks. The
+// caller holds a token.
 func (g *committer) round() {
-	g.lock()
-	lo, hi := g.synced+1, g.seq
+	if want := g.lastRound.Load(); want > 1 {
+		// Wait for the crowd of the last round, at most half an fsync, so
+		// that a drop in load costs little.
+		g.mu.Lock()
+		base := g.taken
+		g.mu.Unlock()
+		limit := min(maxGather, time.Duration(g.lastSync.Load())/2)
+		start := time.Now()
+		for g.seqA.Load()-base < want && time.Since(start) < limit {
+			runtime.Gosched()
+		}
+	}
+	g.mu.Lock()
+	lo, hi := g.taken+1, g.seq
+	if hi < lo {
+		g.mu.Unlock()
+		return
+	}
+	g.taken = hi
 	files := g.dirty
-	g.dirty = g.spare[:0]
+	g.dirty = nil
 	for _, c := range files {
 		c.dirty = false
 	}
-	g.unlock()
-	if hi < lo {
-		return
-	}
+	prev := g.lastDone
+	done := make(chan struct{})
+	g.lastDone = done
+	g.mu.Unlock()
+
 	var firstErr error
 	start := time.Now()
 	for _, c := range files {
@@ -107,12 +155,15 @@ func (g *committer) round() {
 			firstErr = err
 		}
 	}
-	if g.observe != nil && len(files) > 0 {
-		g.observe(time.Since(start))
+	if len(files) > 0 {
+		d := time.Since(start)
+		g.lastSync.Store(int64(d))
+		if g.observe != nil {
+			g.observe(d)
+		}
 	}
-	clear(files)
-	g.lock()
-	g.spare = files[:0]
+	<-prev // publish in order
+	g.mu.Lock()
 	if firstErr != nil {
 		g.failures = append(g.failures, failedRound{lo, hi, firstErr})
 		if len(g.failures) > 64 {
@@ -120,9 +171,11 @@ func (g *committer) round() {
 		}
 	}
 	g.synced = hi
+	g.lastRound.Store(hi - lo + 1)
 	close(g.wake)
 	g.wake = make(chan struct{})
-	g.unlock()
+	g.mu.Unlock()
+	close(done)
 }
 
 func (g *committer) failureLocked(s uint64) error {
