@@ -475,7 +475,7 @@ func inferType(v []byte) string {
 
 // fileSchema builds the Parquet schema of this file and the leaf layout.
 func (st *pqState) fileSchema() *parquet.Schema {
-	fields := []parquet.Field{field(TimeColumn, parquet.Timestamp(parquet.Millisecond))}
+	fields := []parquet.Field{field(TimeColumn, parquet.Encoded(parquet.Timestamp(parquet.Millisecond), &parquet.Plain))}
 	st.fileOf = make([]int32, len(st.cols))
 	leaf := 1
 	for i, c := range st.cols {
@@ -504,11 +504,13 @@ func (st *pqState) fileSchema() *parquet.Schema {
 // nodeOf returns the Parquet node of a column type; strings and integers
 // are dictionary encoded when dict is true.
 func nodeOf(ct colType, dict bool) parquet.Node {
+	// PLAIN, not parquet-go's default DELTA_LENGTH_BYTE_ARRAY for strings:
+	// every Parquet reader knows it, and zstd compresses it better.
 	enc := func(n parquet.Node) parquet.Node {
 		if dict {
 			return parquet.Encoded(n, &parquet.RLEDictionary)
 		}
-		return n
+		return parquet.Encoded(n, &parquet.Plain)
 	}
 	switch ct {
 	case ctBigint:
@@ -520,9 +522,10 @@ func nodeOf(ct colType, dict bool) parquet.Node {
 	case ctBool:
 		return parquet.Optional(parquet.Leaf(parquet.BooleanType))
 	case ctTimestamp:
-		return parquet.Optional(parquet.Timestamp(parquet.Millisecond))
+		return parquet.Optional(enc(parquet.Timestamp(parquet.Millisecond)))
 	case ctMap:
-		return parquet.Optional(parquet.Map(parquet.String(), parquet.Optional(parquet.String())))
+		str := parquet.Encoded(parquet.String(), &parquet.Plain)
+		return parquet.Optional(parquet.Map(str, parquet.Optional(str)))
 	}
 	return parquet.Optional(enc(parquet.String()))
 }
