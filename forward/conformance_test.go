@@ -2,6 +2,7 @@ package forward
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"fmt"
 	"math"
@@ -256,6 +257,9 @@ func conformanceCases() []confCase {
 		{name: "consume/error_means_no_ack", send: [][]byte{
 			arr(str("fail"), num(T0), r1, chunkOpt("no")), msg(num(T0), r2, chunkOpt("yes"))},
 			want: []got{{"app", at(T0, 0), r2}}, acks: [][]byte{str("yes")}, errs: map[string]float64{reasonConsumeFailed: 1}},
+		{name: "consume/shutdown_error_closes", closed: true, send: [][]byte{
+			msg(num(T0), r2, chunkOpt("yes")), arr(str("cancel"), num(T0), r1, chunkOpt("no")), msg(num(T0), r2, chunkOpt("never"))},
+			want: []got{{"app", at(T0, 0), r2}}, acks: [][]byte{str("yes")}, errs: map[string]float64{reasonConsumeFailed: 1}},
 	}
 }
 
@@ -266,6 +270,7 @@ func TestConformance(t *testing.T) {
 	}
 	coll := newCollector()
 	coll.fail["fail"] = fmt.Errorf("buffer full")
+	coll.fail["cancel"] = fmt.Errorf("router stopping: %w", context.Canceled)
 	shared := startServer(t, testSource(), coll)
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
