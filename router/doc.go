@@ -5,7 +5,7 @@
 // # Semantics (fluentd's)
 //
 // Tag patterns are fluentd's (see Pattern). Steps run in config order for
-// events whose tag matches the step's match (and not its exclude). A
+// events whose tag matches the step's match (and not its exclude_tags). A
 // rewrite_tag step that re-tags an event restarts the pipeline from the first
 // step with the new tag, as fluentd re-emits it into its router; a hop limit
 // (max_hops) cuts loops. Events that no rule re-tags continue with their tag

@@ -187,7 +187,7 @@ func (r *Router) compileStep(cfg *config.Config, i int) (*stepRT, error) {
 	}
 	if st.Exclude != "" {
 		if s.exclude, err = CompilePattern(st.Exclude); err != nil {
-			return nil, cfg.Errorf(path+".exclude", "%v", err)
+			return nil, cfg.Errorf(path+".exclude_tags", "%v", err)
 		}
 	}
 	switch {
