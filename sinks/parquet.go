@@ -45,7 +45,7 @@ const (
 	// rowBatch is how many rows are handed to parquet-go at once.
 	rowBatch = 256
 	// dictionaryMaxBytes is where a column's dictionary gives way to plain.
-	dictionaryMaxBytes = 65536
+	dictionaryMaxBytes = 1 << 20
 	// maxDepth bounds msgpack nesting when converting nested values.
 	maxDepth = 100
 	// arenaBlock is the size of the arena blocks holding a batch's strings.
