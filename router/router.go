@@ -57,19 +57,22 @@ type Router struct {
 	unroutableLog limiter
 	errorLog      limiter
 	debug         bool // debug logging on: log expected drops
+
+	unroutableDropped prometheus.Counter
 }
 
 var _ event.Consumer = (*Router)(nil)
 
 // stepRT is one compiled step.
 type stepRT struct {
-	name     string
-	idx      int
-	match    *Pattern
-	exclude  *Pattern
-	impl     stepImpl
-	counters [nCounters]prometheus.Counter
-	dropLog  limiter // unexpected drops (warn)
+	name       string
+	idx        int
+	match      *Pattern
+	exclude    *Pattern
+	impl       stepImpl
+	counters   [nCounters]prometheus.Counter
+	errorRoute prometheus.Counter
+	dropLog    limiter // unexpected drops (warn)
 	// expectLog is for drops the config asks for (unmatched: drop, grep):
 	// logged at debug level.
 	expectLog limiter
@@ -133,6 +136,7 @@ func New(opts Options) (*Router, error) {
 		return nil, fmt.Errorf("register router metrics: %w", err)
 	}
 	r.m = m
+	r.unroutableDropped = m.dropped.WithLabelValues("", "unroutable")
 	for i := range cfg.Pipeline {
 		s, err := r.compileStep(cfg, i)
 		if err != nil {
@@ -213,6 +217,7 @@ func (r *Router) compileStep(cfg *config.Config, i int) (*stepRT, error) {
 		return nil, err
 	}
 	s.counters = r.m.stepCounters(st.Name)
+	s.errorRoute = r.m.errorRoute.WithLabelValues(st.Name)
 	return s, nil
 }
 
@@ -321,8 +326,10 @@ func (r *Router) run(st *state, tag string, ev event.Event, from, hops int) {
 			p = r.plans.get(st, newTag)
 			i = -1 // restart from the first step
 		case vError:
-			r.m.errorRoute.WithLabelValues(s.name).Inc()
-			r.errorLog.warn(r.log, "record sent to the error route", "step", s.name, "tag", p.tag, "error_tag", ErrorTagPrefix+p.tag)
+			s.errorRoute.Inc()
+			if ok, sup := r.errorLog.allow(); ok {
+				r.log.Warn("record sent to the error route", "step", s.name, "tag", p.tag, "error_tag", ErrorTagPrefix+p.tag, "suppressed", sup)
+			}
 			p = r.plans.get(st, ErrorTagPrefix+p.tag)
 			r.emit(st, p, *evp)
 			return
@@ -334,8 +341,10 @@ func (r *Router) run(st *state, tag string, ev event.Event, from, hops int) {
 func (r *Router) emit(st *state, p *plan, ev event.Event) {
 	if p.out < 0 {
 		r.m.unroutable.Inc()
-		r.m.dropped.WithLabelValues("", "unroutable").Inc()
-		r.unroutableLog.warn(r.log, "no output matches the tag; event dropped", "tag", p.tag)
+		r.unroutableDropped.Inc()
+		if ok, sup := r.unroutableLog.allow(); ok {
+			r.log.Warn("no output matches the tag; event dropped", "tag", p.tag, "suppressed", sup)
+		}
 		return
 	}
 	st.add(p.out, p.tag, ev)

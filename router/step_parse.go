@@ -91,6 +91,11 @@ func newParseStep(cfg *config.Config, path string, c *config.ParseStep) (*parseS
 	default:
 		return nil, cfg.Errorf(path+".format", "%q is not json or regexp", c.Format)
 	}
+	if c.Timezone != "" {
+		if _, err := parseTimezone(c.Timezone); err != nil {
+			return nil, cfg.Errorf(path+".timezone", "%v", err)
+		}
+	}
 	if c.TimeKey != "" {
 		if p.tp, err = newTimeParser(c.TimeType, c.TimeFormat, c.Timezone); err != nil {
 			return nil, cfg.Errorf(path+".time_format", "%v", err)
@@ -130,7 +135,7 @@ const (
 	failTime
 )
 
-func (p *parseStep) fail(st *state, s *stepRT, ev *event.Event, reason int, detail string) (verdict, string) {
+func (p *parseStep) fail(r *Router, st *state, s *stepRT, pl *plan, ev *event.Event, reason int, detail string) (verdict, string) {
 	if p.reserveData && (reason == failKeyMissing || reason == failInvalid) {
 		if reason == failKeyMissing {
 			st.count(s.idx, cParseReservedKeyMissing)
@@ -148,6 +153,10 @@ func (p *parseStep) fail(st *state, s *stepRT, ev *event.Event, reason int, deta
 		return vError, ""
 	}
 	st.count(s.idx, [...]int{cParseDroppedKeyMissing, cParseDroppedNotString, cParseDroppedInvalid, cParseDroppedTime}[reason])
+	if ok, sup := s.dropLog.allow(); ok {
+		r.log.Warn("parse: record does not parse; dropped (emit_invalid_record_to_error: false)", "step", s.name, "tag", pl.tag,
+			"reason", [...]string{"key_missing", "not_string", "invalid", "time"}[reason], "suppressed", sup)
+	}
 	return vDrop, ""
 }
 
@@ -160,14 +169,14 @@ func (p *parseStep) apply(r *Router, st *state, s *stepRT, pl *plan, ev *event.E
 		raw, ok = p.key.get(ev.Record)
 	}
 	if !ok {
-		return p.fail(st, s, ev, failKeyMissing, "")
+		return p.fail(r, st, s, pl, ev, failKeyMissing, "")
 	}
 	t := msgpack.Peek(raw)
 	if t != msgpack.Str && t != msgpack.Bin {
 		if t == msgpack.Nil {
-			return p.fail(st, s, ev, failKeyMissing, "") // record[key] is nil: as missing
+			return p.fail(r, st, s, pl, ev, failKeyMissing, "") // record[key] is nil: as missing
 		}
-		return p.fail(st, s, ev, failNotString, "")
+		return p.fail(r, st, s, pl, ev, failNotString, "")
 	}
 	text, _, _, _ := msgpack.ReadBytes(raw)
 
@@ -176,12 +185,12 @@ func (p *parseStep) apply(r *Router, st *state, s *stepRT, pl *plan, ev *event.E
 	if p.json {
 		st.parsed, err = st.jconv.Append(st.parsed[:0], text, maxDepth)
 		if err != nil || msgpack.Peek(st.parsed) != msgpack.Map {
-			return p.fail(st, s, ev, failInvalid, "")
+			return p.fail(r, st, s, pl, ev, failInvalid, "")
 		}
 	} else {
 		loc := p.re.FindSubmatchIndex(text)
 		if loc == nil {
-			return p.fail(st, s, ev, failInvalid, "")
+			return p.fail(r, st, s, pl, ev, failInvalid, "")
 		}
 		names := p.re.SubexpNames()
 		n := 0
@@ -206,19 +215,21 @@ func (p *parseStep) apply(r *Router, st *state, s *stepRT, pl *plan, ev *event.E
 	for i := 0; i < n; i++ {
 		k, r1, err := msgpack.ReadRaw(rest, maxDepth)
 		if err != nil {
-			return p.fail(st, s, ev, failInvalid, "")
+			return p.fail(r, st, s, pl, ev, failInvalid, "")
 		}
 		v, r2, err := msgpack.ReadRaw(r1, maxDepth)
 		if err != nil {
-			return p.fail(st, s, ev, failInvalid, "")
+			return p.fail(r, st, s, pl, ev, failInvalid, "")
 		}
 		rest = r2
 		kb := keyBytes(k)
 		if p.tp != nil && string(kb) == p.timeKey {
 			tm, err := p.tp.parse(v)
 			if err != nil {
-				s.dropLog.warn(r.log, "parse: time field does not parse", "step", s.name, "tag", pl.tag, "error", err)
-				return p.fail(st, s, ev, failTime, err.Error())
+				if ok, sup := s.dropLog.allow(); ok {
+					r.log.Warn("parse: time field does not parse", "step", s.name, "tag", pl.tag, "error", err, "suppressed", sup)
+				}
+				return p.fail(r, st, s, pl, ev, failTime, err.Error())
 			}
 			if !p.reserveTime {
 				newTime = tm

@@ -21,24 +21,28 @@ type recordStep struct {
 	removeNested []accessor
 }
 
-type renamePair struct{ from, to string }
+type renamePair struct {
+	from, to string
+	toKey    []byte
+}
 
 type setPair struct {
 	key  string
+	keyB []byte
 	tmpl valueTemplate
 }
 
 func newRecordStep(cfg *config.Config, path string, c *config.RecordStep) (*recordStep, error) {
 	s := &recordStep{}
 	for _, kv := range c.Rename {
-		s.rename = append(s.rename, renamePair{kv.Key, kv.Value})
+		s.rename = append(s.rename, renamePair{kv.Key, kv.Value, []byte(kv.Value)})
 	}
 	for i, kv := range c.Set {
 		t, err := compileValueTemplate(kv.Value)
 		if err != nil {
 			return nil, cfg.Errorf(fmt.Sprintf("%s.set[%d].value", path, i), "%v", err)
 		}
-		s.set = append(s.set, setPair{kv.Key, t})
+		s.set = append(s.set, setPair{kv.Key, []byte(kv.Key), t})
 	}
 	for i, k := range c.Remove {
 		a, err := parseAccessor(k)
@@ -88,7 +92,7 @@ func (rs *recordStep) apply(r *Router, st *state, s *stepRT, p *plan, ev *event.
 		if j := find(rn.to); j >= 0 {
 			pairs[j].gone = true
 		}
-		pairs[i].name, pairs[i].raw = []byte(rn.to), nil
+		pairs[i].name, pairs[i].raw = rn.toKey, nil
 	}
 	// Expand set values into st.tmp; slice them once it stops growing.
 	st.tmp = st.tmp[:0]
@@ -107,7 +111,7 @@ func (rs *recordStep) apply(r *Router, st *state, s *stepRT, p *plan, ev *event.
 		if i := find(sp.key); i >= 0 {
 			pairs[i].str, pairs[i].isStr = val, true
 		} else {
-			pairs = append(pairs, recPair{name: []byte(sp.key), str: val, isStr: true})
+			pairs = append(pairs, recPair{name: sp.keyB, str: val, isStr: true})
 		}
 	}
 	for _, k := range rs.removeTop {

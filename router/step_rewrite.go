@@ -113,8 +113,10 @@ func (w *rewriteStep) apply(r *Router, st *state, s *stepRT, p *plan, ev *event.
 		}
 		if hops >= w.maxHops {
 			st.count(s.idx, cLoopCut)
-			s.dropLog.warn(r.log, "rewrite_tag: event re-tagged more than max_hops times; dropped (a rewrite loop?)",
-				"step", s.name, "tag", p.tag, "new_tag", string(st.tagBuf), "max_hops", w.maxHops)
+			if ok, sup := s.dropLog.allow(); ok {
+				r.log.Warn("rewrite_tag: event re-tagged more than max_hops times; dropped (a rewrite loop?)",
+					"step", s.name, "tag", p.tag, "new_tag", string(st.tagBuf), "max_hops", w.maxHops, "suppressed", sup)
+			}
 			return vDrop, ""
 		}
 		st.count(s.idx, cRewrite)
