@@ -19,7 +19,7 @@ func TestMain(m *testing.M) {
 
 func TestDuckDBExactValues(t *testing.T) {
 	db := NewDuckDB(t)
-	r := db.Query(t, `SELECT 9223372036854775807::BIGINT AS big, -9223372036854775808::BIGINT AS small,
+	r := db.Query(t, `SELECT 9223372036854775807::BIGINT AS big, (-9223372036854775808)::BIGINT AS small,
 		TIMESTAMPTZ '2026-11-22 13:04:05.123+00' AS ts, epoch_ms(TIMESTAMP '2026-11-22 13:04:05.123') AS ms,
 		'' AS empty, NULL AS n, MAP {'a': 'b'} AS m, 1.5::DOUBLE AS d`)
 	row := r.Maps()[0]
