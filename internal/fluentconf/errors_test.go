@@ -86,6 +86,8 @@ func TestConvertErrors(t *testing.T) {
 			"f.conf:4: <match **> @type forward: <secondary> is not supported (maruta keeps undeliverable chunks in its dead-letter folder)"},
 		{"worker", src + "<worker 0>\n</worker>\n",
 			"f.conf:4: <worker> is not supported (supported: <source>, <filter>, <match>, <system>, <label @ERROR>)"},
+		{"hostname elsewhere", "<source>\n  @type forward\n  bind \"#{Socket.gethostname}\"\n</source>\n<match **>\n  @type null\n</match>\n",
+			"f.conf:3: <source> @type forward: #{Socket.gethostname} in bind is not supported (maruta expands the host name in record values, rewrite tags and self_hostname)"},
 		{"param outside", "port 24224\n",
 			"f.conf:1: parameter \"port\" outside any directive"},
 		{"unterminated string", "<source>\n  @type forward\n  bind \"0.0.0.0\n</source>\n",

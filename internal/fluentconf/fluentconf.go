@@ -329,8 +329,13 @@ func (c *converter) forwardSource(e *element, what string) error {
 		sec := n.sub("security")
 		s.allow("self_hostname", "shared_key", "user_auth", "allow_anonymous_source")
 		s.allowElems("user")
+		s.allowHost("self_hostname")
 		if v, ok := s.str("self_hostname"); ok {
-			sec.set("self_hostname", ystr(v))
+			if v == "${hostname}" {
+				sec.comment("self_hostname #{Socket.gethostname}: maruta answers with its host name by default.")
+			} else {
+				sec.set("self_hostname", ystr(v))
+			}
 		}
 		if v, ok := s.str("shared_key"); ok {
 			sec.set("shared_key", ystr(v))

@@ -598,9 +598,14 @@ func (c *converter) forwardOut(e *element, n *ynode, what string) error {
 	}
 	for _, s := range e.children("security") {
 		s.allow("self_hostname", "shared_key", "username", "password")
+		s.allowHost("self_hostname")
 		sec := n.sub("security")
 		for _, k := range []string{"self_hostname", "shared_key", "username", "password"} {
 			if v, ok := s.str(k); ok {
+				if k == "self_hostname" && v == "${hostname}" {
+					n.comment("self_hostname #{Socket.gethostname}: maruta sends its host name by default.")
+					continue
+				}
 				sec.set(k, ystr(v))
 			}
 		}

@@ -21,6 +21,7 @@ type element struct {
 	used    bool
 	allowed map[string]bool // parameter names the converter understands
 	allowE  map[string]bool // nested directive names it understands
+	hostOK  map[string]bool // parameters where ${hostname} is expanded
 }
 
 // param is one "key value" line. val is ready for maruta's YAML: an
@@ -31,6 +32,7 @@ type param struct {
 	val  string
 	line int
 	env  bool // val holds an environment reference
+	host bool // val holds #{Socket.gethostname} (as ${hostname})
 	used bool
 }
 
@@ -110,7 +112,8 @@ func (p *parser) body(e *element) error {
 		if err != nil {
 			return err
 		}
-		e.params = append(e.params, &param{key: key, val: val, line: lineNo, env: env})
+		host := strings.Contains(rest, "#{") && strings.Contains(val, "${hostname}")
+		e.params = append(e.params, &param{key: key, val: val, line: lineNo, env: env, host: host})
 	}
 	if e.name != "ROOT" {
 		return p.errorf(e.line, "<%s> is not closed", e.name)
@@ -331,6 +334,16 @@ func (e *element) allowElems(names ...string) {
 	}
 }
 
+// allowHost marks parameters whose ${hostname} maruta expands ("*": all).
+func (e *element) allowHost(keys ...string) {
+	if e.hostOK == nil {
+		e.hostOK = map[string]bool{}
+	}
+	for _, k := range keys {
+		e.hostOK[k] = true
+	}
+}
+
 // get returns the last value of key (fluentd keeps the last one).
 func (e *element) get(key string) (*param, bool) {
 	var found *param
@@ -378,6 +391,9 @@ func (e *element) children(name string) []*element {
 // converter read, naming what is supported.
 func (e *element) check(p *parser, what string) error {
 	for _, prm := range e.params {
+		if prm.host && prm.used && !e.hostOK[prm.key] && !e.hostOK["*"] {
+			return p.errorf(prm.line, "%s: #{Socket.gethostname} in %s is not supported (maruta expands the host name in record values, rewrite tags and self_hostname)", what, prm.key)
+		}
 		if prm.used {
 			continue
 		}

@@ -409,6 +409,7 @@ func (c *converter) recordTransformer(e *element, what string) (*ynode, error) {
 	}
 	set := ylist()
 	for _, r := range e.children("record") {
+		r.allowHost("*")
 		if r.arg != "" {
 			return nil, c.errorf(r.line, "%s: <record %s>: no argument expected", what, r.arg)
 		}
@@ -429,6 +430,9 @@ func (c *converter) recordTransformer(e *element, what string) (*ynode, error) {
 				return nil, c.errorf(p.line, "%s: __PLACEHOLDER__ values are not supported; use ${tag}, ${hostname}", what)
 			}
 			set.add(ymap().set("key", ystr(p.key)).set("value", ystr(p.val)))
+		}
+		if err := r.check(c.p, what+" <record>"); err != nil {
+			return nil, err
 		}
 		if len(r.elems) > 0 {
 			return nil, c.errorf(r.elems[0].line, "%s: nested sections in <record> are not supported", what)
@@ -630,8 +634,15 @@ func (c *converter) rewriteTagFilter(e *element, what string) (*ynode, error) {
 		}
 		rules.add(ymap().set("key", ystr(m[1])).set("pattern", ystr(pat)).set("tag", ystr(m[3])))
 	}
+	e.allowHost("rewriteruleN")
+	for _, p := range e.params {
+		if strings.HasPrefix(p.key, "rewriterule") {
+			e.allowHost(p.key)
+		}
+	}
 	for _, r := range e.children("rule") {
 		r.allow("key", "pattern", "tag", "invert")
+		r.allowHost("tag")
 		k, ok1 := r.str("key")
 		pt, ok2 := r.str("pattern")
 		tg, ok3 := r.str("tag")
