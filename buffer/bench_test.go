@@ -3,6 +3,7 @@ package buffer
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -56,6 +57,10 @@ func BenchmarkAppend(b *testing.B) {
 }
 
 func benchAppend(b *testing.B, mode string, appenders, batchSize int) {
+	if os.Getenv("MARUTA_BENCH_NOPREALLOC") != "" {
+		preallocate = false
+		defer func() { preallocate = true }()
+	}
 	cfg := testConfig(filepath.Join(b.TempDir(), "buf"))
 	cfg.Fsync = mode
 	cfg.FsyncInterval = config.Duration(time.Second)
@@ -102,8 +107,9 @@ func benchAppend(b *testing.B, mode string, appenders, batchSize int) {
 	b.StopTimer()
 	el := time.Since(start).Seconds()
 	b.ReportMetric(float64(b.N*batchSize)/el, "events/s")
-	if r := histCount(buf.m.fsync); r > 0 {
-		b.ReportMetric(float64(b.N)/r, "appends/fsync")
+	if r, sum := histCount(buf.m.fsync); r > 0 {
+		b.ReportMetric(float64(b.N)/r, "appends/round")
+		b.ReportMetric(sum/r*1e6, "µs/round-sync")
 	}
 }
 
@@ -144,10 +150,10 @@ func BenchmarkScan(b *testing.B) {
 	}
 }
 
-func histCount(h interface{ Write(*dto.Metric) error }) float64 {
+func histCount(h interface{ Write(*dto.Metric) error }) (n, sum float64) {
 	var d dto.Metric
 	if err := h.Write(&d); err != nil || d.Histogram == nil {
-		return 0
+		return 0, 0
 	}
-	return float64(d.Histogram.GetSampleCount())
+	return float64(d.Histogram.GetSampleCount()), d.Histogram.GetSampleSum()
 }

@@ -54,6 +54,7 @@ type chunk struct {
 	closed     bool // no more writes
 	frames     int64
 	written    int64  // bytes written to the file
+	zeroEnd    int64  // end of the zero-filled preallocation (fsync: always)
 	coalesce   bool   // fsync: always: frames wait in pend for the commit round
 	pend       []byte // frames not yet written
 	pendFrames int64
@@ -131,6 +132,7 @@ func (c *chunk) create(durable bool) error {
 	c.f = f
 	c.dataOff = int64(len(hb))
 	c.written = c.dataOff
+	c.zeroEnd = c.dataOff
 	c.size.Store(c.dataOff)
 	return nil
 }
@@ -168,6 +170,28 @@ func (c *chunk) writeLocked(frame []byte, n int, minT event.Time) error {
 	return nil
 }
 
+// preallocate turns on zero-filling ahead of the write position for
+// coalescing chunks (a variable so benchmarks can compare).
+var preallocate = true
+
+// preallocStep is how far ahead a coalescing chunk is zero-filled.
+const preallocStep = 1 << 20
+
+var zeros = make([]byte, 64<<10)
+
+// writeZeros writes n zero bytes at off.
+func writeZeros(f *os.File, off, n int64) error {
+	for n > 0 {
+		k := min(n, int64(len(zeros)))
+		if _, err := f.WriteAt(zeros[:k], off); err != nil {
+			return err
+		}
+		off += k
+		n -= k
+	}
+	return nil
+}
+
 // flushPendLocked writes the pending frames. On failure they are forgotten
 // (their appends fail with the round) and the chunk is marked failed.
 func (c *chunk) flushPendLocked() error {
@@ -177,9 +201,21 @@ func (c *chunk) flushPendLocked() error {
 	if len(c.pend) == 0 {
 		return nil
 	}
+	end := c.written + int64(len(c.pend))
 	_, err := c.f.WriteAt(c.pend, c.written)
+	if err == nil && preallocate && end > c.zeroEnd {
+		// Zero-fill ahead: later rounds then overwrite allocated, already
+		// written blocks, so their fdatasync has no metadata to commit
+		// (measured about 2x faster on ext4). This round pays for the size
+		// change once per preallocStep.
+		err = writeZeros(c.f, end, preallocStep)
+		if err == nil {
+			c.zeroEnd = end + preallocStep
+		}
+	}
 	if err != nil {
 		c.f.Truncate(c.written)
+		c.zeroEnd = c.written
 		c.failed.Store(true)
 		lost := int64(len(c.pend))
 		c.size.Add(-lost)
@@ -233,6 +269,12 @@ func (c *chunk) closeFile(durable bool) error {
 		return c.syncErr
 	}
 	err := perr
+	if err == nil && c.zeroEnd > c.written {
+		// Cut the preallocated zeros: a sealed chunk ends at its last frame.
+		if err = c.f.Truncate(c.written); err != nil {
+			err = fmt.Errorf("truncate chunk %s: %w", c.id, err)
+		}
+	}
 	if durable && err == nil {
 		if err = datasync(c.f); err != nil {
 			err = fmt.Errorf("sync chunk %s: %w", c.id, err)

@@ -43,7 +43,7 @@ type committer struct {
 }
 
 // depth is how many commit rounds may sync at once.
-var depth = 2
+const depth = 2
 
 // maxGather bounds how long a round waits for the crowd of the last one.
 const maxGather = 200 * time.Microsecond

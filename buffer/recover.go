@@ -152,7 +152,9 @@ func (b *Buffer) recoverFile(name string) (*chunk, int64) {
 	}
 	var cut int64
 	if good < size {
-		cut = size - good
+		// Bytes after the last non-zero one are the zero-filled
+		// preallocation of an open chunk (FORMAT.md): no data, not counted.
+		nonZeroEnd := lastNonZero(f, good, size)
 		if err := f.Truncate(good); err != nil {
 			b.quarantine(name, "cannot cut the torn tail", err)
 			return nil, 0
@@ -160,12 +162,17 @@ func (b *Buffer) recoverFile(name string) (*chunk, int64) {
 		if err := datasync(f); err != nil {
 			b.log.Warn("recovery: sync after cut failed", "file", name, "err", err)
 		}
-		b.mu.Lock()
-		b.cutBytes += cut
-		b.mu.Unlock()
-		b.m.cutBytes.Add(float64(cut))
-		b.log.Warn("recovery: cut a torn or corrupt tail", "file", name, "offset", good, "bytes_cut", cut,
-			"frames_kept", c.frames, "why", bad)
+		if nonZeroEnd == good {
+			b.log.Debug("recovery: removed the preallocated tail", "file", name, "bytes", size-good)
+		} else {
+			cut = nonZeroEnd - good
+			b.mu.Lock()
+			b.cutBytes += cut
+			b.mu.Unlock()
+			b.m.cutBytes.Add(float64(cut))
+			b.log.Warn("recovery: cut a torn or corrupt tail", "file", name, "offset", good, "bytes_cut", cut,
+				"frames_kept", c.frames, "why", bad)
+		}
 	}
 	if c.frames == 0 {
 		f.Close()
@@ -253,4 +260,25 @@ func (b *Buffer) adoptNew() {
 			b.log.Info("picked up a requeued chunk", "chunk", c.id, "events", c.events.Load())
 		}
 	}
+}
+
+// lastNonZero returns the offset just after the last non-zero byte of f
+// in [off, end), or off when there is none. A read error counts as data.
+func lastNonZero(f *os.File, off, end int64) int64 {
+	last := off
+	buf := make([]byte, 64<<10)
+	for p := off; p < end; {
+		n, err := f.ReadAt(buf[:min(int64(len(buf)), end-p)], p)
+		for i := n - 1; i >= 0; i-- {
+			if buf[i] != 0 {
+				last = p + int64(i) + 1
+				break
+			}
+		}
+		if err != nil && n == 0 {
+			return end
+		}
+		p += int64(n)
+	}
+	return last
 }

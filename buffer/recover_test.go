@@ -108,15 +108,26 @@ func TestRecoveryCorruptionTable(t *testing.T) {
 			write(t, dir, tc.id+queuedSuffix, d)
 			return result{delivered: tc.ids("a"), cut: int64(len(d) - tc.starts[1])}
 		}},
-		{"zero length frame", func(t *testing.T, dir string, tc testChunk) result {
+		{"zero length frame followed by data", func(t *testing.T, dir string, tc testChunk) result {
+			d := bytes.Clone(tc.data)
+			clear(d[tc.starts[1] : tc.starts[1]+frameHeadSize])
+			write(t, dir, tc.id+queuedSuffix, d)
+			return result{delivered: tc.ids("a"), cut: int64(len(d) - tc.starts[1])}
+		}},
+		{"zeroed frame at the end (lost pages): cut, not counted", func(t *testing.T, dir string, tc testChunk) result {
 			d := bytes.Clone(tc.data)
 			clear(d[tc.starts[2]:])
 			write(t, dir, tc.id+queuedSuffix, d)
-			return result{delivered: tc.ids("a", "b"), cut: int64(len(d) - tc.starts[2])}
+			return result{delivered: tc.ids("a", "b")}
 		}},
-		{"zero-filled tail after good frames (power loss)", func(t *testing.T, dir string, tc testChunk) result {
-			write(t, dir, tc.id+openSuffix, append(bytes.Clone(tc.data), make([]byte, 4096)...))
-			return result{delivered: tc.ids("a", "b", "c"), cut: 4096}
+		{"zero-filled preallocation after good frames: cut, not counted", func(t *testing.T, dir string, tc testChunk) result {
+			write(t, dir, tc.id+openSuffix, append(bytes.Clone(tc.data), make([]byte, 1<<20)...))
+			return result{delivered: tc.ids("a", "b", "c")}
+		}},
+		{"torn frame inside the preallocation: only its bytes counted", func(t *testing.T, dir string, tc testChunk) result {
+			d := append(bytes.Clone(tc.data[:tc.starts[2]+30]), make([]byte, 1<<20)...)
+			write(t, dir, tc.id+openSuffix, d)
+			return result{delivered: tc.ids("a", "b"), cut: 30}
 		}},
 		{"garbage after a good frame", func(t *testing.T, dir string, tc testChunk) result {
 			d := append(bytes.Clone(tc.data[:tc.starts[1]]), []byte("this is not a frame, just garbage bytes")...)
@@ -306,12 +317,21 @@ func TestRecoveryOfARealCrashLayout(t *testing.T) {
 		t.Fatalf("files %v, want one open chunk", open)
 	}
 	p := filepath.Join(dir, open[0])
-	data, _ := os.ReadFile(p)
-	// Simulate kill -9 in the middle of the sixth append: half a frame.
+	// Simulate kill -9 in the middle of the sixth append: half a frame
+	// where the next frame goes (inside the preallocated zeros).
+	var c *chunk
+	for _, o := range h.b.open {
+		c = o
+	}
 	fr := testFrame("app", "torn", 4)
-	if err := os.WriteFile(p, append(data, fr[:len(fr)/2]...), 0o644); err != nil {
+	f, err := os.OpenFile(p, os.O_WRONLY, 0)
+	if err != nil {
 		t.Fatal(err)
 	}
+	if _, err := f.WriteAt(fr[:len(fr)/2], c.written); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
 	// Leave without sealing, like a crash: drop the lock by closing the
 	// file handle only.
 	h.b.lockFile.Close()
