@@ -258,7 +258,10 @@ func New(opts Options) (*Buffer, error) {
 // interval, off: written to the file). It implements event.Consumer: it keeps
 // no reference to batch. When the buffer is full it blocks until there is
 // room or ctx is done (overflow_action block), drops the oldest queued chunk
-// (drop_oldest_chunk) or returns ErrFull (throw). A non-nil error means the
+// (drop_oldest_chunk) or returns ErrFull (throw). total_limit_size bounds
+// the frames; the header of a chunk opened at the limit (a few hundred bytes)
+// and, with fsync always, the zero-filled preallocation of open chunks (up
+// to 1 MiB each) come on top. A non-nil error means the
 // batch must not be acknowledged; some of its events may still be delivered
 // (at least once).
 func (b *Buffer) Consume(ctx context.Context, batch *event.Batch) error {
