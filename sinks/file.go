@@ -86,6 +86,8 @@ func (s *FileSink) writeFile(ctx context.Context, c Chunk, path string) (int64, 
 		s.metrics.errors.WithLabelValues(kindEncode).Inc()
 		return 0, st, fmt.Errorf("file sink %s: %w", s.name, err)
 	}
+	ustart := time.Now()
+	defer func() { s.metrics.upload.Observe(since(ustart)) }()
 	size, err := f.Seek(0, 1)
 	if err == nil {
 		err = f.Sync()

@@ -15,6 +15,7 @@ type sinkMetrics struct {
 	rows         prometheus.Counter
 	inputBytes   prometheus.Counter
 	duration     prometheus.Histogram
+	upload       prometheus.Histogram
 	errors       *prometheus.CounterVec // kind
 	conflicts    prometheus.Counter
 	columnsAdded prometheus.Counter
@@ -55,6 +56,10 @@ func newSinkMetrics(reg prometheus.Registerer, output string) *sinkMetrics {
 		})),
 		duration: register(r, prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "maruta_sink_write_duration_seconds", Help: "Time to encode and deliver one chunk, successful or not.",
+			Buckets: prometheus.ExponentialBuckets(0.01, 2.5, 12),
+		})),
+		upload: register(r, prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "maruta_sink_upload_duration_seconds", Help: "Time to upload one object to S3 (or to write, fsync and rename one file), successful or not.",
 			Buckets: prometheus.ExponentialBuckets(0.01, 2.5, 12),
 		})),
 		errors: register(r, prometheus.NewCounterVec(prometheus.CounterOpts{

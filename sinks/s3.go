@@ -174,7 +174,9 @@ func (s *S3Sink) Write(ctx context.Context, c Chunk) error {
 
 	uctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
+	ustart := time.Now()
 	err = s.upload(uctx, f, key, size)
+	s.metrics.upload.Observe(since(ustart))
 	if err != nil && isPreconditionFailed(err) {
 		err = s.checkExisting(uctx, key, size)
 		if err == nil {

@@ -112,6 +112,14 @@ func TestS3MultipartAndConditionalPut(t *testing.T) {
 	if len(objs) != 1 || objs[0].Size < 20<<20 || !strings.HasSuffix(objs[0].Key, "node-1-big.jsonl") {
 		t.Fatalf("objects %v", objs)
 	}
+	// DuckDB reads the assembled object: every line, in order.
+	local := t.TempDir()
+	srv.Download(t, "logs", "", local)
+	r := tu.NewDuckDB(t).Query(t, "SELECT count(*), count(DISTINCT container_name), min(\"time\")::VARCHAR, max(\"time\")::VARCHAR FROM read_json("+
+		tu.SQLString(local+"/**/*.jsonl")+", format='newline_delimited')")
+	if fmt.Sprint(r.Rows) != fmt.Sprintf("[[%d 8 2026-11-22 13:00:00 2026-11-22 13:01:09.999]]", n) {
+		t.Errorf("read back: %v", r.Rows)
+	}
 	// The same chunk again (a retry after a crash before the buffer deleted
 	// it): the conditional put is refused and counted as delivered.
 	if err := s.Write(context.Background(), c); err != nil {
