@@ -231,21 +231,20 @@ type pqState struct {
 	lastT   event.Time
 
 	// pass 2
-	fileOf   []int32 // table column → file column, or -1
-	ftypes   []colType
-	leaf     []int // file column → first leaf column index
-	ovLeaf   int
-	slots    []parquet.Value
-	stamp    []uint32
-	maps     []mapRef // map values of the current row
-	entries  []kv
-	overflow []kv
-	gen      uint32
-	arena    arena
-	scratch  []byte
-	flat     []parquet.Value
-	rowEnds  []int
-	rows     []parquet.Row
+	fileOf    []int32 // table column → file column, or -1
+	ftypes    []colType
+	leaf      []int // file column → first leaf column index
+	ovLeaf    int
+	slots     []parquet.Value
+	stamp     []uint32
+	maps      []mapRef // map values of the current row
+	entries   []kv
+	overflow  []kv
+	gen       uint32
+	arena     arena
+	scratch   []byte
+	vals      [][]parquet.Value // values of the batch, per leaf column
+	batchRows int
 }
 
 type kv struct {
@@ -291,7 +290,6 @@ func (e *parquetEncoder) encode(ctx context.Context, c Chunk, w io.Writer) (enco
 		parquet.Compression(e.codec),
 		parquet.DataPageVersion(1),
 		parquet.DataPageStatistics(true),
-		parquet.MaxRowsPerRowGroup(int64(e.rowGroupRows)),
 		parquet.DictionaryMaxBytes(dictionaryMaxBytes),
 		parquet.CreatedBy("maruta", "", ""),
 	)
@@ -495,6 +493,7 @@ func (st *pqState) fileSchema() *parquet.Schema {
 		}
 	}
 	st.ovLeaf = leaf
+	st.vals = make([][]parquet.Value, leaf+2)
 	fields = append(fields, field(st.e.overflow, nodeOf(ctMap, false)))
 	st.slots = make([]parquet.Value, len(st.ftypes))
 	st.stamp = make([]uint32, len(st.ftypes))
@@ -556,14 +555,12 @@ func (wr *rowWriter) add(t event.Time, rec []byte) error {
 	st.stats.rows++
 	wr.groupRows++
 	wr.groupBytes += int64(len(rec))
-	if len(st.rowEnds) >= rowBatch {
+	if st.batchRows >= rowBatch {
 		if err := wr.flushBatch(); err != nil {
 			return err
 		}
 	}
-	if wr.groupBytes >= rowGroupBytes && wr.groupRows < wr.rowGroupRows {
-		// parquet-go cuts row groups at rowGroupRows by itself; cut
-		// earlier when the records are large.
+	if wr.groupRows >= wr.rowGroupRows || wr.groupBytes >= rowGroupBytes {
 		if err := wr.flushBatch(); err != nil {
 			return err
 		}
@@ -571,32 +568,32 @@ func (wr *rowWriter) add(t event.Time, rec []byte) error {
 			return err
 		}
 		wr.groupRows, wr.groupBytes = 0, 0
-	} else if wr.groupRows >= wr.rowGroupRows {
-		wr.groupRows, wr.groupBytes = 0, 0
 	}
 	return nil
 }
 
+// flushBatch hands the batch to parquet-go, column by column (each column
+// gets whole rows, so pages never split a row).
 func (wr *rowWriter) flushBatch() error {
 	st := wr.st
-	if len(st.rowEnds) == 0 {
+	if st.batchRows == 0 {
 		return nil
 	}
-	st.rows = st.rows[:0]
-	start := 0
-	for _, end := range st.rowEnds {
-		st.rows = append(st.rows, st.flat[start:end:end])
-		start = end
+	cws := wr.pw.ColumnWriters()
+	var err error
+	for leaf, vals := range st.vals {
+		if err == nil {
+			_, err = cws[leaf].WriteRowValues(vals)
+		}
+		clear(vals)
+		st.vals[leaf] = vals[:0]
 	}
-	_, err := wr.pw.WriteRows(st.rows)
-	clear(st.flat)
-	clear(st.rows)
-	st.flat, st.rows, st.rowEnds = st.flat[:0], st.rows[:0], st.rowEnds[:0]
+	st.batchRows = 0
 	st.arena.reset()
 	return err
 }
 
-// appendRow converts one record into a row appended to st.rows. It returns
+// appendRow converts one record into a row of the batch (st.cols). It returns
 // false for a record that is not a well-formed msgpack map.
 func (st *pqState) appendRow(t event.Time, rec []byte) bool {
 	if msgpack.Peek(rec) != msgpack.Map {
@@ -663,12 +660,13 @@ func (st *pqState) appendRow(t event.Time, rec []byte) bool {
 	}
 
 	// Emit the row: time, file columns, overflow, in leaf order.
-	st.flat = append(st.flat, parquet.Int64Value(t.UnixMilli()).Level(0, 0, 0))
+	st.vals[0] = append(st.vals[0], parquet.Int64Value(t.UnixMilli()).Level(0, 0, 0))
 	for fc, ct := range st.ftypes {
 		leaf := st.leaf[fc]
 		if ct == ctMap {
 			if st.stamp[fc] != st.gen {
-				st.flat = append(st.flat, parquet.NullValue().Level(0, 0, leaf), parquet.NullValue().Level(0, 0, leaf+1))
+				st.vals[leaf] = append(st.vals[leaf], parquet.NullValue().Level(0, 0, leaf))
+				st.vals[leaf+1] = append(st.vals[leaf+1], parquet.NullValue().Level(0, 0, leaf+1))
 				continue
 			}
 			for _, m := range st.maps {
@@ -679,19 +677,18 @@ func (st *pqState) appendRow(t event.Time, rec []byte) bool {
 			continue
 		}
 		if st.stamp[fc] == st.gen {
-			st.flat = append(st.flat, st.slots[fc].Level(0, 1, leaf))
+			st.vals[leaf] = append(st.vals[leaf], st.slots[fc].Level(0, 1, leaf))
 		} else {
-			st.flat = append(st.flat, parquet.NullValue().Level(0, 0, leaf))
+			st.vals[leaf] = append(st.vals[leaf], parquet.NullValue().Level(0, 0, leaf))
 		}
 	}
 	if len(st.overflow) == 0 {
-		st.flat = append(st.flat, parquet.NullValue().Level(0, 0, st.ovLeaf), parquet.NullValue().Level(0, 0, st.ovLeaf+1))
+		st.vals[st.ovLeaf] = append(st.vals[st.ovLeaf], parquet.NullValue().Level(0, 0, st.ovLeaf))
+		st.vals[st.ovLeaf+1] = append(st.vals[st.ovLeaf+1], parquet.NullValue().Level(0, 0, st.ovLeaf+1))
 	} else {
 		st.appendMap(st.ovLeaf, st.overflow)
 	}
-	// Rows are sliced out of st.flat when the batch is written, since
-	// st.flat may move while it grows.
-	st.rowEnds = append(st.rowEnds, len(st.flat))
+	st.batchRows++
 	return true
 }
 
@@ -699,7 +696,8 @@ func (st *pqState) appendRow(t event.Time, rec []byte) bool {
 // all keys, then all values (values of a row are ordered by column).
 func (st *pqState) appendMap(leaf int, es []kv) {
 	if len(es) == 0 { // empty map: present, no entries
-		st.flat = append(st.flat, parquet.NullValue().Level(0, 1, leaf), parquet.NullValue().Level(0, 1, leaf+1))
+		st.vals[leaf] = append(st.vals[leaf], parquet.NullValue().Level(0, 1, leaf))
+		st.vals[leaf+1] = append(st.vals[leaf+1], parquet.NullValue().Level(0, 1, leaf+1))
 		return
 	}
 	for i, e := range es {
@@ -707,7 +705,7 @@ func (st *pqState) appendMap(leaf int, es []kv) {
 		if i == 0 {
 			rep = 0
 		}
-		st.flat = append(st.flat, parquet.ByteArrayValue(e.k).Level(rep, 2, leaf))
+		st.vals[leaf] = append(st.vals[leaf], parquet.ByteArrayValue(e.k).Level(rep, 2, leaf))
 	}
 	for i, e := range es {
 		rep := 1
@@ -715,9 +713,9 @@ func (st *pqState) appendMap(leaf int, es []kv) {
 			rep = 0
 		}
 		if e.vnull {
-			st.flat = append(st.flat, parquet.NullValue().Level(rep, 2, leaf+1))
+			st.vals[leaf+1] = append(st.vals[leaf+1], parquet.NullValue().Level(rep, 2, leaf+1))
 		} else {
-			st.flat = append(st.flat, parquet.ByteArrayValue(e.v).Level(rep, 3, leaf+1))
+			st.vals[leaf+1] = append(st.vals[leaf+1], parquet.ByteArrayValue(e.v).Level(rep, 3, leaf+1))
 		}
 	}
 }
