@@ -157,3 +157,36 @@ func histCount(h interface{ Write(*dto.Metric) error }) (n, sum float64) {
 	}
 	return float64(d.Histogram.GetSampleCount()), d.Histogram.GetSampleSum()
 }
+
+// BenchmarkRawFdatasync is the disk's floor for fsync: always: one 300-byte
+// write plus fdatasync, appending (the file grows) or overwriting zeros
+// written earlier (what the zero-filled preallocation gives).
+func BenchmarkRawFdatasync(b *testing.B) {
+	for _, mode := range []string{"append", "overwrite"} {
+		b.Run(mode, func(b *testing.B) {
+			f, err := os.Create(filepath.Join(b.TempDir(), "f"))
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer f.Close()
+			if mode == "overwrite" {
+				if err := writeZeros(f, 0, int64(b.N+1)*300); err != nil {
+					b.Fatal(err)
+				}
+				if err := f.Sync(); err != nil {
+					b.Fatal(err)
+				}
+			}
+			buf := make([]byte, 300)
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				if _, err := f.WriteAt(buf, int64(i)*300); err != nil {
+					b.Fatal(err)
+				}
+				if err := datasync(f); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
