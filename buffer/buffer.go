@@ -306,7 +306,9 @@ func (b *Buffer) Consume(ctx context.Context, batch *event.Batch) error {
 		b.mu.Unlock()
 	}
 	if err != nil {
-		b.noteError(err)
+		if !errors.Is(err, ErrClosed) {
+			b.noteError(err)
+		}
 		return err
 	}
 	if b.mode == fsyncAlways && last > 0 {

@@ -220,7 +220,26 @@ func entrySize(e *event.Event) int { return 1 + timeSize(e.Time) + len(e.Record)
 
 // payloadHeadSize is the size of the payload's head before its entries.
 func payloadHeadSize(tag string, n int) int {
-	return 1 + len(msgpack.AppendString(nil, tag)) + len(msgpack.AppendArrayHeader(nil, n))
+	size := 1 + len(tag)
+	switch l := len(tag); {
+	case l <= 31:
+		size++
+	case l <= 0xff:
+		size += 2
+	case l <= 0xffff:
+		size += 3
+	default:
+		size += 5
+	}
+	switch {
+	case n <= 15:
+		size++
+	case n <= 0xffff:
+		size += 3
+	default:
+		size += 5
+	}
+	return size
 }
 
 // appendFrame appends one frame holding events evs with tag to dst.
