@@ -32,7 +32,6 @@ func sortedScan(c Chunk, tmpDir string, runRows int, fn func(t event.Time, rec [
 	defer func() {
 		if spill != nil {
 			spill.Close()
-			os.Remove(spill.Name())
 		}
 	}()
 	sortRun := func() {
@@ -56,6 +55,9 @@ func sortedScan(c Chunk, tmpDir string, runRows int, fn func(t event.Time, rec [
 			if err != nil {
 				return fmt.Errorf("sort spill: %w", err)
 			}
+			// Unlinked at once: the open file stays usable, and a crash
+			// leaves nothing behind.
+			os.Remove(f.Name())
 			spill, w = f, bufio.NewWriterSize(f, 256<<10)
 		}
 		start := pos
