@@ -43,6 +43,16 @@ func newHTTPServer(c config.HTTP, reg *prometheus.Registry, a *app, log *slog.Lo
 		}
 		writeJSON(w, code, st)
 	})
+	mux.HandleFunc("POST /-/reload", func(w http.ResponseWriter, _ *http.Request) {
+		if err := a.reload(); err != nil {
+			log.Error("reload failed; still running the previous config", "err", err)
+			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+			w.WriteHeader(http.StatusBadRequest)
+			w.Write([]byte(err.Error() + "\n"))
+			return
+		}
+		w.Write([]byte("reloaded\n"))
+	})
 	if c.Pprof {
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
 		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"sort"
 	"time"
 
 	"github.com/marutalog/maruta/buffer"
@@ -32,9 +33,18 @@ var startTime = time.Now()
 func (a *app) status() appStatus {
 	now := time.Now()
 	st := appStatus{Ready: true, Node: a.cfg.Node, Version: version, Uptime: now.Sub(startTime).Round(time.Second).String()}
+	a.mu.Lock()
+	defer a.mu.Unlock()
 	stall := a.cfg.HTTP.ReadyStallAfter.D()
-	for _, b := range a.buffers {
-		s := b.Status()
+	names := make([]string, 0, len(a.outputs))
+	for n, or := range a.outputs {
+		if or.buf != nil {
+			names = append(names, n)
+		}
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		s := a.outputs[n].buf.Status()
 		os := outputStatus{Status: s}
 		if !s.OldestEvent.IsZero() {
 			os.OldestEventAgeSeconds = now.Sub(s.OldestEvent).Seconds()
