@@ -269,3 +269,23 @@ func encodeToFile(b *testing.B, enc encoder, c Chunk, path string) int64 {
 	n, _ := f.Seek(0, io.SeekCurrent)
 	return n
 }
+
+// BenchmarkJSONLEncodeGzip encodes 100k Docker-shaped records as gzip JSON
+// lines (the fluentd-compatible format).
+func BenchmarkJSONLEncodeGzip(b *testing.B) {
+	const n = 100000
+	c := benchChunk(b, n, true)
+	enc := &jsonlEncoder{timeKey: "time", format: compileTimeFormat(DefaultJSONTimeFormat), gzip: true}
+	cw := &countWriter{}
+	b.SetBytes(c.info.Bytes)
+	cpu0 := cpuTime()
+	for b.Loop() {
+		cw.n = 0
+		if _, err := enc.encode(context.Background(), c, cw); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "records/s")
+	b.ReportMetric(float64(n*b.N)/(cpuTime()-cpu0).Seconds(), "records/cpu-s")
+	b.ReportMetric(float64(cw.n), "file_bytes")
+}
