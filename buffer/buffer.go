@@ -337,7 +337,7 @@ type scratch struct {
 type group struct {
 	slice  int64
 	vals   []string // chunk_keys values
-	key    string
+	key    []byte   // key in Buffer.open
 	path   string
 	idx    []int32
 	frames []frameSpan
@@ -398,7 +398,7 @@ func (b *Buffer) plan(sc *scratch, batch *event.Batch, path string) {
 			if len(keys) > 0 {
 				g.path = resolveKeys(path, keys, g.vals)
 			}
-			g.key = chunkKey(path, s, g.vals)
+			g.key = appendChunkKey(g.key[:0], path, s, g.vals)
 		}
 		g := &sc.groups[gi]
 		g.idx = append(g.idx, int32(i))
@@ -424,12 +424,16 @@ func (b *Buffer) plan(sc *scratch, batch *event.Batch, path string) {
 	}
 }
 
-func chunkKey(path string, slice int64, vals []string) string {
-	k := path + "\x00" + strconv.FormatInt(slice, 10)
+// appendChunkKey appends the open-chunk map key of a group to dst.
+func appendChunkKey(dst []byte, path string, slice int64, vals []string) []byte {
+	dst = append(dst, path...)
+	dst = append(dst, 0)
+	dst = strconv.AppendInt(dst, slice, 10)
 	for _, v := range vals {
-		k += "\x00" + v
+		dst = append(dst, 0)
+		dst = append(dst, v...)
 	}
-	return k
+	return dst
 }
 
 // appendFrame writes one frame to the open chunk of g's key, opening or
@@ -472,7 +476,7 @@ func (b *Buffer) openChunk(ctx context.Context, g *group, tag string) (*chunk, e
 		b.mu.Unlock()
 		return nil, err
 	}
-	c := b.open[g.key]
+	c := b.open[string(g.key)]
 	var victim *chunk
 	if c == nil {
 		if len(b.open) >= b.cfg.MaxOpenChunks {
@@ -501,7 +505,7 @@ func (b *Buffer) openChunk(ctx context.Context, g *group, tag string) (*chunk, e
 			}
 		}
 		c = newChunk(b.dir, h)
-		c.key = g.key
+		c.key = string(g.key)
 		c.coalesce = b.mode == fsyncAlways
 		c.deadline = now.Add(b.cfg.FlushInterval.D())
 		if b.timekeyNs > 0 {
@@ -510,7 +514,7 @@ func (b *Buffer) openChunk(ctx context.Context, g *group, tag string) (*chunk, e
 				c.deadline = end
 			}
 		}
-		b.open[g.key] = c
+		b.open[c.key] = c
 		b.chunks[c.id] = c
 		b.mu.Unlock()
 		if victim != nil {
@@ -520,8 +524,8 @@ func (b *Buffer) openChunk(ctx context.Context, g *group, tag string) (*chunk, e
 		b.mu.Lock()
 		if err != nil {
 			c.createErr = err
-			if b.open[g.key] == c {
-				delete(b.open, g.key)
+			if b.open[c.key] == c {
+				delete(b.open, c.key)
 			}
 			delete(b.chunks, c.id)
 			c.state = stateGone
