@@ -267,7 +267,7 @@ func TestParquetSchemaEvolutionAndPartitions(t *testing.T) {
 		rel = append(rel, filepath.ToSlash(p))
 	}
 	sort.Strings(rel)
-	want := []string{"app.a/dt=2026-11-22/hour=13/node-1-c0001.parquet", "app.b/dt=2026-11-22/hour=14/node-1-c0002.parquet"}
+	want := []string{"tag=app.a/dt=2026-11-22/hour=13/node-1-c0001.parquet", "tag=app.b/dt=2026-11-22/hour=14/node-1-c0002.parquet"}
 	if !slices.Equal(rel, want) {
 		t.Errorf("files %v, want %v", rel, want)
 	}
@@ -432,7 +432,14 @@ func TestParquetDuckDBColumnsEqualSchema(t *testing.T) {
 	for _, c := range s.Columns {
 		want = append(want, c.Name)
 	}
-	want = append(want, s.Overflow, "dt", "hour")
+	want = append(want, s.Overflow)
+	layout, err := PathLayout(l.out.File.Path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range layout.Partitions {
+		want = append(want, p.Name)
+	}
 	got := db.Query(t, "DESCRIBE SELECT * FROM "+l.read())
 	var names []string
 	for _, row := range got.Rows {

@@ -31,8 +31,7 @@ TBLPROPERTIES (
   'projection.dt.interval.unit' = 'DAYS',
   'projection.hour.type' = 'integer',
   'projection.hour.range' = '0,23',
-  'projection.hour.digits' = '2',
-  'storage.location.template' = 'file:///var/lib/maruta/lake/${tag}/dt=${dt}/hour=${hour}/'
+  'projection.hour.digits' = '2'
 );
 
 -- default.lake: columns added after schema version 1 (now 2)

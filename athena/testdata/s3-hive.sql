@@ -20,6 +20,5 @@ TBLPROPERTIES (
   'projection.dt.interval.unit' = 'DAYS',
   'projection.hour.type' = 'integer',
   'projection.hour.range' = '0,23',
-  'projection.hour.digits' = '2',
-  'storage.location.template' = 's3://my-logs/${tag}/dt=${dt}/hour=${hour}/'
+  'projection.hour.digits' = '2'
 );

@@ -147,7 +147,7 @@ func TestRunEmbeddedDefault(t *testing.T) {
 	}
 	p.stop(30 * time.Second) // the shutdown seals and flushes the buffer
 
-	files, _ := filepath.Glob(filepath.Join(dir, "maruta-data/lake/docker.web/dt=*/hour=*/*.parquet"))
+	files, _ := filepath.Glob(filepath.Join(dir, "maruta-data/lake/tag=docker.web/dt=*/hour=*/*.parquet"))
 	if len(files) == 0 {
 		t.Fatalf("no parquet files in the lake:\n%s", p.logs)
 	}

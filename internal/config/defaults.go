@@ -40,7 +40,7 @@ const (
 	DefaultRetryMaxInterval      = 5 * time.Minute
 	DefaultRetryTimeout          = 72 * time.Hour
 
-	DefaultLakePath       = "${tag}/dt=%Y-%m-%d/hour=%H/"
+	DefaultLakePath       = "tag=${tag}/dt=%Y-%m-%d/hour=%H/"
 	DefaultObjectKey      = "${path}${node}-${chunk_id}.${ext}"
 	DefaultRowGroupRows   = 65536
 	DefaultOverflowColumn = "_overflow"

@@ -124,7 +124,7 @@ type FileOutput struct {
 	Encoding     `yaml:",inline"`
 	// Path is the folder template: strftime on the event time in UTC plus
 	// ${tag} and ${tag_parts[N]}. Default
-	// <data_dir>/lake/${tag}/dt=%Y-%m-%d/hour=%H/.
+	// <data_dir>/lake/tag=${tag}/dt=%Y-%m-%d/hour=%H/.
 	Path string `yaml:"path,omitempty"`
 	// ObjectKey is the file name template relative to nothing: it must
 	// contain ${chunk_id}. Default ${path}${node}-${chunk_id}.${ext}.
@@ -149,7 +149,7 @@ type S3Output struct {
 	// identity, IMDSv2).
 	AccessKeyID     string `yaml:"access_key_id,omitempty"`
 	SecretAccessKey string `yaml:"secret_access_key,omitempty"`
-	// Path is the key prefix template. Default ${tag}/dt=%Y-%m-%d/hour=%H/.
+	// Path is the key prefix template. Default tag=${tag}/dt=%Y-%m-%d/hour=%H/.
 	Path      string `yaml:"path,omitempty"`
 	ObjectKey string `yaml:"object_key,omitempty"`
 	// ServerSideEncryption: AES256 or aws:kms.
