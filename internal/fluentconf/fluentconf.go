@@ -127,6 +127,8 @@ func (c *converter) yaml() []byte {
 		h := ystr(c.http)
 		h.comments = c.httpNote
 		doc.sub("http").set("listen", h)
+	} else {
+		doc.sub("http").set("listen", ybare("${MARUTA_HTTP_LISTEN:-127.0.0.1:24220}"))
 	}
 	doc.set("sources", c.sources)
 	if len(c.pipeline.items) > 0 {
@@ -305,7 +307,13 @@ func (c *converter) forwardSource(e *element, what string) error {
 	if !ok {
 		port = "24224"
 	}
-	n.set("listen", ystr(hostPort(bind, port)))
+	if addr := hostPort(bind, port); len(c.sources.items) == 0 && !strings.Contains(addr, "${") {
+		// Like the embedded default, the first listener can be moved
+		// without editing the file (containers, tests).
+		n.set("listen", ybare("${MARUTA_LISTEN:-"+addr+"}"))
+	} else {
+		n.set("listen", ystr(hostPort(bind, port)))
+	}
 	if v, ok := e.str("chunk_size_limit"); ok {
 		n.set("chunk_size_limit", ybare(sizeText(v)))
 	}
