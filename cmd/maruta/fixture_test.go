@@ -50,7 +50,7 @@ func TestFluentConfFixture(t *testing.T) {
 		typ := []string{"purchase", "login", "cart_add"}[i%3]
 		send(fmt.Sprintf(`{"log_type":"EVENT","event_type":"%s","user":"u%d","amount":%d,"time":"2026-11-22T13:%02d:00Z"}`, typ, i, i*100, i))
 	}
-	send(`{"log_type":"ACCESS","path":"/","time":"2026-11-22T13:00:00Z"}`)           // no rule: fluentd drops it
+	send(`{"log_type":"ACCESS","path":"/","time":"2026-11-22T13:00:00Z"}`)              // no rule: fluentd drops it
 	send(`{"log_type":"EVENT","event_type":"bad type!","time":"2026-11-22T13:00:00Z"}`) // second rule fails: dropped
 	send(`not json at all`)                                                             // parser error route
 	f.Close()
