@@ -56,6 +56,7 @@ const (
 	DefaultConnectTimeout     = 10 * time.Second
 	DefaultSendTimeout        = 60 * time.Second
 	DefaultMaxRequestSize     = 8 << 20
+	DefaultKeepaliveTimeout   = 5 * time.Minute
 
 	DefaultConcatTimeout    = 5 * time.Second
 	DefaultConcatMaxSize    = 1 << 20
@@ -266,6 +267,9 @@ func (o *Output) setDefaults(c *Config, name string, store bool) {
 		}
 		if f.MaxRequestSize == 0 {
 			f.MaxRequestSize = DefaultMaxRequestSize
+		}
+		if f.KeepaliveTimeout == 0 {
+			f.KeepaliveTimeout = Duration(DefaultKeepaliveTimeout)
 		}
 		f.Buffer.setDefaults(c, o.Name, "", DefaultForwardChunkLimitSize, DefaultForwardFlushInterval)
 	case o.Copy != nil:

@@ -167,36 +167,88 @@ type S3Output struct {
 }
 
 // ForwardOutput sends chunks to other Forward servers (maruta aggregators,
-// fluentd, Fluent Bit).
+// fluentd, Fluent Bit): the agent side of the agent → aggregator hop.
+//
+// Each buffer chunk goes to one server, chosen per chunk by weighted
+// rendezvous hashing over the healthy active servers (the same chunk keeps
+// going to the same server while that server is healthy, so a resend meets
+// the server's dedup window). A chunk is sent as PackedForward requests, one
+// per tag and at most max_request_size each, each with a `chunk` option
+// derived from the node name, the output name and the buffer chunk id (the
+// same after a restart) and acked before the next is sent; the buffer
+// deletes the chunk only when every request was acked. Failures (connect,
+// TLS, handshake, send or ack timeout, connection closed) mark the server
+// down and the request moves to the next healthy server; when none is left
+// the chunk stays buffered and is retried with the buffer's backoff.
 type ForwardOutput struct {
 	OutputCommon `yaml:",inline"`
-	Servers      []ForwardServer `yaml:"servers"`
-	// RequireAckResponse waits for the server's ack. Default true.
-	RequireAckResponse *bool    `yaml:"require_ack_response,omitempty"`
+	// Servers are the destinations. At least one must be active (not
+	// standby).
+	Servers []ForwardServer `yaml:"servers"`
+	// RequireAckResponse sends every request with a chunk option and waits
+	// for the server's ack before the chunk may be deleted. Default true.
+	// With false a request counts as delivered once written to the socket:
+	// a server crash can then lose data.
+	RequireAckResponse *bool `yaml:"require_ack_response,omitempty"`
+	// AckResponseTimeout bounds the wait for one ack; a server that does not
+	// answer in time is marked down. Default 60s.
 	AckResponseTimeout Duration `yaml:"ack_response_timeout,omitempty"`
-	// Compress is text (default) or gzip.
-	Compress string    `yaml:"compress,omitempty"`
-	TLS      *TLS      `yaml:"tls,omitempty"`
+	// Compress is text (default) or gzip (CompressedPackedForward).
+	Compress string `yaml:"compress,omitempty"`
+	// TLS connects with TLS: ca_file verifies the server (system roots when
+	// empty), cert_file + key_file present a client certificate,
+	// server_name is checked in the server certificate (default: the
+	// server's host), insecure_skip_verify turns verification off (tests).
+	TLS *TLS `yaml:"tls,omitempty"`
+	// Security runs fluentd's shared-key handshake: shared_key,
+	// self_hostname (default: the host name), and username + password for
+	// servers with user_auth. A refused handshake marks the server down and
+	// is logged as an error; chunks stay buffered and are retried (a key
+	// being rotated on the servers recovers without dead letters).
 	Security *Security `yaml:"security,omitempty"`
-	// HeartbeatType is tcp (default), udp or none.
+	// HeartbeatType is how healthy servers are watched every
+	// heartbeat_interval: tcp (default: connect and close, fluentd's tcp
+	// heartbeat), udp (fluentd's UDP heartbeat on the same port; down after
+	// 3 missed replies; unix sockets use tcp) or none. A server that is down
+	// is probed every heartbeat_interval whatever the type: connect, TLS,
+	// handshake and, with require_ack_response, an empty request that must be
+	// acked; it takes chunks again only after such a probe succeeded.
 	HeartbeatType     string   `yaml:"heartbeat_type,omitempty"`
 	HeartbeatInterval Duration `yaml:"heartbeat_interval,omitempty"`
-	ConnectTimeout    Duration `yaml:"connect_timeout,omitempty"`
-	SendTimeout       Duration `yaml:"send_timeout,omitempty"`
-	// Keepalive reuses connections between requests. Default true.
+	// ConnectTimeout bounds connect + TLS + handshake. Default 10s.
+	ConnectTimeout Duration `yaml:"connect_timeout,omitempty"`
+	// SendTimeout bounds writing one request. Default 60s.
+	SendTimeout Duration `yaml:"send_timeout,omitempty"`
+	// Keepalive reuses connections between requests and chunks. Default
+	// true. With false each chunk opens its own connection.
 	Keepalive *bool `yaml:"keepalive,omitempty"`
-	// MaxRequestSize splits a chunk into several requests. Default 8MiB.
+	// KeepaliveTimeout is the longest a connection is reused after it was
+	// opened; then a new one is dialed, which re-resolves the server's host
+	// name (a load balancer's targets change) and spreads agents over them
+	// again. Default 5m (below an AWS NLB's 350s idle timeout).
+	KeepaliveTimeout Duration `yaml:"keepalive_timeout,omitempty"`
+	// MaxRequestSize bounds one request's entries (before compression): a
+	// chunk is split into several acked requests. It must not exceed the
+	// servers' chunk_size_limit. Default 8MiB.
 	MaxRequestSize Size   `yaml:"max_request_size,omitempty"`
 	Buffer         Buffer `yaml:"buffer,omitempty"`
 }
 
 // ForwardServer is one destination.
 type ForwardServer struct {
-	Name    string `yaml:"name,omitempty"`
-	Host    string `yaml:"host"`
-	Port    int    `yaml:"port,omitempty"`
-	Weight  int    `yaml:"weight,omitempty"`
-	Standby bool   `yaml:"standby,omitempty"`
+	// Name labels the server in metrics and logs, and seeds which chunks it
+	// gets. Default host:port.
+	Name string `yaml:"name,omitempty"`
+	// Host is a DNS name (resolved again on every new connection), an IP
+	// address, or unix:///path for a unix socket.
+	Host string `yaml:"host"`
+	// Port defaults to 24224.
+	Port int `yaml:"port,omitempty"`
+	// Weight is the server's share of chunks among the healthy active
+	// servers. Default 60 (fluentd's).
+	Weight int `yaml:"weight,omitempty"`
+	// Standby servers get chunks only while no active server is healthy.
+	Standby bool `yaml:"standby,omitempty"`
 }
 
 // Buffer configures an output's disk chunk buffer (fluentd names).

@@ -242,8 +242,13 @@ func (v *validator) output(p string, o *Output, store bool, names map[string]str
 			v.errorf(p+".servers", "at least one server is needed")
 		}
 		active := 0
+		seen := map[string]bool{}
 		for j, sv := range f.Servers {
 			sp := fmt.Sprintf("%s.servers[%d]", p, j)
+			if seen[sv.Name] {
+				v.errorf(sp+".name", "%q names another server too: server names must be unique", sv.Name)
+			}
+			seen[sv.Name] = true
 			if sv.Host == "" {
 				v.errorf(sp+".host", "must be set")
 			}
@@ -267,6 +272,20 @@ func (v *validator) output(p string, o *Output, store bool, names map[string]str
 		}
 		if f.Security != nil && f.Security.SharedKey == "" {
 			v.errorf(p+".security.shared_key", "must be set when security is configured")
+		}
+		for _, d := range []struct {
+			key string
+			val Duration
+		}{
+			{"ack_response_timeout", f.AckResponseTimeout}, {"heartbeat_interval", f.HeartbeatInterval},
+			{"connect_timeout", f.ConnectTimeout}, {"send_timeout", f.SendTimeout}, {"keepalive_timeout", f.KeepaliveTimeout},
+		} {
+			if d.val < 0 {
+				v.errorf(p+"."+d.key, "must not be negative")
+			}
+		}
+		if f.MaxRequestSize < 1024 {
+			v.errorf(p+".max_request_size", "must be at least 1KiB")
 		}
 		v.buffer(p+".buffer", &f.Buffer, "")
 	case o.Copy != nil:
