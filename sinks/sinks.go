@@ -13,7 +13,7 @@ import (
 
 // Options configure a sink.
 type Options struct {
-	// Output is a leaf output (file or s3 for New) with defaults applied.
+	// Output is a leaf output (file, s3 or forward for New) with defaults applied.
 	Output *config.Output
 	// Node names this maruta in object keys.
 	Node string
@@ -24,7 +24,7 @@ type Options struct {
 	Registerer prometheus.Registerer
 }
 
-// New builds the sink of a file or s3 output. It checks what only the sink
+// New builds the sink of a file, s3 or forward output. It checks what only the sink
 // can (templates, schema) and, for s3, loads the AWS configuration without
 // contacting S3.
 func New(opts Options) (Sink, error) {
@@ -37,6 +37,8 @@ func New(opts Options) (Sink, error) {
 		return newFileSink(opts)
 	case out.S3 != nil:
 		return newS3Sink(opts)
+	case out.Forward != nil:
+		return NewForward(opts)
 	}
 	return nil, fmt.Errorf("new sink: output %s: type %s has no chunk sink here", out.Name, out.Type)
 }

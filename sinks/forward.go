@@ -1,0 +1,527 @@
+package sinks
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/marutalog/maruta/forward"
+	"github.com/marutalog/maruta/internal/config"
+	"github.com/marutalog/maruta/internal/event"
+)
+
+// Forward is the sink of a forward output: it delivers buffer chunks to
+// Forward servers (maruta aggregators, fluentd, Fluent Bit) with acks. See
+// config.ForwardOutput for the behaviour users see.
+//
+// How a chunk travels: its events are grouped by tag into PackedForward
+// requests of at most max_request_size entry bytes (in scan order; a group
+// is sent when it is full, when the groups held in memory pass twice
+// max_request_size — the largest goes — and at the end in first-seen
+// order), so the split is a pure function of the chunk's content and the
+// configuration. Part i's chunk option is derived from node, output, chunk
+// id, max_request_size and i, so a resend carries the same id and a server
+// with a dedup window stores it once. Every request is acked before the
+// next is sent; Write returns nil only when all were acked. Parts acked
+// before a failure are remembered (in memory, bounded) and not sent again
+// when the buffer retries the chunk.
+//
+// Server choice, health and connections: see forward_servers.go. Errors
+// are retryable except a corrupt chunk (Permanent from Scan): a refused
+// handshake is retried too, since it is a property of the server's
+// configuration (a key being rotated), not of the chunk.
+//
+// New starts one heartbeat goroutine and probes; Close stops them and
+// closes the connections. Write is safe for concurrent use; Close must not
+// be called while Writes run.
+type Forward struct {
+	name, node string
+	cfg        *config.ForwardOutput
+	servers    []*fwdServer
+	log        *slog.Logger
+	m          *fwdMetrics
+	sm         *sinkMetrics
+
+	requireAck     bool
+	keepalive      bool
+	maxAge         time.Duration
+	maxRequest     int
+	ackTimeout     time.Duration
+	connectTimeout time.Duration
+	hbInterval     time.Duration
+
+	progress progressMap
+	writers  sync.Pool // *fwdWriter
+
+	probeCtx  context.Context
+	cancel    context.CancelFunc
+	stop      chan struct{}
+	wg        sync.WaitGroup
+	closeOnce sync.Once
+}
+
+var _ Sink = (*Forward)(nil)
+
+// splitVersion is part of every derived chunk id: bump it when the way a
+// chunk is split into requests changes, so that a resend split differently
+// never reuses an id the server remembers for other content.
+const splitVersion = 1
+
+// maxGroups bounds the tags whose requests are built at once.
+const maxGroups = 256
+
+// NewForward builds the sink of a forward output and starts its health
+// checks. Nothing is dialed before the first Write or probe.
+func NewForward(opts Options) (*Forward, error) {
+	out := opts.Output
+	if out == nil || out.Forward == nil {
+		return nil, errors.New("new forward sink: not a forward output")
+	}
+	cfg := out.Forward
+	if len(cfg.Servers) == 0 {
+		return nil, fmt.Errorf("output %s: no servers", out.Name)
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	node := opts.Node
+	if node == "" {
+		node = config.DefaultNode()
+	}
+	f := &Forward{
+		name:           out.Name,
+		node:           node,
+		cfg:            cfg,
+		log:            log.With("component", "sink", "output", out.Name),
+		m:              newFwdMetrics(opts.Registerer, out.Name),
+		sm:             newSinkMetrics(opts.Registerer, out.Name),
+		requireAck:     cfg.RequireAckResponse == nil || *cfg.RequireAckResponse,
+		keepalive:      cfg.Keepalive == nil || *cfg.Keepalive,
+		maxAge:         orDefault(cfg.KeepaliveTimeout.D(), config.DefaultKeepaliveTimeout),
+		maxRequest:     int(cfg.MaxRequestSize),
+		ackTimeout:     orDefault(cfg.AckResponseTimeout.D(), config.DefaultAckResponseTimeout),
+		connectTimeout: orDefault(cfg.ConnectTimeout.D(), config.DefaultConnectTimeout),
+		hbInterval:     orDefault(cfg.HeartbeatInterval.D(), config.DefaultHeartbeatInterval),
+		stop:           make(chan struct{}),
+	}
+	if f.maxRequest <= 0 {
+		f.maxRequest = config.DefaultMaxRequestSize
+	}
+	if _, err := forward.NewRequestEncoder(cfg.Compress); err != nil {
+		return nil, fmt.Errorf("output %s: %w", out.Name, err)
+	}
+	copts := forward.ClientOptions{
+		ConnectTimeout: f.connectTimeout,
+		SendTimeout:    orDefault(cfg.SendTimeout.D(), config.DefaultSendTimeout),
+		AckTimeout:     f.ackTimeout,
+	}
+	if cfg.TLS != nil {
+		tc, err := forward.ClientTLSConfig(cfg.TLS)
+		if err != nil {
+			return nil, fmt.Errorf("output %s: %w", out.Name, err)
+		}
+		copts.TLS = tc
+	}
+	if sec := cfg.Security; sec != nil {
+		copts.Security = &forward.ClientSecurity{SharedKey: sec.SharedKey, SelfHostname: sec.SelfHostname,
+			Username: sec.Username, Password: sec.Password}
+	}
+	for _, sv := range cfg.Servers {
+		if sv.Name == "" {
+			sv.Name = fmt.Sprintf("%s:%d", sv.Host, sv.Port)
+		}
+		if sv.Weight <= 0 {
+			sv.Weight = config.DefaultForwardWeight
+		}
+		f.servers = append(f.servers, newFwdServer(sv, copts, f.m))
+	}
+	for _, k := range []string{kindNetwork, kindPermanent, kindOther} {
+		f.sm.errors.WithLabelValues(k)
+	}
+	f.writers.New = func() any {
+		enc, _ := forward.NewRequestEncoder(cfg.Compress)
+		return &fwdWriter{enc: enc, groups: map[string]*fwdGroup{}}
+	}
+	f.probeCtx, f.cancel = context.WithCancel(context.Background())
+	// Down servers are probed whatever the heartbeat type.
+	f.wg.Go(f.heartbeat)
+	return f, nil
+}
+
+func orDefault(d, def time.Duration) time.Duration {
+	if d > 0 {
+		return d
+	}
+	return def
+}
+
+// Close stops the health checks and closes idle connections. Safe to call
+// more than once.
+func (f *Forward) Close() error {
+	f.closeOnce.Do(func() {
+		close(f.stop)
+		f.cancel()
+		f.wg.Wait()
+		for _, s := range f.servers {
+			s.closeIdle()
+		}
+	})
+	return nil
+}
+
+// partID is the chunk option of part i of buffer chunk id: 18 bytes of a
+// SHA-256 in base64, 24 characters like fluentd's chunk ids.
+func (f *Forward) partID(id string, part int) string {
+	h := sha256.New()
+	var num [8]byte
+	for _, s := range []string{f.node, f.name, id} {
+		h.Write([]byte(s))
+		h.Write([]byte{0})
+	}
+	binary.BigEndian.PutUint64(num[:], uint64(f.maxRequest))
+	h.Write(num[:])
+	binary.BigEndian.PutUint64(num[:], uint64(part)<<8|splitVersion)
+	h.Write(num[:])
+	var sum [sha256.Size]byte
+	return base64.StdEncoding.EncodeToString(h.Sum(sum[:0])[:18])
+}
+
+// Write delivers a chunk: see Forward.
+func (f *Forward) Write(ctx context.Context, c Chunk) error {
+	start := time.Now()
+	info := c.Info()
+	w := f.writers.Get().(*fwdWriter)
+	pr := f.progress.get(info.ID)
+	d := &fwdDelivery{f: f, ctx: ctx, w: w, id: info.ID, ch: chunkHash(info.ID), skip: pr.acked, tried: pr.tried}
+	d.home = home(f.servers, d.ch)
+	err := c.Scan(d.add)
+	if err == nil {
+		err = d.flushAll()
+	}
+	d.release()
+	w.reset()
+	f.writers.Put(w)
+	f.sm.duration.Observe(since(start))
+	if err != nil {
+		switch {
+		case IsPermanent(err):
+			f.progress.forget(info.ID)
+			f.sm.errors.WithLabelValues(kindPermanent).Inc()
+		case ctx.Err() != nil:
+			f.progress.set(info.ID, fwdProgress{acked: d.acked(), tried: max(d.tried, d.next)})
+		default:
+			f.progress.set(info.ID, fwdProgress{acked: d.acked(), tried: max(d.tried, d.next)})
+			f.sm.errors.WithLabelValues(kindNetwork).Inc()
+		}
+		return fmt.Errorf("forward chunk %s: %w", info.ID, err)
+	}
+	f.progress.forget(info.ID)
+	f.sm.rows.Add(float64(d.events))
+	f.sm.inputBytes.Add(float64(info.Bytes))
+	f.log.Debug("chunk delivered", "chunk", info.ID, "requests", d.next, "skipped", min(d.skip, d.next), "events", d.events)
+	return nil
+}
+
+// fwdWriter holds what one Write builds requests with; pooled.
+type fwdWriter struct {
+	enc      *forward.RequestEncoder
+	groups   map[string]*fwdGroup
+	order    []*fwdGroup // groups with events, first seen first
+	free     []*forward.Packer
+	buffered int // entry bytes held in groups
+}
+
+type fwdGroup struct {
+	p *forward.Packer
+}
+
+// reset empties w for the next Write, keeping a few small packers.
+func (w *fwdWriter) reset() {
+	for _, g := range w.order {
+		w.recycle(g.p)
+	}
+	clear(w.groups)
+	w.order = w.order[:0]
+	w.buffered = 0
+}
+
+func (w *fwdWriter) recycle(p *forward.Packer) {
+	if len(w.free) < 16 && cap(p.Entries()) <= 1<<20 || len(w.free) < 2 {
+		w.free = append(w.free, p)
+	}
+}
+
+func (w *fwdWriter) packer(tag string) *forward.Packer {
+	var p *forward.Packer
+	if n := len(w.free); n > 0 {
+		p, w.free = w.free[n-1], w.free[:n-1]
+	} else {
+		p = new(forward.Packer)
+	}
+	p.Reset(tag)
+	return p
+}
+
+// fwdDelivery is one Write in progress.
+type fwdDelivery struct {
+	f     *Forward
+	ctx   context.Context
+	w     *fwdWriter
+	id    string
+	ch    uint64
+	home  *fwdServer
+	skip  int // parts acked by an earlier attempt
+	tried int // parts sent by earlier attempts
+	next  int // index of the next part
+
+	events     int // events delivered (skipped parts included)
+	ackedParts int // parts 0..ackedParts-1 are acked (or were skipped)
+
+	// The connection parts go over, kept across parts.
+	cur    *fwdServer
+	cl     *forward.Client
+	opened time.Time
+	fresh  bool
+	failed []*fwdServer // servers that failed during this Write
+}
+
+// acked returns how many leading parts are acknowledged.
+func (d *fwdDelivery) acked() int { return max(d.skip, d.ackedParts) }
+
+// add takes one event from the chunk scan.
+func (d *fwdDelivery) add(tag string, t event.Time, record []byte) error {
+	w := d.w
+	g := w.groups[tag]
+	if g == nil {
+		tag = strings.Clone(tag) // kept past the call
+		g = &fwdGroup{p: w.packer(tag)}
+		w.groups[tag] = g
+		w.order = append(w.order, g)
+	}
+	size := forward.EntrySize(t, record)
+	if g.p.Events() > 0 && g.p.Size()+size+len(tag)+forward.RequestOverhead > d.f.maxRequest {
+		if err := d.flush(g); err != nil {
+			return err
+		}
+		tag = g.p.Tag()
+		g = &fwdGroup{p: w.packer(tag)}
+		w.groups[tag] = g
+		w.order = append(w.order, g)
+	}
+	g.p.Add(t, record)
+	w.buffered += size
+	if w.buffered > 2*d.f.maxRequest || len(w.order) > maxGroups {
+		big := w.order[0]
+		for _, o := range w.order[1:] {
+			if o.p.Size() > big.p.Size() {
+				big = o
+			}
+		}
+		return d.flush(big)
+	}
+	return nil
+}
+
+// flush sends a group's request and drops the group.
+func (d *fwdDelivery) flush(g *fwdGroup) error {
+	w := d.w
+	err := d.send(g.p)
+	w.buffered -= g.p.Size()
+	delete(w.groups, g.p.Tag())
+	if i := indexOf(w.order, g); i >= 0 {
+		w.order = append(w.order[:i], w.order[i+1:]...)
+	}
+	w.recycle(g.p)
+	return err
+}
+
+func indexOf(gs []*fwdGroup, g *fwdGroup) int {
+	for i, x := range gs {
+		if x == g {
+			return i
+		}
+	}
+	return -1
+}
+
+// flushAll sends the groups left, first seen first.
+func (d *fwdDelivery) flushAll() error {
+	for len(d.w.order) > 0 {
+		if err := d.flush(d.w.order[0]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// send delivers one part: to the chunk's current connection, else to the
+// first healthy server in the chunk's rendezvous order, failing over to
+// the next on errors.
+func (d *fwdDelivery) send(p *forward.Packer) error {
+	part := d.next
+	d.next++
+	if part < d.skip {
+		d.events += p.Events()
+		return nil
+	}
+	f := d.f
+	chunkOpt := ""
+	if f.requireAck {
+		chunkOpt = f.partID(d.id, part)
+	}
+	req, err := d.w.enc.Encode(p, chunkOpt)
+	if err != nil {
+		return err
+	}
+	retry := part < d.tried
+	var last error
+	for {
+		if err := d.ctx.Err(); err != nil {
+			return err
+		}
+		if d.cl == nil {
+			cands := ranked(f.servers, d.ch, d.failed)
+			if len(cands) == 0 {
+				break
+			}
+			s := cands[0]
+			cl, fresh, err := s.get(d.ctx, f.maxAge)
+			if err != nil {
+				if d.ctx.Err() != nil {
+					return d.ctx.Err()
+				}
+				f.fail(s, errorKind(err), err)
+				d.failed = append(d.failed, s)
+				last = err
+				continue
+			}
+			d.cur, d.cl, d.fresh, d.opened = s, cl, fresh, time.Now()
+		}
+		s := d.cur
+		t0 := time.Now()
+		s.m.requests.Inc()
+		if retry {
+			s.m.retries.Inc()
+		}
+		if f.requireAck {
+			err = d.cl.SendAcked(d.ctx, req, chunkOpt)
+		} else {
+			err = d.cl.Send(d.ctx, req)
+		}
+		if err == nil {
+			if f.requireAck {
+				s.m.acks.Inc()
+				s.m.ackLatency.Observe(time.Since(t0).Seconds())
+			}
+			s.m.events.Add(float64(p.Events()))
+			s.m.bytes.Add(float64(len(req)))
+			if s != d.home && d.home != nil {
+				d.home.m.failovers.Inc()
+			}
+			d.events += p.Events()
+			d.ackedParts = part + 1
+			return nil
+		}
+		d.cl.Close()
+		d.cl = nil
+		if d.ctx.Err() != nil {
+			return d.ctx.Err()
+		}
+		kind := errorKind(err)
+		retry = true
+		if !d.fresh && kind != fwdKindAuth {
+			// An idle kept-alive connection may have been closed by the
+			// server or a load balancer: try once more on a new one to the
+			// same server (same chunk id: its dedup window catches a
+			// request that did get through).
+			cl, ferr := forward.Dial(d.ctx, s.copts)
+			if ferr == nil {
+				d.cl, d.fresh, d.opened = cl, true, time.Now()
+				f.log.Debug("kept-alive connection failed; resending on a new one", "server", s.name, "err", err)
+				continue
+			}
+			err, kind = ferr, errorKind(ferr)
+		}
+		f.fail(s, kind, err)
+		d.failed = append(d.failed, s)
+		d.cur = nil
+		last = err
+	}
+	f.m.unavailable.Inc()
+	var st []string
+	for _, s := range f.servers {
+		st = append(st, s.status())
+	}
+	if last != nil {
+		return fmt.Errorf("no forward server took part %d (%s); last error: %w", part, strings.Join(st, "; "), last)
+	}
+	return fmt.Errorf("no forward server available (%s)", strings.Join(st, "; "))
+}
+
+// release returns the connection to its server's pool.
+func (d *fwdDelivery) release() {
+	if d.cl == nil {
+		return
+	}
+	if d.f.keepalive && d.cl.ServerKeepalive() && d.ctx.Err() == nil {
+		d.cur.put(d.cl, d.opened)
+	} else {
+		d.cl.Close()
+	}
+	d.cl = nil
+}
+
+// fwdProgress is what earlier attempts of a chunk achieved.
+type fwdProgress struct {
+	acked int // leading parts acked
+	tried int // parts sent at least once
+}
+
+// progressMap remembers the progress of chunks whose delivery failed
+// part-way, so that a retry skips the parts already acked. Bounded: when
+// full, an arbitrary entry is forgotten (its chunk is then resent whole,
+// which dedup on the server absorbs).
+type progressMap struct {
+	mu sync.Mutex
+	m  map[string]fwdProgress
+}
+
+const maxProgress = 10000
+
+func (p *progressMap) get(id string) fwdProgress {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.m[id]
+}
+
+func (p *progressMap) set(id string, pr fwdProgress) {
+	if pr.acked == 0 && pr.tried == 0 {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.m == nil {
+		p.m = map[string]fwdProgress{}
+	}
+	if _, ok := p.m[id]; !ok && len(p.m) >= maxProgress {
+		for k := range p.m {
+			delete(p.m, k)
+			break
+		}
+	}
+	p.m[id] = pr
+}
+
+func (p *progressMap) forget(id string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	delete(p.m, id)
+}

@@ -1,0 +1,408 @@
+package sinks
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/marutalog/maruta/forward"
+	"github.com/marutalog/maruta/internal/config"
+	"github.com/marutalog/maruta/internal/event"
+	"github.com/marutalog/maruta/internal/msgpack"
+)
+
+// idCollector is an aggregator's consumer: it counts every event by its
+// "id" field and keeps the ids per tag in arrival order. failTag makes
+// Consume refuse a tag (no ack).
+type idCollector struct {
+	mu      sync.Mutex
+	count   map[string]int
+	byTag   map[string][]string
+	batches int
+	failTag string
+	discard bool // count events only (benchmarks)
+	n       int
+}
+
+func newIDCollector() *idCollector {
+	return &idCollector{count: map[string]int{}, byTag: map[string][]string{}}
+}
+
+func (c *idCollector) Consume(_ context.Context, b *event.Batch) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.failTag != "" && b.Tag == c.failTag {
+		return fmt.Errorf("refusing tag %s", b.Tag)
+	}
+	c.batches++
+	if c.discard {
+		c.n += len(b.Events)
+		return nil
+	}
+	for _, e := range b.Events {
+		v, _, _ := msgpack.MapGet(e.Record, "id", 4)
+		id, _, _ := msgpack.ReadStr(v)
+		c.count[string(id)]++
+		c.byTag[b.Tag] = append(c.byTag[b.Tag], string(id))
+	}
+	return nil
+}
+
+func (c *idCollector) setFail(tag string) {
+	c.mu.Lock()
+	c.failTag = tag
+	c.mu.Unlock()
+}
+
+func (c *idCollector) total() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := 0
+	for _, k := range c.count {
+		n += k
+	}
+	return n
+}
+
+func (c *idCollector) get(id string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.count[id]
+}
+
+// aggregator is a forward.Server on loopback that can be stopped and
+// started again on the same address.
+type aggregator struct {
+	t      testing.TB
+	src    config.Source
+	coll   *idCollector
+	addr   string
+	srv    *forward.Server
+	reg    *prometheus.Registry
+	cancel context.CancelFunc
+	done   chan error
+}
+
+// startAggregator starts a server; edit adjusts its source config.
+func startAggregator(t testing.TB, name string, edit func(*config.Source)) *aggregator {
+	t.Helper()
+	hb := true
+	src := config.Source{
+		Type: "forward", Name: name, Listen: "127.0.0.1:0", Heartbeat: &hb,
+		ChunkSizeLimit: config.DefaultChunkSizeLimit, MaxDecompressedSize: config.DefaultMaxDecompressedSize,
+		MaxDepth: config.DefaultMaxDepth, MaxConnections: 100,
+		Dedup: &config.Dedup{Window: config.Duration(time.Minute), MaxEntries: 10000},
+	}
+	if edit != nil {
+		edit(&src)
+	}
+	a := &aggregator{t: t, src: src, coll: newIDCollector()}
+	a.start()
+	a.addr = a.srv.Addr().String()
+	a.src.Listen = a.addr
+	t.Cleanup(a.stop)
+	return a
+}
+
+func (a *aggregator) start() {
+	a.t.Helper()
+	a.reg = prometheus.NewRegistry()
+	var err error
+	for range 50 { // the old socket may linger a moment after a restart
+		a.srv, err = forward.NewServer(forward.ServerOptions{Config: a.src, Next: a.coll, Registerer: a.reg,
+			Hostname: "aggregator", Logger: slog.New(slog.DiscardHandler)})
+		if err == nil {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err != nil {
+		a.t.Fatalf("start aggregator: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	a.cancel, a.done = cancel, make(chan error, 1)
+	srv := a.srv
+	go func() { a.done <- srv.Run(ctx) }()
+}
+
+// stop shuts the server down gracefully; safe to call when stopped.
+func (a *aggregator) stop() {
+	if a.cancel == nil {
+		return
+	}
+	a.cancel()
+	if err := <-a.done; err != nil {
+		a.t.Errorf("aggregator Run: %v", err)
+	}
+	a.srv.Close()
+	a.cancel = nil
+}
+
+// metric reads one of the server's series.
+func (a *aggregator) metric(name string) float64 {
+	mfs, err := a.reg.Gather()
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	sum := 0.0
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			sum += m.GetCounter().GetValue() + m.GetGauge().GetValue()
+		}
+	}
+	return sum
+}
+
+// fwdSinkYAML is a forward output on the given servers with short timers.
+func fwdSinkYAML(servers []string, extra string) string {
+	var b strings.Builder
+	b.WriteString("  - type: forward\n    name: fwd\n")
+	for _, d := range []string{"heartbeat_interval: 50ms", "connect_timeout: 1s", "ack_response_timeout: 1s", "send_timeout: 1s"} {
+		if !strings.Contains(extra, d[:strings.IndexByte(d, ':')+1]) {
+			b.WriteString("    " + d + "\n")
+		}
+	}
+	for _, l := range strings.Split(strings.TrimSpace(extra), "\n") {
+		if l != "" {
+			b.WriteString("    " + strings.TrimSpace(l) + "\n")
+		}
+	}
+	b.WriteString("    servers:\n")
+	for _, s := range servers {
+		b.WriteString("      - " + s + "\n")
+	}
+	return b.String()
+}
+
+// serverEntry is a servers list item for an aggregator.
+func serverEntry(name string, a *aggregator, more string) string {
+	host, port, _ := net.SplitHostPort(a.addr)
+	s := fmt.Sprintf("{name: %s, host: %s, port: %s", name, host, port)
+	if more != "" {
+		s += ", " + more
+	}
+	return s + "}"
+}
+
+// logBuffer collects log lines.
+type logBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// newFwdSink builds a forward sink from output YAML.
+func newFwdSink(t testing.TB, outputs string) (*Forward, *logBuffer) {
+	t.Helper()
+	_, out := loadOutput(t, t.TempDir(), outputs)
+	logs := &logBuffer{}
+	f, err := NewForward(Options{Output: out, Node: "agent-1", Registerer: prometheus.NewRegistry(),
+		Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	if err != nil {
+		t.Fatalf("NewForward: %v", err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return f, logs
+}
+
+func (f *Forward) server(name string) *fwdServer {
+	for _, s := range f.servers {
+		if s.name == name {
+			return s
+		}
+	}
+	panic("no server " + name)
+}
+
+// waitUp waits until the sink sees the server as up (or down).
+func waitUp(t *testing.T, f *Forward, name string, up bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for f.server(name).isUp() != up {
+		if time.Now().After(deadline) {
+			t.Fatalf("server %s up=%v after 10s, want %v (%s)", name, !up, up, f.server(name).status())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// counterOf reads a counter or gauge.
+func counterOf(c prometheus.Collector) float64 {
+	ch := make(chan prometheus.Metric, 1)
+	c.Collect(ch)
+	var d dto.Metric
+	if err := (<-ch).Write(&d); err != nil {
+		panic(err)
+	}
+	return d.GetCounter().GetValue() + d.GetGauge().GetValue()
+}
+
+// idRecord is a record with an id and a padding log line.
+func idRecord(id string, pad int) []byte {
+	b := msgpack.AppendMapHeader(nil, 2)
+	b = msgpack.AppendString(b, "id")
+	b = msgpack.AppendString(b, id)
+	b = msgpack.AppendString(b, "log")
+	return msgpack.AppendString(b, strings.Repeat("x", pad))
+}
+
+// idChunk is a chunk of n events of one tag, ids "<chunk id>-<i>".
+func idChunk(id, tag string, n, pad int) *memChunk {
+	c := &memChunk{info: ChunkInfo{ID: id, Output: "fwd", Tag: tag, Created: time.Now()}}
+	for i := range n {
+		r := idRecord(fmt.Sprintf("%s-%d", id, i), pad)
+		c.events = append(c.events, testEvent{tag: tag, t: event.FromUnix(1700000000, int64(i)), rec: r})
+		c.info.Bytes += int64(len(r))
+	}
+	c.info.Events = int64(n)
+	return c
+}
+
+// writeTestCerts makes a CA and a server certificate for 127.0.0.1 and
+// returns the folder with ca.crt, server.crt and server.key.
+func writeTestCerts(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	key := func() *ecdsa.PrivateKey {
+		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return k
+	}
+	caKey := key()
+	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test ca"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, _ := x509.ParseCertificate(caDER)
+	srvKey := key()
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "aggregator"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
+		DNSNames: []string{"aggregator.test"}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &srvKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kb, _ := x509.MarshalECPrivateKey(srvKey)
+	for name, blk := range map[string]*pem.Block{
+		"ca.crt": {Type: "CERTIFICATE", Bytes: caDER}, "server.crt": {Type: "CERTIFICATE", Bytes: der},
+		"server.key": {Type: "EC PRIVATE KEY", Bytes: kb},
+	} {
+		if err := os.WriteFile(filepath.Join(dir, name), pem.EncodeToMemory(blk), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+// lossyProxy relays TCP connections to a target and can swallow the next
+// reply from the server (a lost ack): it then closes both connections.
+type lossyProxy struct {
+	ln     net.Listener
+	target string
+	drop   atomic.Int32
+	mu     sync.Mutex
+	conns  []net.Conn
+	wg     sync.WaitGroup
+}
+
+func newLossyProxy(t testing.TB, target string) *lossyProxy {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &lossyProxy{ln: ln, target: target}
+	p.wg.Go(p.accept)
+	t.Cleanup(func() {
+		ln.Close()
+		p.mu.Lock()
+		for _, c := range p.conns {
+			c.Close()
+		}
+		p.mu.Unlock()
+		p.wg.Wait()
+	})
+	return p
+}
+
+func (p *lossyProxy) addr() string { return p.ln.Addr().String() }
+
+func (p *lossyProxy) dropNextReply() { p.drop.Store(1) }
+
+func (p *lossyProxy) accept() {
+	for {
+		c, err := p.ln.Accept()
+		if err != nil {
+			return
+		}
+		s, err := net.Dial("tcp", p.target)
+		if err != nil {
+			c.Close()
+			continue
+		}
+		p.mu.Lock()
+		p.conns = append(p.conns, c, s)
+		p.mu.Unlock()
+		p.wg.Go(func() {
+			io.Copy(s, c)
+			s.Close()
+		})
+		p.wg.Go(func() {
+			defer c.Close()
+			defer s.Close()
+			buf := make([]byte, 4096)
+			for {
+				n, err := s.Read(buf)
+				if n > 0 {
+					if p.drop.CompareAndSwap(1, 0) {
+						return
+					}
+					if _, werr := c.Write(buf[:n]); werr != nil {
+						return
+					}
+				}
+				if err != nil {
+					return
+				}
+			}
+		})
+	}
+}
