@@ -4,6 +4,8 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"math"
+	"math/bits"
+	"slices"
 	"strconv"
 	"unicode/utf8"
 )
@@ -154,47 +156,91 @@ func AppendJSONFloat(dst []byte, f float64, bits int) []byte {
 
 const hexDigits = "0123456789abcdef"
 
+const (
+	lsbs = 0x0101010101010101
+	msbs = 0x8080808080808080
+)
+
+// jsonSpecial returns a word whose lowest set bit is the high bit of the
+// first byte of w (little-endian) that a JSON string cannot copy as is: a
+// control character, '"', '\\' or a non-ASCII byte (to be checked as
+// UTF-8); 0 when there is none. Bits above the lowest may be false
+// positives (borrows), so only the lowest is used.
+func jsonSpecial(w uint64) uint64 {
+	ctl := (w - 0x20*lsbs) &^ w
+	q := w ^ ('"' * lsbs)
+	q = (q - lsbs) &^ q
+	bs := w ^ ('\\' * lsbs)
+	bs = (bs - lsbs) &^ bs
+	return (ctl | q | bs | w) & msbs
+}
+
 // AppendJSONString appends s as a quoted JSON string. Invalid UTF-8 is
 // replaced by U+FFFD; invalid counts the replaced sequences. '<', '>' and
-// '&' are not escaped (the output is data, not HTML).
+// '&' are not escaped (the output is data, not HTML). It may use dst's
+// spare capacity past the returned length as scratch space.
 func AppendJSONString(dst, s []byte) (out []byte, invalid int) {
-	dst = append(dst, '"')
-	start := 0
+	// Work in dst's spare capacity, keeping at least the rest of s plus
+	// 16 bytes free: copying eight bytes at a time may write up to eight
+	// bytes past what it keeps, and one escape takes at most six.
+	dst = slices.Grow(dst, len(s)+17)
+	n := len(dst)
+	d := dst[:cap(dst)]
+	d[n] = '"'
+	n++
 	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' {
-				i++
+		if len(d)-n < len(s)-i+16 { // escapes used up the slack
+			d = slices.Grow(d[:n], len(s)-i+16+len(s)/8)
+			d = d[:cap(d)]
+		}
+		if i+8 <= len(s) {
+			w := binary.LittleEndian.Uint64(s[i:])
+			binary.LittleEndian.PutUint64(d[n:], w)
+			m := jsonSpecial(w)
+			if m == 0 {
+				i += 8
+				n += 8
 				continue
 			}
-			dst = append(dst, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				dst = append(dst, '\\', c)
-			case '\n':
-				dst = append(dst, '\\', 'n')
-			case '\r':
-				dst = append(dst, '\\', 'r')
-			case '\t':
-				dst = append(dst, '\\', 't')
+			k := bits.TrailingZeros64(m) >> 3
+			i += k
+			n += k
+		}
+		c := s[i]
+		if c < utf8.RuneSelf {
+			switch {
+			case c >= 0x20 && c != '"' && c != '\\':
+				d[n] = c
+				n++
+			case c == '"' || c == '\\':
+				d[n], d[n+1] = '\\', c
+				n += 2
+			case c == '\n':
+				d[n], d[n+1] = '\\', 'n'
+				n += 2
+			case c == '\r':
+				d[n], d[n+1] = '\\', 'r'
+				n += 2
+			case c == '\t':
+				d[n], d[n+1] = '\\', 't'
+				n += 2
 			default:
-				dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+				d[n], d[n+1], d[n+2], d[n+3], d[n+4], d[n+5] = '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf]
+				n += 6
 			}
 			i++
-			start = i
 			continue
 		}
 		r, size := utf8.DecodeRune(s[i:])
 		if r == utf8.RuneError && size == 1 {
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, "\ufffd"...)
+			n += copy(d[n:], "\ufffd")
 			invalid++
 			i++
-			start = i
 			continue
 		}
+		n += copy(d[n:], s[i:i+size])
 		i += size
 	}
-	dst = append(dst, s[start:]...)
-	return append(dst, '"'), invalid
+	d[n] = '"'
+	return d[:n+1], invalid
 }
