@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/klauspost/compress/gzip"
 
@@ -52,14 +53,18 @@ func (e *jsonlEncoder) contentType() string {
 
 func (e *jsonlEncoder) encode(ctx context.Context, c Chunk, w io.Writer) (encodeStats, error) {
 	var st encodeStats
-	bw := bufio.NewWriterSize(w, 256<<10)
-	var out io.Writer = bw
+	// The sinks hand over a large bufio.Writer already: write into it
+	// rather than through a second buffer.
+	bw, ok := w.(*bufio.Writer)
+	if !ok || bw.Size() < 64<<10 {
+		bw = bufio.NewWriterSize(w, 256<<10)
+	}
 	var gz *gzip.Writer
 	if e.gzip {
 		gz = gzip.NewWriter(bw)
-		out = gz
 	}
 	var line []byte
+	tc := timeCache{f: &e.format}
 	n := 0
 	err := c.Scan(func(tag string, t event.Time, rec []byte) error {
 		if n++; n%4096 == 0 {
@@ -68,16 +73,28 @@ func (e *jsonlEncoder) encode(ctx context.Context, c Chunk, w io.Writer) (encode
 			}
 		}
 		st.inputBytes += int64(len(rec))
-		var ok bool
-		var inv int
-		line, inv, ok = e.appendLine(line[:0], tag, t, rec)
+		// Build the line in the writer's free space when it fits, so that
+		// Write does not copy it again.
+		inPlace := gz == nil && bw.Available() >= 2*len(rec)+256
+		dst := line[:0]
+		if inPlace {
+			dst = bw.AvailableBuffer()
+		}
+		out, inv, ok := e.appendLine(dst, tag, t, rec, &tc)
+		if !inPlace {
+			line = out
+		}
 		st.invalidUTF8 += int64(inv)
 		if !ok {
 			st.invalid++
 			return nil
 		}
 		st.rows++
-		_, err := out.Write(line)
+		if gz != nil {
+			_, err := gz.Write(out)
+			return err
+		}
+		_, err := bw.Write(out)
 		return err
 	})
 	if err != nil {
@@ -94,9 +111,61 @@ func (e *jsonlEncoder) encode(ctx context.Context, c Chunk, w io.Writer) (encode
 	return st, nil
 }
 
+// timeCache renders event times with a timeFormat, rendering what does not
+// change within a second (date, hour, …) once per second: a line then costs
+// a copy of that text and the sub-second digits.
+type timeCache struct {
+	f     *timeFormat
+	valid bool
+	sec   int64
+	text  []byte
+	runs  []timeRun
+}
+
+// timeRun is the text up to end, then a sub-second part of digits digits
+// (0: none; the last run).
+type timeRun struct {
+	end    int
+	digits int
+}
+
+// append renders t exactly as f.append(b, t.Std()) does.
+func (c *timeCache) append(b []byte, t event.Time) []byte {
+	sec, nsec := t.Unix()
+	if !c.valid || sec != c.sec {
+		c.valid, c.sec = true, sec
+		st := time.Unix(sec, 0).UTC()
+		c.text, c.runs = c.text[:0], c.runs[:0]
+		for _, p := range c.f.parts {
+			switch {
+			case p.dir == 'N':
+				c.runs = append(c.runs, timeRun{len(c.text), p.digits})
+			case p.dir == 'L':
+				c.runs = append(c.runs, timeRun{len(c.text), 3})
+			default:
+				c.text = c.f.appendPart(c.text, p, st)
+			}
+		}
+		c.runs = append(c.runs, timeRun{len(c.text), 0})
+	}
+	// %L and %kN are the first digits of the nanoseconds padded to nine.
+	var ns [9]byte
+	for i, v := 8, nsec; i >= 0; i-- {
+		ns[i] = byte('0' + v%10)
+		v /= 10
+	}
+	from := 0
+	for _, r := range c.runs {
+		b = append(b, c.text[from:r.end]...)
+		b = append(b, ns[:r.digits]...)
+		from = r.end
+	}
+	return b
+}
+
 // appendLine appends one JSON line for an event. ok is false when rec is
 // not a well-formed msgpack map (dst is then unchanged).
-func (e *jsonlEncoder) appendLine(dst []byte, tag string, t event.Time, rec []byte) (out []byte, invalid int, ok bool) {
+func (e *jsonlEncoder) appendLine(dst []byte, tag string, t event.Time, rec []byte, tc *timeCache) (out []byte, invalid int, ok bool) {
 	n, b, err := msgpack.ReadMapHeader(rec)
 	if err != nil {
 		return dst, 0, false
@@ -107,28 +176,44 @@ func (e *jsonlEncoder) appendLine(dst []byte, tag string, t event.Time, rec []by
 	dst = append(dst, '{')
 	first := true
 	for i := 0; i < n; i++ {
-		k, rest, _ := msgpack.ReadRaw(b, maxDepth)
-		v, rest, _ := msgpack.ReadRaw(rest, maxDepth)
-		b = rest
-		if e.skipKey(k) {
+		// The whole record is checked above: string keys and values (the
+		// usual record) are read and converted without checking again.
+		var inv int
+		var skip bool
+		kstr := false
+		var ks []byte
+		if tk := msgpack.Peek(b); tk == msgpack.Str || tk == msgpack.Bin {
+			kstr = true
+			ks, _, b, _ = msgpack.ReadBytes(b)
+			skip = e.skipKeyBytes(ks)
+		} else {
+			ks, b, _ = msgpack.ReadRaw(b, maxDepth)
+		}
+		if skip {
+			_, b, _ = msgpack.ReadRaw(b, maxDepth)
 			continue
 		}
 		if !first {
 			dst = append(dst, ',')
 		}
 		first = false
-		mark := len(dst)
-		var inv int
-		if tk := msgpack.Peek(k); tk == msgpack.Str || tk == msgpack.Bin {
-			dst, _, inv, _ = msgpack.AppendJSON(dst, k, maxDepth)
+		if kstr {
+			dst, inv = msgpack.AppendJSONString(dst, ks)
 		} else { // a non-string key: its JSON text, quoted
-			dst, _, inv, _ = msgpack.AppendJSON(dst, k, maxDepth)
+			mark := len(dst)
+			dst, _, inv, _ = msgpack.AppendJSON(dst, ks, maxDepth)
 			txt := append([]byte(nil), dst[mark:]...)
 			dst, _ = msgpack.AppendJSONString(dst[:mark], txt)
 		}
 		invalid += inv
 		dst = append(dst, ':')
-		dst, _, inv, _ = msgpack.AppendJSON(dst, v, maxDepth)
+		if tv := msgpack.Peek(b); tv == msgpack.Str || tv == msgpack.Bin {
+			var vs []byte
+			vs, _, b, _ = msgpack.ReadBytes(b)
+			dst, inv = msgpack.AppendJSONString(dst, vs)
+		} else {
+			dst, b, inv, _ = msgpack.AppendJSON(dst, b, maxDepth)
+		}
 		invalid += inv
 	}
 	if e.timeKey != "" {
@@ -139,7 +224,13 @@ func (e *jsonlEncoder) appendLine(dst []byte, tag string, t event.Time, rec []by
 		dst, _ = msgpack.AppendJSONString(dst, []byte(e.timeKey))
 		dst = append(dst, ':')
 		var ts [64]byte
-		dst, _ = msgpack.AppendJSONString(dst, e.format.append(ts[:0], t.Std()))
+		var tb []byte
+		if tc != nil {
+			tb = tc.append(ts[:0], t)
+		} else {
+			tb = e.format.append(ts[:0], t.Std())
+		}
+		dst, _ = msgpack.AppendJSONString(dst, tb)
 	}
 	if e.tagKey != "" {
 		if !first {
@@ -154,14 +245,8 @@ func (e *jsonlEncoder) appendLine(dst []byte, tag string, t event.Time, rec []by
 	return append(dst, '}', '\n'), invalid, true
 }
 
-// skipKey reports whether a record key is replaced by the time or tag key.
-func (e *jsonlEncoder) skipKey(k []byte) bool {
-	if e.timeKey == "" && e.tagKey == "" {
-		return false
-	}
-	if t := msgpack.Peek(k); t != msgpack.Str && t != msgpack.Bin {
-		return false
-	}
-	s, _, _, _ := msgpack.ReadBytes(k)
+// skipKeyBytes reports whether a record key (the bytes of a string key) is
+// replaced by the time or tag key.
+func (e *jsonlEncoder) skipKeyBytes(s []byte) bool {
 	return e.timeKey != "" && string(s) == e.timeKey || e.tagKey != "" && string(s) == e.tagKey
 }

@@ -54,7 +54,7 @@ func (s *stdoutConsumer) Consume(ctx context.Context, b *event.Batch) error {
 	for _, ev := range b.Events {
 		var inv int
 		var ok bool
-		buf, inv, ok = s.enc.appendLine(buf, b.Tag, ev.Time, ev.Record)
+		buf, inv, ok = s.enc.appendLine(buf, b.Tag, ev.Time, ev.Record, nil)
 		st.invalidUTF8 += int64(inv)
 		st.inputBytes += int64(len(ev.Record))
 		if ok {

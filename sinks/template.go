@@ -432,22 +432,27 @@ func compileTimeFormat(f string) timeFormat {
 func (tf *timeFormat) append(b []byte, t time.Time) []byte {
 	t = t.UTC()
 	for _, p := range tf.parts {
-		switch {
-		case p.dir == 0:
-			b = append(b, p.lit...)
-		case p.dir == 'N':
-			ns := t.Nanosecond()
-			for i := p.digits; i < 9; i++ {
-				ns /= 10
-			}
-			s := strconv.Itoa(ns)
-			for i := len(s); i < p.digits; i++ {
-				b = append(b, '0')
-			}
-			b = append(b, s...)
-		default:
-			b = appendStrftime(b, p.dir, t)
-		}
+		b = tf.appendPart(b, p, t)
 	}
 	return b
+}
+
+// appendPart renders one part of the format for t (in UTC).
+func (tf *timeFormat) appendPart(b []byte, p timePart, t time.Time) []byte {
+	switch {
+	case p.dir == 0:
+		return append(b, p.lit...)
+	case p.dir == 'N':
+		ns := t.Nanosecond()
+		for i := p.digits; i < 9; i++ {
+			ns /= 10
+		}
+		s := strconv.Itoa(ns)
+		for i := len(s); i < p.digits; i++ {
+			b = append(b, '0')
+		}
+		return append(b, s...)
+	default:
+		return appendStrftime(b, p.dir, t)
+	}
 }

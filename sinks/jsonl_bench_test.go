@@ -1,0 +1,28 @@
+package sinks
+
+import (
+	"context"
+	"testing"
+)
+
+// BenchmarkJSONLEncode encodes 100k Docker-shaped records (the JSON log
+// line kept as one string) as plain JSON lines with a time key: the file
+// output of `maruta bench` target 1.
+func BenchmarkJSONLEncode(b *testing.B) {
+	const n = 100000
+	c := benchChunk(b, n, true)
+	enc := &jsonlEncoder{timeKey: "time", format: compileTimeFormat(DefaultJSONTimeFormat)}
+	cw := &countWriter{}
+	b.SetBytes(c.info.Bytes)
+	b.ReportAllocs()
+	cpu0 := cpuTime()
+	for b.Loop() {
+		cw.n = 0
+		if _, err := enc.encode(context.Background(), c, cw); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "records/s")
+	b.ReportMetric(float64(n*b.N)/(cpuTime()-cpu0).Seconds(), "records/cpu-s")
+	b.ReportMetric(float64(cw.n)/n, "line_bytes")
+}
