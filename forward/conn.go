@@ -259,7 +259,11 @@ func (c *conn) handle(req []byte) bool {
 		c.batch.Tag = c.tag(r.tag)
 		c.batch.Events = r.events
 		var err error
-		duplicate := s.dedup != nil && r.chunk != nil && s.dedup.contains(r.chunk, time.Now())
+		var release func(accepted bool)
+		duplicate := false
+		if s.dedup != nil && r.chunk != nil {
+			duplicate, release = s.dedup.claim(r.chunk, time.Now)
+		}
 		if duplicate {
 			s.m.duplicates.Add(float64(len(r.events)))
 			if s.limits.allow("duplicate") {
@@ -268,6 +272,9 @@ func (c *conn) handle(req []byte) bool {
 			}
 		} else {
 			err = s.next.Consume(s.consumeCtx, &c.batch)
+			if release != nil {
+				release(err == nil)
+			}
 		}
 		c.batch.Events = nil
 		if err != nil {
@@ -281,9 +288,6 @@ func (c *conn) handle(req []byte) bool {
 		}
 		if !duplicate {
 			s.m.events.Add(float64(len(r.events)))
-			if s.dedup != nil && r.chunk != nil {
-				s.dedup.add(r.chunk, time.Now())
-			}
 		}
 	}
 	if r.chunk != nil {

@@ -1,22 +1,77 @@
 package forward
 
 import (
+	"crypto/sha256"
 	"sync"
 	"time"
 )
 
 // dedup remembers the chunk ids of requests accepted recently, so that a
 // request a client resends because its ack got lost is acked again without
-// being ingested twice (source option dedup). It is best effort: two copies
-// in flight at the same moment both go through. Safe for concurrent use.
+// being ingested twice (source option dedup). A copy that arrives while
+// another copy of the same chunk id is being consumed (a client that gave
+// up waiting resends while a paused server catches up) waits for that one's
+// outcome: see claim. Memory is bounded by max ids of at most dedupKeyMax
+// bytes each (longer ids are kept as their SHA-256). Safe for concurrent use.
 type dedup struct {
 	window time.Duration
 	max    int
 
-	mu    sync.Mutex
-	seen  map[string]time.Time // chunk id (raw msgpack) → last accepted at
-	order []dedupEntry         // FIFO of additions; order[head:] are live
-	head  int
+	mu       sync.Mutex
+	seen     map[string]time.Time // chunk id (raw msgpack) → last accepted at
+	order    []dedupEntry         // FIFO of additions; order[head:] are live
+	head     int
+	inflight map[string]chan struct{} // ids being consumed → closed when done
+}
+
+// dedupKeyMax bounds the bytes kept per id.
+const dedupKeyMax = 64
+
+// dedupKey is the map key of a chunk id.
+func dedupKey(chunk []byte) string {
+	if len(chunk) <= dedupKeyMax {
+		return string(chunk)
+	}
+	sum := sha256.Sum256(chunk)
+	return "\x00" + string(sum[:])
+}
+
+// claim decides what to do with a request carrying chunk: dup is true when
+// the id was accepted within the window (ack without ingesting). Otherwise
+// the caller ingests it and must call release with whether that succeeded;
+// until then another request with the same id waits in claim, so two
+// copies are never ingested at once.
+func (d *dedup) claim(chunk []byte, now func() time.Time) (dup bool, release func(accepted bool)) {
+	key := dedupKey(chunk)
+	d.mu.Lock()
+	for {
+		if at, ok := d.seen[key]; ok && now().Sub(at) < d.window {
+			d.mu.Unlock()
+			return true, nil
+		}
+		wait, busy := d.inflight[key]
+		if !busy {
+			break
+		}
+		d.mu.Unlock()
+		<-wait
+		d.mu.Lock()
+	}
+	if d.inflight == nil {
+		d.inflight = map[string]chan struct{}{}
+	}
+	done := make(chan struct{})
+	d.inflight[key] = done
+	d.mu.Unlock()
+	return false, func(accepted bool) {
+		if accepted {
+			d.addKey(key, now())
+		}
+		d.mu.Lock()
+		delete(d.inflight, key)
+		d.mu.Unlock()
+		close(done)
+	}
 }
 
 type dedupEntry struct {
@@ -32,13 +87,15 @@ func newDedup(window time.Duration, max int) *dedup {
 func (d *dedup) contains(chunk []byte, now time.Time) bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	at, ok := d.seen[string(chunk)]
+	at, ok := d.seen[dedupKey(chunk)]
 	return ok && now.Sub(at) < d.window
 }
 
 // add records chunk as accepted now, forgetting ids older than the window
 // and the oldest ones beyond max.
-func (d *dedup) add(chunk []byte, now time.Time) {
+func (d *dedup) add(chunk []byte, now time.Time) { d.addKey(dedupKey(chunk), now) }
+
+func (d *dedup) addKey(id string, now time.Time) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	for d.head < len(d.order) {
@@ -56,7 +113,6 @@ func (d *dedup) add(chunk []byte, now time.Time) {
 		d.order = append(d.order[:0], d.order[d.head:]...)
 		d.head = 0
 	}
-	id := string(chunk)
 	d.seen[id] = now
 	d.order = append(d.order, dedupEntry{id: id, at: now})
 }
