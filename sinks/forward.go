@@ -30,8 +30,10 @@ import (
 // id, max_request_size and i, so a resend carries the same id and a server
 // with a dedup window stores it once. Every request is acked before the
 // next is sent; Write returns nil only when all were acked. Parts acked
-// before a failure are remembered (in memory, bounded) and not sent again
-// when the buffer retries the chunk.
+// before a failure, and a part held for a server whose ack timed out, are
+// remembered (in memory and under <data_dir>/forward/<output>/, so a
+// restart keeps them) and not sent again when the buffer retries the
+// chunk.
 //
 // Server choice, health and connections: see forward_servers.go. Errors
 // are retryable except a corrupt chunk (Permanent from Scan): a refused
@@ -56,6 +58,7 @@ type Forward struct {
 	ackTimeout     time.Duration
 	connectTimeout time.Duration
 	hbInterval     time.Duration
+	hold           time.Duration
 
 	progress progressMap
 	writers  sync.Pool // *fwdWriter
@@ -115,6 +118,10 @@ func NewForward(opts Options) (*Forward, error) {
 	if f.maxRequest <= 0 {
 		f.maxRequest = config.DefaultMaxRequestSize
 	}
+	f.hold = config.DefaultAckTimeoutHold
+	if cfg.AckTimeoutHold != nil {
+		f.hold = cfg.AckTimeoutHold.D()
+	}
 	if _, err := forward.NewRequestEncoder(cfg.Compress); err != nil {
 		return nil, fmt.Errorf("output %s: %w", out.Name, err)
 	}
@@ -150,6 +157,7 @@ func NewForward(opts Options) (*Forward, error) {
 		enc, _ := forward.NewRequestEncoder(cfg.Compress)
 		return &fwdWriter{enc: enc, groups: map[string]*fwdGroup{}}
 	}
+	f.progress.init(opts.DataDir, out.Name, f.maxRequest, f.servers, f.log)
 	f.probeCtx, f.cancel = context.WithCancel(context.Background())
 	// Down servers are probed whatever the heartbeat type.
 	f.wg.Go(f.heartbeat)
@@ -202,6 +210,9 @@ func (f *Forward) Write(ctx context.Context, c Chunk) error {
 	pr := f.progress.get(info.ID)
 	d := &fwdDelivery{f: f, ctx: ctx, w: w, id: info.ID, ch: chunkHash(info.ID), skip: pr.acked, tried: pr.tried}
 	d.home = home(f.servers, d.ch)
+	if pr.held != nil && time.Since(pr.heldSince) < f.hold {
+		d.held, d.heldSince = pr.held, pr.heldSince
+	}
 	err := c.Scan(d.add)
 	if err == nil {
 		err = d.flushAll()
@@ -216,9 +227,9 @@ func (f *Forward) Write(ctx context.Context, c Chunk) error {
 			f.progress.forget(info.ID)
 			f.sm.errors.WithLabelValues(kindPermanent).Inc()
 		case ctx.Err() != nil:
-			f.progress.set(info.ID, fwdProgress{acked: d.acked(), tried: max(d.tried, d.next)})
+			f.progress.set(info.ID, d.progress())
 		default:
-			f.progress.set(info.ID, fwdProgress{acked: d.acked(), tried: max(d.tried, d.next)})
+			f.progress.set(info.ID, d.progress())
 			f.sm.errors.WithLabelValues(kindNetwork).Inc()
 		}
 		return fmt.Errorf("forward chunk %s: %w", info.ID, err)
@@ -291,6 +302,17 @@ type fwdDelivery struct {
 	opened time.Time
 	fresh  bool
 	failed []*fwdServer // servers that failed during this Write
+
+	// held is the server whose ack for the next part timed out (this
+	// attempt or an earlier one, since heldSince): the part goes to it
+	// again, not elsewhere, until ack_timeout_hold has passed.
+	held      *fwdServer
+	heldSince time.Time
+}
+
+// progress is what this attempt leaves for the next one.
+func (d *fwdDelivery) progress() fwdProgress {
+	return fwdProgress{acked: d.acked(), tried: max(d.tried, d.next), held: d.held, heldSince: d.heldSince}
 }
 
 // acked returns how many leading parts are acknowledged.
@@ -387,12 +409,28 @@ func (d *fwdDelivery) send(p *forward.Packer) error {
 		if err := d.ctx.Err(); err != nil {
 			return err
 		}
+		if d.held != nil && time.Since(d.heldSince) >= f.hold {
+			d.held = nil
+		}
+		if d.held != nil && d.cl != nil && d.cur != d.held {
+			d.release()
+		}
 		if d.cl == nil {
-			cands := ranked(f.servers, d.ch, d.failed)
-			if len(cands) == 0 {
-				break
+			var s *fwdServer
+			if d.held != nil {
+				if !d.held.isUp() {
+					f.m.held.Inc()
+					return fmt.Errorf("part %d waits up to %s for server %s (%s): its ack timed out, so the server may still store it, and a copy sent elsewhere would be stored twice",
+						part, (f.hold - time.Since(d.heldSince)).Round(time.Second), d.held.name, d.held.status())
+				}
+				s = d.held
+			} else {
+				cands := ranked(f.servers, d.ch, d.failed)
+				if len(cands) == 0 {
+					break
+				}
+				s = cands[0]
 			}
-			s := cands[0]
 			cl, fresh, err := s.get(d.ctx, f.maxAge)
 			if err != nil {
 				if d.ctx.Err() != nil {
@@ -428,6 +466,7 @@ func (d *fwdDelivery) send(p *forward.Packer) error {
 			}
 			d.events += p.Events()
 			d.ackedParts = part + 1
+			d.held = nil
 			return nil
 		}
 		d.cl.Close()
@@ -437,11 +476,13 @@ func (d *fwdDelivery) send(p *forward.Packer) error {
 		}
 		kind := errorKind(err)
 		retry = true
-		if !d.fresh && kind != fwdKindAuth {
+		if !d.fresh && kind != fwdKindAuth && kind != fwdKindAckTimeout {
 			// An idle kept-alive connection may have been closed by the
 			// server or a load balancer: try once more on a new one to the
 			// same server (same chunk id: its dedup window catches a
-			// request that did get through).
+			// request that did get through). Not after an ack timeout: the
+			// server is hung or overloaded, and another copy would only
+			// queue behind the first.
 			cl, ferr := forward.Dial(d.ctx, s.copts)
 			if ferr == nil {
 				d.cl, d.fresh, d.opened = cl, true, time.Now()
@@ -454,6 +495,17 @@ func (d *fwdDelivery) send(p *forward.Packer) error {
 		d.failed = append(d.failed, s)
 		d.cur = nil
 		last = err
+		if kind == fwdKindAckTimeout && f.hold > 0 {
+			// The server took the request and did not answer: it may be
+			// paused and store it later. Hold the part for it rather than
+			// fail over now.
+			if d.held != s {
+				d.held, d.heldSince = s, time.Now()
+			}
+			f.m.held.Inc()
+			return fmt.Errorf("part %d held for server %s up to %s: %w", part, s.name, f.hold, err)
+		}
+		d.held = nil
 	}
 	f.m.unavailable.Inc()
 	var st []string
@@ -477,51 +529,4 @@ func (d *fwdDelivery) release() {
 		d.cl.Close()
 	}
 	d.cl = nil
-}
-
-// fwdProgress is what earlier attempts of a chunk achieved.
-type fwdProgress struct {
-	acked int // leading parts acked
-	tried int // parts sent at least once
-}
-
-// progressMap remembers the progress of chunks whose delivery failed
-// part-way, so that a retry skips the parts already acked. Bounded: when
-// full, an arbitrary entry is forgotten (its chunk is then resent whole,
-// which dedup on the server absorbs).
-type progressMap struct {
-	mu sync.Mutex
-	m  map[string]fwdProgress
-}
-
-const maxProgress = 10000
-
-func (p *progressMap) get(id string) fwdProgress {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.m[id]
-}
-
-func (p *progressMap) set(id string, pr fwdProgress) {
-	if pr.acked == 0 && pr.tried == 0 {
-		return
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.m == nil {
-		p.m = map[string]fwdProgress{}
-	}
-	if _, ok := p.m[id]; !ok && len(p.m) >= maxProgress {
-		for k := range p.m {
-			delete(p.m, k)
-			break
-		}
-	}
-	p.m[id] = pr
-}
-
-func (p *progressMap) forget(id string) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	delete(p.m, id)
 }

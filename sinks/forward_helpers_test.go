@@ -9,7 +9,6 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"fmt"
-	"io"
 	"log/slog"
 	"math/big"
 	"net"
@@ -227,9 +226,16 @@ func (l *logBuffer) String() string {
 // newFwdSink builds a forward sink from output YAML.
 func newFwdSink(t testing.TB, outputs string) (*Forward, *logBuffer) {
 	t.Helper()
+	return newFwdSinkIn(t, "", outputs)
+}
+
+// newFwdSinkIn builds a forward sink that keeps its progress under dataDir
+// ("" : in memory only).
+func newFwdSinkIn(t testing.TB, dataDir, outputs string) (*Forward, *logBuffer) {
+	t.Helper()
 	_, out := loadOutput(t, t.TempDir(), outputs)
 	logs := &logBuffer{}
-	f, err := NewForward(Options{Output: out, Node: "agent-1", Registerer: prometheus.NewRegistry(),
+	f, err := NewForward(Options{Output: out, Node: "agent-1", DataDir: dataDir, Registerer: prometheus.NewRegistry(),
 		Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	if err != nil {
 		t.Fatalf("NewForward: %v", err)
@@ -333,12 +339,17 @@ func writeTestCerts(t *testing.T) string {
 	return dir
 }
 
-// lossyProxy relays TCP connections to a target and can swallow the next
-// reply from the server (a lost ack): it then closes both connections.
+// lossyProxy relays TCP connections to a target. It can swallow the next
+// reply from the server (a lost ack: it then closes both connections), and
+// pause: nothing is relayed until resume, as with a stopped server whose
+// kernel still accepts connections.
 type lossyProxy struct {
 	ln     net.Listener
 	target string
 	drop   atomic.Int32
+	after  atomic.Int32 // pause once this many more replies were relayed (0: off)
+	gate   sync.RWMutex // write-locked while paused
+	paused atomic.Bool
 	mu     sync.Mutex
 	conns  []net.Conn
 	wg     sync.WaitGroup
@@ -352,6 +363,7 @@ func newLossyProxy(t testing.TB, target string) *lossyProxy {
 	p := &lossyProxy{ln: ln, target: target}
 	p.wg.Go(p.accept)
 	t.Cleanup(func() {
+		p.resume()
 		ln.Close()
 		p.mu.Lock()
 		for _, c := range p.conns {
@@ -367,6 +379,48 @@ func (p *lossyProxy) addr() string { return p.ln.Addr().String() }
 
 func (p *lossyProxy) dropNextReply() { p.drop.Store(1) }
 
+// pauseAfterReplies pauses the proxy once n more replies went through.
+func (p *lossyProxy) pauseAfterReplies(n int) { p.after.Store(int32(n)) }
+
+func (p *lossyProxy) pause() {
+	if !p.paused.Swap(true) {
+		p.gate.Lock()
+	}
+}
+
+func (p *lossyProxy) resume() {
+	if p.paused.Swap(false) {
+		p.gate.Unlock()
+	}
+}
+
+// relay copies from src to dst, waiting while paused; swallow makes it
+// close both ends instead of passing on a reply that should be dropped.
+func (p *lossyProxy) relay(dst, src net.Conn, swallow bool) {
+	defer dst.Close()
+	defer src.Close()
+	buf := make([]byte, 4096)
+	for {
+		n, err := src.Read(buf)
+		if n > 0 {
+			p.gate.RLock()
+			p.gate.RUnlock()
+			if swallow && p.drop.CompareAndSwap(1, 0) {
+				return
+			}
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				return
+			}
+			if swallow && p.after.Load() > 0 && p.after.Add(-1) == 0 {
+				p.pause()
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
 func (p *lossyProxy) accept() {
 	for {
 		c, err := p.ln.Accept()
@@ -381,28 +435,7 @@ func (p *lossyProxy) accept() {
 		p.mu.Lock()
 		p.conns = append(p.conns, c, s)
 		p.mu.Unlock()
-		p.wg.Go(func() {
-			io.Copy(s, c)
-			s.Close()
-		})
-		p.wg.Go(func() {
-			defer c.Close()
-			defer s.Close()
-			buf := make([]byte, 4096)
-			for {
-				n, err := s.Read(buf)
-				if n > 0 {
-					if p.drop.CompareAndSwap(1, 0) {
-						return
-					}
-					if _, werr := c.Write(buf[:n]); werr != nil {
-						return
-					}
-				}
-				if err != nil {
-					return
-				}
-			}
-		})
+		p.wg.Go(func() { p.relay(s, c, false) })
+		p.wg.Go(func() { p.relay(c, s, true) })
 	}
 }

@@ -32,6 +32,7 @@ type fwdMetrics struct {
 	failovers   *prometheus.CounterVec
 	errors      *prometheus.CounterVec // server, kind
 	unavailable prometheus.Counter
+	held        prometheus.Counter
 }
 
 // fwdServerMetrics are one server's series.
@@ -79,6 +80,10 @@ func newFwdMetrics(reg prometheus.Registerer, output string) *fwdMetrics {
 		unavailable: register(r, prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: ns, Subsystem: sub, Name: "unavailable_total",
 			Help: "Chunk deliveries that failed because no server was healthy (the chunk stays buffered and is retried).",
+		})),
+		held: register(r, prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "held_total",
+			Help: "Chunk deliveries deferred because a request's ack timed out and its part waits for the same server (ack_timeout_hold) instead of failing over.",
 		})),
 	}
 }

@@ -246,6 +246,64 @@ func TestForwardResumesAfterPartialFailure(t *testing.T) {
 	}
 }
 
+// Progress survives a restart of the agent: a new sink on the same
+// data_dir skips the parts acked before, and keeps a held part for its
+// server instead of failing over.
+func TestForwardProgressSurvivesRestart(t *testing.T) {
+	a := startAggregator(t, "a", func(s *config.Source) { s.Dedup = nil })
+	b := startAggregator(t, "b", nil)
+	px := newLossyProxy(t, a.addr)
+	host, port, _ := net.SplitHostPort(px.addr())
+	dataDir := t.TempDir()
+	yaml := fwdSinkYAML([]string{fmt.Sprintf("{name: a, host: %s, port: %s, weight: 1000}", host, port), serverEntry("b", b, "weight: 1")},
+		"max_request_size: 1KiB\nack_response_timeout: 300ms")
+	c := &memChunk{info: ChunkInfo{ID: "restart1", Created: time.Now()}}
+	for i := range 40 {
+		c.events = append(c.events, testEvent{tag: "app", t: event.FromUnix(1700000000, 0), rec: idRecord(fmt.Sprintf("r%02d", i), 60)})
+	}
+	f1, _ := newFwdSinkIn(t, dataDir, yaml)
+	if home(f1.servers, chunkHash(c.info.ID)).name != "a" {
+		t.Fatal("test chunk is not homed on a")
+	}
+	px.pauseAfterReplies(2) // parts 0 and 1 are acked, part 2 hangs
+	if err := f1.Write(context.Background(), c); err == nil || !strings.Contains(err.Error(), "held") {
+		t.Fatalf("write to a server that stops answering: %v", err)
+	}
+	f1.Close()
+	files, _ := filepath.Glob(filepath.Join(dataDir, "forward", "fwd", "*.json"))
+	if len(files) != 1 {
+		t.Fatalf("progress files: %v", files)
+	}
+
+	f2, _ := newFwdSinkIn(t, dataDir, yaml) // the agent restarted
+	if err := f2.Write(context.Background(), c); err == nil || !strings.Contains(err.Error(), "held") {
+		t.Fatalf("restarted sink did not keep the hold: %v", err)
+	}
+	if b.coll.total() != 0 {
+		t.Fatalf("the held part went to b")
+	}
+	px.resume()
+	waitUp(t, f2, "a", true)
+	if err := f2.Write(context.Background(), c); err != nil {
+		t.Fatal(err)
+	}
+	// No dedup on a: parts 0, 1 and 3 once each proves that the restarted
+	// sink skipped the parts acked before; part 2 was sent while a hung,
+	// so a may hold it more than once.
+	for i := range 40 {
+		n := a.coll.get(fmt.Sprintf("r%02d", i))
+		if n == 0 || (i < 20 || i >= 30) && n != 1 {
+			t.Fatalf("event r%02d stored %d times", i, n)
+		}
+	}
+	if b.coll.total() != 0 {
+		t.Fatalf("b got %d events", b.coll.total())
+	}
+	if files, _ := filepath.Glob(filepath.Join(dataDir, "forward", "fwd", "*")); len(files) != 0 {
+		t.Errorf("progress files left after delivery: %v", files)
+	}
+}
+
 // With every server down Write fails fast with a retryable error.
 func TestForwardAllDown(t *testing.T) {
 	a := startAggregator(t, "a", nil)
@@ -329,8 +387,8 @@ func TestForwardHungServer(t *testing.T) {
 			t.Fatal("udp heartbeat marked the live server down")
 		}
 	})
-	t.Run("tcp", func(t *testing.T) {
-		f, _ := newFwdSink(t, fwdSinkYAML([]string{hung, serverEntry("good", good, "")}, "heartbeat_type: tcp\nack_response_timeout: 300ms"))
+	t.Run("tcp_no_hold", func(t *testing.T) {
+		f, _ := newFwdSink(t, fwdSinkYAML([]string{hung, serverEntry("good", good, "")}, "heartbeat_type: tcp\nack_response_timeout: 300ms\nack_timeout_hold: 0s"))
 		var id string
 		for i := 0; ; i++ {
 			if id = fmt.Sprintf("h%d", i); home(f.servers, chunkHash(id)).name == "hung" {
@@ -356,6 +414,63 @@ func TestForwardHungServer(t *testing.T) {
 			t.Fatal("the hung server came back without answering a probe")
 		}
 	})
+}
+
+// A request whose ack timed out is held for its server (ack_timeout_hold)
+// instead of failing over: when the paused server resumes it stores the
+// first copy, and the resend is caught by its dedup window. Chunks that
+// never timed out fail over at once.
+func TestForwardAckTimeoutHold(t *testing.T) {
+	a := startAggregator(t, "a", nil)
+	b := startAggregator(t, "b", nil)
+	px := newLossyProxy(t, a.addr)
+	host, port, _ := net.SplitHostPort(px.addr())
+	f, _ := newFwdSink(t, fwdSinkYAML([]string{fmt.Sprintf("{name: a, host: %s, port: %s}", host, port), serverEntry("b", b, "")},
+		"ack_response_timeout: 300ms"))
+	homed := func(prefix string) string {
+		for i := 0; ; i++ {
+			if id := fmt.Sprintf("%s%d", prefix, i); home(f.servers, chunkHash(id)).name == "a" {
+				return id
+			}
+		}
+	}
+	c := idChunk(homed("held"), "app", 5, 10)
+	px.pause()
+	err := f.Write(context.Background(), c)
+	if err == nil || !strings.Contains(err.Error(), "held for server a") {
+		t.Fatalf("write to a paused server: %v", err)
+	}
+	if b.coll.total() != 0 {
+		t.Fatalf("the timed-out part went to b (%d events)", b.coll.total())
+	}
+	start := time.Now()
+	if err := f.Write(context.Background(), c); err == nil || !strings.Contains(err.Error(), "waits up to") || time.Since(start) > time.Second {
+		t.Fatalf("retry while a is down: %v after %s", err, time.Since(start))
+	}
+	// A chunk that never timed out fails over to b at once.
+	if err := f.Write(context.Background(), idChunk(homed("other"), "app", 3, 10)); err != nil || b.coll.total() != 3 {
+		t.Fatalf("other chunk: %v, b got %d", err, b.coll.total())
+	}
+	px.resume()
+	deadline := time.Now().Add(5 * time.Second)
+	for a.coll.total() < 5 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond) // a stores the copy it was sent while paused
+	}
+	waitUp(t, f, "a", true)
+	if err := f.Write(context.Background(), c); err != nil {
+		t.Fatalf("write after a resumed: %v", err)
+	}
+	for i := range 5 {
+		if n := a.coll.get(fmt.Sprintf("%s-%d", c.info.ID, i)); n != 1 {
+			t.Fatalf("event %d stored %d times on a", i, n)
+		}
+	}
+	if d := a.metric("maruta_forward_duplicate_events_total"); d != 5 {
+		t.Errorf("a suppressed %v duplicates, want 5", d)
+	}
+	if h := counterOf(f.m.held); h < 2 {
+		t.Errorf("held_total %v", h)
+	}
 }
 
 // Kept-alive connections are reused, replaced after keepalive_timeout,

@@ -57,6 +57,7 @@ const (
 	DefaultSendTimeout        = 60 * time.Second
 	DefaultMaxRequestSize     = 8 << 20
 	DefaultKeepaliveTimeout   = 5 * time.Minute
+	DefaultAckTimeoutHold     = 2 * time.Minute
 
 	DefaultConcatTimeout    = 5 * time.Second
 	DefaultConcatMaxSize    = 1 << 20
@@ -270,6 +271,10 @@ func (o *Output) setDefaults(c *Config, name string, store bool) {
 		}
 		if f.KeepaliveTimeout == 0 {
 			f.KeepaliveTimeout = Duration(DefaultKeepaliveTimeout)
+		}
+		if f.AckTimeoutHold == nil {
+			d := Duration(DefaultAckTimeoutHold)
+			f.AckTimeoutHold = &d
 		}
 		f.Buffer.setDefaults(c, o.Name, "", DefaultForwardChunkLimitSize, DefaultForwardFlushInterval)
 	case o.Copy != nil:

@@ -193,6 +193,14 @@ type ForwardOutput struct {
 	// AckResponseTimeout bounds the wait for one ack; a server that does not
 	// answer in time is marked down. Default 60s.
 	AckResponseTimeout Duration `yaml:"ack_response_timeout,omitempty"`
+	// AckTimeoutHold: after a request's ack timed out, the server may be
+	// paused (GC, SIGSTOP, a partition) and store the request when it
+	// resumes, so a copy sent to another server would be stored twice.
+	// The part is therefore resent only to the same server (whose dedup
+	// window absorbs the copy) for this long; then it fails over. Other
+	// chunks move to other servers at once. 0 fails over at once
+	// (fluentd's behaviour). Default (unset) 2m.
+	AckTimeoutHold *Duration `yaml:"ack_timeout_hold,omitempty"`
 	// Compress is text (default) or gzip (CompressedPackedForward).
 	Compress string `yaml:"compress,omitempty"`
 	// TLS connects with TLS: ca_file verifies the server (system roots when
