@@ -941,8 +941,17 @@ func loadKubernetes(t *testing.T) *kubernetesSetup {
 	if !chowned {
 		t.Errorf("%s: hostPath folders are created root-owned: an init container must chown %s:%s %s", where, img.uid, img.gid, dataDir)
 	}
-	if cd.cfg.Node == "" || !strings.Contains(string(d.configData), "${NODE_NAME}") {
-		t.Errorf("%s: node must come from the Kubernetes node name (a pod's host name changes when it is replaced)", d.configName)
+	// A pod's host name changes when the pod is replaced; object keys and
+	// chunk ids need a name that stays: the node's.
+	nodeVar := ""
+	for _, e := range c.Env {
+		vf, _ := e.ValueFrom.(map[string]any)
+		if fr, _ := vf["fieldRef"].(map[string]any); fr["fieldPath"] == "spec.nodeName" {
+			nodeVar = e.Name
+		}
+	}
+	if nodeVar == "" || cd.cfg.Node != d.env[nodeVar] {
+		t.Errorf("%s: node is %q; it must come from the Kubernetes node name (an env var from fieldRef spec.nodeName)", d.configName, cd.cfg.Node)
 	}
 	return &kubernetesSetup{objects: objects, maruta: cd}
 }

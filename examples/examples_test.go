@@ -11,7 +11,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"io"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -286,10 +285,7 @@ func cleanEnv(extra map[string]string) []string {
 	var env []string
 	for _, kv := range os.Environ() {
 		k, _, _ := strings.Cut(kv, "=")
-		if strings.HasPrefix(k, "MARUTA_") || strings.HasPrefix(k, "AWS_") || extra[k] != "" {
-			continue
-		}
-		if _, set := extra[k]; set {
+		if _, set := extra[k]; set || strings.HasPrefix(k, "MARUTA_") || strings.HasPrefix(k, "AWS_") {
 			continue
 		}
 		env = append(env, kv)
@@ -485,6 +481,3 @@ func stringList(v any) []string {
 	}
 	return nil
 }
-
-// discard is an io.Writer for processes whose output no test reads.
-var discard io.Writer = io.Discard
