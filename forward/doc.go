@@ -32,4 +32,11 @@
 // With security configured, the HELO/PING/PONG handshake of fluentd's
 // <security> section comes first; SharedKeyDigest, PasswordDigest and the
 // Append*/Parse* message functions are shared with the client side.
+//
+// Client is the sending side (the forward output and the load generator
+// use it): Dial connects over TCP, TLS or a unix socket and runs the
+// handshake; Packer and RequestEncoder build PackedForward requests
+// (optionally gzip) without per-event allocations; Send, ReadAck and
+// SendAcked write requests and read their acks with timeouts; Probe,
+// ProbeTCP and ProbeUDP check a server's health.
 package forward

@@ -293,6 +293,7 @@ type fwdDelivery struct {
 	tried int // parts sent by earlier attempts
 	next  int // index of the next part
 
+	sentParts  int // parts 0..sentParts-1 were written at least once (this attempt)
 	events     int // events delivered (skipped parts included)
 	ackedParts int // parts 0..ackedParts-1 are acked (or were skipped)
 
@@ -312,7 +313,7 @@ type fwdDelivery struct {
 
 // progress is what this attempt leaves for the next one.
 func (d *fwdDelivery) progress() fwdProgress {
-	return fwdProgress{acked: d.acked(), tried: max(d.tried, d.next), held: d.held, heldSince: d.heldSince}
+	return fwdProgress{acked: d.acked(), tried: max(d.tried, d.sentParts), held: d.held, heldSince: d.heldSince}
 }
 
 // acked returns how many leading parts are acknowledged.
@@ -446,6 +447,7 @@ func (d *fwdDelivery) send(p *forward.Packer) error {
 		s := d.cur
 		t0 := time.Now()
 		s.m.requests.Inc()
+		d.sentParts = part + 1
 		if retry {
 			s.m.retries.Inc()
 		}

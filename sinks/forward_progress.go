@@ -132,17 +132,27 @@ func (p *progressMap) set(id string, pr fwdProgress) {
 	p.mu.Lock()
 	if _, ok := p.m[id]; !ok && len(p.m) >= maxProgress {
 		for k := range p.m {
-			delete(p.m, k)
+			delete(p.m, k) // its file, if any, stays and is read again
+			delete(p.onDisk, k)
 			break
 		}
 	}
 	p.m[id] = pr
 	path := p.file(id)
-	if path != "" {
+	// Only what saves a resend goes to disk: acked parts and a hold (not
+	// every failed attempt while all servers are down).
+	persist := path != "" && (pr.acked > 0 || pr.held != nil)
+	wasOnDisk := p.onDisk[id]
+	if persist {
 		p.onDisk[id] = true
+	} else {
+		delete(p.onDisk, id)
 	}
 	p.mu.Unlock()
-	if path == "" {
+	if !persist {
+		if wasOnDisk {
+			os.Remove(path)
+		}
 		return
 	}
 	pf := progressFile{MaxRequestSize: p.maxRequest, Acked: pr.acked, Tried: pr.tried, HeldSince: pr.heldSince}
@@ -166,6 +176,8 @@ func (p *progressMap) forget(id string) {
 	delete(p.onDisk, id)
 	p.mu.Unlock()
 	if disk {
-		os.Remove(p.file(id))
+		if path := p.file(id); path != "" {
+			os.Remove(path)
+		}
 	}
 }

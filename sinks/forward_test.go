@@ -308,7 +308,8 @@ func TestForwardProgressSurvivesRestart(t *testing.T) {
 func TestForwardAllDown(t *testing.T) {
 	a := startAggregator(t, "a", nil)
 	b := startAggregator(t, "b", nil)
-	f, _ := newFwdSink(t, fwdSinkYAML([]string{serverEntry("a", a, ""), serverEntry("b", b, "")}, ""))
+	dataDir := t.TempDir()
+	f, _ := newFwdSinkIn(t, dataDir, fwdSinkYAML([]string{serverEntry("a", a, ""), serverEntry("b", b, "")}, ""))
 	a.stop()
 	b.stop()
 	start := time.Now()
@@ -324,6 +325,12 @@ func TestForwardAllDown(t *testing.T) {
 	err = f.Write(context.Background(), idChunk("nowhere", "app", 3, 10))
 	if err == nil || !strings.Contains(err.Error(), "down for") || counterOf(f.m.unavailable) < 2 {
 		t.Fatalf("second write: %v (unavailable %v)", err, counterOf(f.m.unavailable))
+	}
+	if files, _ := filepath.Glob(filepath.Join(dataDir, "forward", "fwd", "*")); len(files) != 0 {
+		t.Errorf("progress files for a chunk that never got anywhere: %v", files)
+	}
+	if r := counterOf(f.m.requests.WithLabelValues("a")) + counterOf(f.m.retries.WithLabelValues("a")); r != 0 {
+		t.Errorf("requests+retries to a down server: %v, want 0 (nothing was ever written)", r)
 	}
 	a.start()
 	waitUp(t, f, "a", true)
