@@ -145,6 +145,11 @@ func (c *chunk) create(durable bool) error {
 // write at once, so an acknowledged append survives a process crash.
 func (c *chunk) writeLocked(frame []byte, n int, minT event.Time) error {
 	if c.coalesce {
+		if c.pend == nil {
+			if p, ok := pendPool.Get().(*[]byte); ok {
+				c.pend = (*p)[:0]
+			}
+		}
 		c.pend = append(c.pend, frame...)
 		c.pendFrames++
 		c.pendEvents += int64(n)
@@ -192,6 +197,14 @@ func writeZeros(f *os.File, off, n int64) error {
 	return nil
 }
 
+// maxKeptPend is the largest pending-frames buffer a chunk keeps between
+// commit rounds.
+const maxKeptPend = 32 << 20
+
+// pendPool passes the pending-frames buffers of sealed chunks on to new
+// ones.
+var pendPool sync.Pool
+
 // flushPendLocked writes the pending frames. On failure they are forgotten
 // (their appends fail with the round) and the chunk is marked failed.
 func (c *chunk) flushPendLocked() error {
@@ -226,8 +239,12 @@ func (c *chunk) flushPendLocked() error {
 	} else {
 		c.written += int64(len(c.pend))
 	}
+	// Keep the capacity for the next round (a busy chunk needs about as
+	// much every round: growing it again from nothing copied every frame
+	// twice more); closeFile lets it go, so the memory is bounded by one
+	// round's frames per open chunk.
 	c.pend = c.pend[:0]
-	if cap(c.pend) > 4<<20 {
+	if cap(c.pend) > maxKeptPend {
 		c.pend = nil
 	}
 	c.pendFrames, c.pendEvents = 0, 0
@@ -262,6 +279,11 @@ func (c *chunk) closeFile(durable bool) error {
 	c.mu.Lock()
 	c.closed = true
 	perr := c.flushPendLocked()
+	if c.pend != nil {
+		p := c.pend
+		pendPool.Put(&p)
+		c.pend = nil
+	}
 	c.mu.Unlock()
 	c.life.Lock()
 	defer c.life.Unlock()
