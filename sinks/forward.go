@@ -410,7 +410,10 @@ func (d *fwdDelivery) send(p *forward.Packer) error {
 		if err := d.ctx.Err(); err != nil {
 			return err
 		}
-		if d.held != nil && time.Since(d.heldSince) >= f.hold {
+		if d.held != nil && (time.Since(d.heldSince) >= f.hold || d.held.refusing()) {
+			// Held long enough, or the server is gone (not paused): a
+			// restarted server has forgotten the ids it saw, so waiting for
+			// it no longer avoids a duplicate.
 			d.held = nil
 		}
 		if d.held != nil && d.cl != nil && d.cur != d.held {
@@ -440,6 +443,12 @@ func (d *fwdDelivery) send(p *forward.Packer) error {
 				f.fail(s, errorKind(err), err)
 				d.failed = append(d.failed, s)
 				last = err
+				if s == d.held && errorKind(err) != fwdKindConnect {
+					// Connects but does not finish the handshake: still
+					// paused, keep holding.
+					return fmt.Errorf("part %d held for server %s: %w", part, s.name, err)
+				}
+				d.held = nil
 				continue
 			}
 			d.cur, d.cl, d.fresh, d.opened = s, cl, fresh, time.Now()

@@ -377,6 +377,18 @@ func newLossyProxy(t testing.TB, target string) *lossyProxy {
 
 func (p *lossyProxy) addr() string { return p.ln.Addr().String() }
 
+// shutdown stops accepting and closes every relayed connection: the
+// server looks gone (connections refused).
+func (p *lossyProxy) shutdown() {
+	p.ln.Close()
+	p.resume()
+	p.mu.Lock()
+	for _, c := range p.conns {
+		c.Close()
+	}
+	p.mu.Unlock()
+}
+
 func (p *lossyProxy) dropNextReply() { p.drop.Store(1) }
 
 // pauseAfterReplies pauses the proxy once n more replies went through.

@@ -39,6 +39,7 @@ type fwdServer struct {
 
 	mu        sync.Mutex
 	up        bool
+	kind      string    // error kind that took it down, or of the last failed probe
 	reason    string    // why it is down
 	downSince time.Time // when it went down
 	probing   bool
@@ -130,11 +131,11 @@ func (s *fwdServer) closeIdle() {
 
 // markDown takes the server out of rotation. It reports whether the server
 // was up.
-func (s *fwdServer) markDown(reason string) bool {
+func (s *fwdServer) markDown(kind, reason string) bool {
 	s.mu.Lock()
 	was := s.up
 	s.up = false
-	s.reason = reason
+	s.kind, s.reason = kind, reason
 	s.udpMisses = 0
 	if was {
 		s.downSince = time.Now()
@@ -160,6 +161,14 @@ func (s *fwdServer) markUp() (bool, time.Duration) {
 	s.mu.Unlock()
 	s.m.up.Set(1)
 	return was, time.Since(since)
+}
+
+// refusing reports whether the server is down because connections to it
+// are refused or fail (the process is gone, not paused).
+func (s *fwdServer) refusing() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return !s.up && s.kind == fwdKindConnect
 }
 
 // status describes the server for error messages.
@@ -279,7 +288,7 @@ func errorKind(err error) string {
 // fail records a failed exchange with s and takes it out of rotation.
 func (f *Forward) fail(s *fwdServer, kind string, err error) {
 	s.m.errors[kind].Inc()
-	if !s.markDown(kind + ": " + err.Error()) {
+	if !s.markDown(kind, kind+": "+err.Error()) {
 		return
 	}
 	if kind == fwdKindAuth || kind == fwdKindTLS {
@@ -371,7 +380,7 @@ func (f *Forward) probe(s *fwdServer) {
 		kind := errorKind(err)
 		s.m.errors[fwdKindHeartbeat].Inc()
 		s.mu.Lock()
-		s.reason = kind + ": " + err.Error()
+		s.kind, s.reason = kind, kind+": "+err.Error()
 		logAuth := (kind == fwdKindAuth || kind == fwdKindTLS) && time.Since(s.lastAuth) >= time.Minute
 		if logAuth {
 			s.lastAuth = time.Now()

@@ -478,6 +478,23 @@ func TestForwardAckTimeoutHold(t *testing.T) {
 	if h := counterOf(f.m.held); h < 2 {
 		t.Errorf("held_total %v", h)
 	}
+
+	// A held server that turns out to be gone (connections refused) is not
+	// waited for: restarted, it would have forgotten the ids anyway.
+	c2 := idChunk(homed("gone"), "app", 4, 10)
+	px.pause()
+	if err := f.Write(context.Background(), c2); err == nil || !strings.Contains(err.Error(), "held") {
+		t.Fatalf("write to a paused server: %v", err)
+	}
+	px.shutdown()
+	deadline = time.Now().Add(5 * time.Second)
+	for !f.server("a").refusing() && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	before := b.coll.total()
+	if err := f.Write(context.Background(), c2); err != nil || b.coll.total()-before != 4 {
+		t.Fatalf("write once the held server was gone: %v, b got %d", err, b.coll.total()-before)
+	}
 }
 
 // Kept-alive connections are reused, replaced after keepalive_timeout,
