@@ -176,10 +176,13 @@ type S3Output struct {
 // per tag and at most max_request_size each, each with a `chunk` option
 // derived from the node name, the output name and the buffer chunk id (the
 // same after a restart) and acked before the next is sent; the buffer
-// deletes the chunk only when every request was acked. Failures (connect,
-// TLS, handshake, send or ack timeout, connection closed) mark the server
-// down and the request moves to the next healthy server; when none is left
-// the chunk stays buffered and is retried with the buffer's backoff.
+// deletes the chunk only when every request was acked; parts acked before
+// a failure are not sent again (remembered under
+// <data_dir>/forward/<output>/ across restarts). Failures (connect, TLS,
+// handshake, send, connection closed) mark the server down and the request
+// moves to the next healthy server (after an ack timeout see
+// ack_timeout_hold); when none is left the chunk stays buffered and is
+// retried with the buffer's backoff.
 type ForwardOutput struct {
 	OutputCommon `yaml:",inline"`
 	// Servers are the destinations. At least one must be active (not
@@ -221,7 +224,8 @@ type ForwardOutput struct {
 	// is probed every heartbeat_interval whatever the type: connect, TLS,
 	// handshake and, with require_ack_response, an empty request that must be
 	// acked; it takes chunks again only after such a probe succeeded.
-	HeartbeatType     string   `yaml:"heartbeat_type,omitempty"`
+	HeartbeatType string `yaml:"heartbeat_type,omitempty"`
+	// HeartbeatInterval is the period of heartbeats and probes. Default 1s.
 	HeartbeatInterval Duration `yaml:"heartbeat_interval,omitempty"`
 	// ConnectTimeout bounds connect + TLS + handshake. Default 10s.
 	ConnectTimeout Duration `yaml:"connect_timeout,omitempty"`
