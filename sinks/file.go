@@ -68,16 +68,22 @@ func (s *FileSink) writeFile(ctx context.Context, c Chunk, path string) (int64, 
 	}
 	tmp := f.Name()
 	committed := false
+	dw := newDirectWriter(f)
 	defer func() {
 		if !committed {
+			dw.closeDirect()
 			f.Close()
 			os.Remove(tmp)
 		}
 	}()
-	bw := bufio.NewWriterSize(f, 1<<20)
+	bw := bufio.NewWriterSize(dw, 1<<20)
 	st, err := s.enc.encode(ctx, c, bw)
 	if err == nil {
 		err = bw.Flush()
+	}
+	var size int64
+	if err == nil {
+		size, err = dw.finish()
 	}
 	if err != nil {
 		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
@@ -88,10 +94,7 @@ func (s *FileSink) writeFile(ctx context.Context, c Chunk, path string) (int64, 
 	}
 	ustart := time.Now()
 	defer func() { s.metrics.upload.Observe(since(ustart)) }()
-	size, err := f.Seek(0, 1)
-	if err == nil {
-		err = f.Sync()
-	}
+	err = f.Sync()
 	if err == nil {
 		err = f.Close()
 	}

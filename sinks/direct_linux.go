@@ -1,0 +1,5 @@
+package sinks
+
+import "syscall"
+
+const oDirect = syscall.O_DIRECT

@@ -1,0 +1,5 @@
+//go:build !linux
+
+package sinks
+
+const oDirect = 0
