@@ -90,7 +90,9 @@ func (c *conn) serve() {
 		c.nc = tc
 		c.raw.SetDeadline(time.Now().Add(tlsHandshakeTimeout))
 		if err := tc.HandshakeContext(s.consumeCtx); err != nil {
-			if !c.closing.Load() && !errors.Is(err, io.EOF) {
+			// A peer that connects and closes or resets without a byte
+			// (a load balancer's TCP health check) is normal and quiet.
+			if !c.closing.Load() && !errors.Is(err, io.EOF) && !errors.Is(err, syscall.ECONNRESET) {
 				c.fail(reasonTLSHandshake, "TLS handshake failed", err)
 			}
 			return
