@@ -281,6 +281,23 @@ func TestTLS(t *testing.T) {
 	if d := ts.errCount(reasonTLSHandshake) - before; d != 2 {
 		t.Errorf("tls_handshake errors grew by %v, want 2", d)
 	}
+	// A load balancer's TCP health check connects and closes or resets
+	// without a byte: quiet, not a handshake error.
+	before = ts.errCount(reasonTLSHandshake)
+	for _, reset := range []bool{false, true} {
+		nc, err := net.Dial("tcp", ts.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if reset {
+			nc.(*net.TCPConn).SetLinger(0) // close sends RST
+		}
+		nc.Close()
+	}
+	time.Sleep(300 * time.Millisecond)
+	if d := ts.errCount(reasonTLSHandshake) - before; d != 0 {
+		t.Errorf("a health-check connect/close counted %v tls_handshake errors", d)
+	}
 	// A plain-text client gets nothing through.
 	c := dial(t, ts.Addr())
 	c.send(arr(str("plain"), num(T0), r1, chunkOpt("p")), 0)
