@@ -4,6 +4,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 
 	"github.com/marutalog/maruta/athena"
@@ -20,7 +21,7 @@ func cmdAthena(args []string, stdout, stderr io.Writer) int {
 	}
 	fs := flag.NewFlagSet("athena ddl", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	file := fs.String("c", "", "config file (default: the embedded default)")
+	file := fs.String("c", os.Getenv("MARUTA_CONFIG"), "config file (default: $MARUTA_CONFIG, else the embedded default)")
 	outputs := fs.String("output", "", "comma-separated output names (default: every Parquet output)")
 	since := fs.Int("since", -1, "also print ALTER TABLE … ADD COLUMNS for columns added after this schema version")
 	dataDir := fs.String("data-dir", "", "read persisted schemas from here instead of the config's data_dir")

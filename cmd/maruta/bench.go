@@ -68,6 +68,7 @@ func cmdBench(args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&c.Interval, "interval", time.Second, "progress line and timeline period")
 	seed := fs.Uint64("seed", 1, "seed of container ids and record contents")
 	jsonOut := fs.Bool("json", false, "print the result as JSON (with a per-interval timeline) instead of text")
+	jsonFile := fs.String("json-file", "", "also write the JSON result to this file")
 	quiet := fs.Bool("quiet", false, "no progress lines on stderr")
 	if err := fs.Parse(args); err != nil {
 		if err == flag.ErrHelp {
@@ -96,6 +97,13 @@ func cmdBench(args []string, stdout, stderr io.Writer) int {
 		enc.Encode(res)
 	} else {
 		res.WriteText(stdout)
+	}
+	if *jsonFile != "" {
+		b, _ := json.MarshalIndent(res, "", "  ")
+		if werr := os.WriteFile(*jsonFile, append(b, '\n'), 0o644); werr != nil {
+			fmt.Fprintf(stderr, "maruta bench: %v\n", werr)
+			return 1
+		}
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "maruta bench: %v\n", err)

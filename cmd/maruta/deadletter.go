@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"text/tabwriter"
 	"time"
@@ -33,7 +34,7 @@ func cmdDeadletter(args []string, stdout, stderr io.Writer) int {
 	sub := args[0]
 	fs := flag.NewFlagSet("deadletter "+sub, flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	file := fs.String("c", "", "config file (default: the embedded default)")
+	file := fs.String("c", os.Getenv("MARUTA_CONFIG"), "config file (default: $MARUTA_CONFIG, else the embedded default)")
 	only := fs.String("output", "", "only this output")
 	asJSON := fs.Bool("json", false, "list as JSON")
 	if err := fs.Parse(args[1:]); err != nil {

@@ -20,8 +20,8 @@ func init() {
 func cmdHealthcheck(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("healthcheck", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	addr := fs.String("addr", "", "HTTP address of maruta (default: http.listen of -c, else $MARUTA_HTTP_LISTEN, else 127.0.0.1:24220)")
-	file := fs.String("c", "", "config file to read http.listen from")
+	addr := fs.String("addr", "", "HTTP address of maruta (default: http.listen of -c or $MARUTA_CONFIG, else $MARUTA_HTTP_LISTEN, else 127.0.0.1:24220)")
+	file := fs.String("c", os.Getenv("MARUTA_CONFIG"), "config file to read http.listen from (default: $MARUTA_CONFIG)")
 	ready := fs.Bool("ready", false, "probe /readyz (delivering, buffer below high-water) instead of /healthz (alive)")
 	timeout := fs.Duration("timeout", 3*time.Second, "request timeout")
 	if err := fs.Parse(args); err != nil {

@@ -186,3 +186,31 @@ func TestRunRefusesBusyPort(t *testing.T) {
 		t.Fatalf("want a start failure naming the busy address, got %v:\n%s", err, out)
 	}
 }
+
+// TestHealthcheck probes a running maruta the way the image's HEALTHCHECK
+// does: no flags, the config named by $MARUTA_CONFIG.
+func TestHealthcheck(t *testing.T) {
+	dir := t.TempDir()
+	httpAddr := freeTCPPort(t)
+	cfg := writeFile(t, dir, "m.yaml", fmt.Sprintf("data_dir: %s/data\nhttp: {listen: %q}\nsources:\n  - type: forward\n    listen: 127.0.0.1:0\noutputs:\n  - type: null\n", dir, httpAddr))
+	p := startMaruta(t, dir, []string{"MARUTA_CONFIG=" + cfg})
+	if p.HTTP != httpAddr {
+		t.Fatalf("maruta did not run $MARUTA_CONFIG: http on %s, want %s", p.HTTP, httpAddr)
+	}
+	probe := func(args ...string) (int, string) {
+		cmd := exec.Command(marutaBin, append([]string{"healthcheck"}, args...)...)
+		cmd.Env = append(os.Environ(), "MARUTA_CONFIG="+cfg, "MARUTA_HTTP_LISTEN=127.0.0.1:1")
+		out, _ := cmd.CombinedOutput()
+		return cmd.ProcessState.ExitCode(), string(out)
+	}
+	if code, out := probe(); code != 0 || out != "ok\n" {
+		t.Errorf("healthcheck: exit %d %q", code, out)
+	}
+	if code, out := probe("-ready"); code != 0 || !strings.Contains(out, `"ready": true`) {
+		t.Errorf("healthcheck -ready: exit %d %q", code, out)
+	}
+	p.stop(10 * time.Second)
+	if code, out := probe(); code != 1 || !strings.Contains(out, "unhealthy") {
+		t.Errorf("healthcheck of a stopped maruta: exit %d %q", code, out)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"time"
 )
 
@@ -18,8 +19,8 @@ func init() {
 func cmdReload(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("reload", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	addr := fs.String("addr", "", "HTTP address of maruta (default: http.listen of -c, else $MARUTA_HTTP_LISTEN, else 127.0.0.1:24220)")
-	file := fs.String("c", "", "config file to read http.listen from")
+	addr := fs.String("addr", "", "HTTP address of maruta (default: http.listen of -c or $MARUTA_CONFIG, else $MARUTA_HTTP_LISTEN, else 127.0.0.1:24220)")
+	file := fs.String("c", os.Getenv("MARUTA_CONFIG"), "config file to read http.listen from (default: $MARUTA_CONFIG)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}

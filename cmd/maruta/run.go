@@ -20,7 +20,7 @@ func init() {
 func cmdRun(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	file := fs.String("c", "", "config file: maruta YAML or a fluentd fluent.conf (default: the embedded default)")
+	file := fs.String("c", os.Getenv("MARUTA_CONFIG"), "config file: maruta YAML or a fluentd fluent.conf (default: $MARUTA_CONFIG, else the embedded default)")
 	level := fs.String("log-level", "", "log level: debug, info, warn, error (overrides log.level)")
 	format := fs.String("log-format", "", "log format: text or json (overrides log.format)")
 	if err := fs.Parse(args); err != nil {

@@ -4,6 +4,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 )
 
 func init() {
@@ -13,7 +14,7 @@ func init() {
 func cmdValidate(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("validate", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	file := fs.String("c", "", "config file (YAML, or a fluentd fluent.conf)")
+	file := fs.String("c", os.Getenv("MARUTA_CONFIG"), "config file, YAML or a fluentd fluent.conf (default: $MARUTA_CONFIG)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
