@@ -21,6 +21,8 @@ FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/maruta /usr/local/bin/maruta
 COPY --from=build --chown=65532:65532 /out/data /var/lib/maruta
 USER 65532:65532
+# Set MARUTA_CONFIG=/etc/maruta/maruta.yaml (and mount it) to run your config:
+# it is the default -c of `run` and of the `healthcheck` below.
 # Listen on all interfaces inside the container; data (buffers, dead letters,
 # schemas, local lake) in the volume so it survives container restarts.
 ENV MARUTA_DATA_DIR=/var/lib/maruta \
