@@ -182,6 +182,10 @@ var preallocate = true
 // preallocStep is how far ahead a coalescing chunk is zero-filled.
 const preallocStep = 1 << 20
 
+// preallocMaxRound is the largest round (bytes of pending frames) that
+// zero-fills ahead.
+const preallocMaxRound = 64 << 10
+
 var zeros = make([]byte, 64<<10)
 
 // writeZeros writes n zero bytes at off.
@@ -216,11 +220,13 @@ func (c *chunk) flushPendLocked() error {
 	}
 	end := c.written + int64(len(c.pend))
 	_, err := c.f.WriteAt(c.pend, c.written)
-	if err == nil && preallocate && end > c.zeroEnd {
+	if err == nil && preallocate && end > c.zeroEnd && len(c.pend) < preallocMaxRound {
 		// Zero-fill ahead: later rounds then overwrite allocated, already
 		// written blocks, so their fdatasync has no metadata to commit
 		// (measured about 2x faster on ext4). This round pays for the size
-		// change once per preallocStep.
+		// change once per preallocStep. Large rounds skip it: the zeros
+		// would double the bytes written to the page cache and the disk,
+		// which then costs more than the metadata commit saves.
 		err = writeZeros(c.f, end, preallocStep)
 		if err == nil {
 			c.zeroEnd = end + preallocStep

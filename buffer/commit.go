@@ -14,11 +14,16 @@ import (
 // chunk dirty, then call wait. A waiter whose write no round has taken yet
 // becomes a round runner (at most `depth` rounds run at once): the round
 // takes the highest write number and the dirty chunks, writes their pending
-// frames and fdatasyncs them, and publishes the number as synced; every
-// waiter whose write it covers returns together. Rounds publish in the order
-// they were taken, so "synced" always means "everything up to here". Two
-// rounds in flight let the kernel overlap their flushes while appenders fill
-// the next one. No goroutine is needed and ctx cancels a wait.
+// frames and fdatasyncs them (several chunk files in parallel), and
+// publishes the number as synced; every waiter whose write it covers
+// returns together. Rounds publish in the order they were taken, so
+// "synced" always means "everything up to here". No goroutine is needed
+// and ctx cancels a wait.
+//
+// One round at a time: two rounds in flight fdatasync the same files, which
+// ext4 serializes, and split the appenders into two half-size rounds
+// (measured with 64 appenders: 26-29 appends per round and 90k-115k
+// single-event appends/s with two, 62 per round and 134k-211k/s with one).
 type committer struct {
 	mu       sync.Mutex
 	seq      uint64 // last registered write
@@ -43,7 +48,7 @@ type committer struct {
 }
 
 // depth is how many commit rounds may sync at once.
-const depth = 2
+const depth = 1
 
 // maxGather bounds how long a round waits for the crowd of the last one.
 const maxGather = 200 * time.Microsecond
@@ -150,9 +155,23 @@ func (g *committer) round() {
 
 	var firstErr error
 	start := time.Now()
-	for _, c := range files {
-		if err := c.sync(); err != nil && firstErr == nil {
-			firstErr = err
+	if len(files) == 1 {
+		firstErr = files[0].sync()
+	} else if len(files) > 1 {
+		// Different files' flushes overlap in the kernel (one journal
+		// commit can cover them all).
+		errs := make([]error, len(files))
+		var wg sync.WaitGroup
+		for i, c := range files[1:] {
+			wg.Go(func() { errs[i+1] = c.sync() })
+		}
+		errs[0] = files[0].sync()
+		wg.Wait()
+		for _, err := range errs {
+			if err != nil {
+				firstErr = err
+				break
+			}
 		}
 	}
 	if len(files) > 0 {
