@@ -231,6 +231,25 @@ func skip(b []byte, off, depth int) (int, error) {
 			if end >= len(b) {
 				return 0, ErrShort
 			}
+			// Fast paths for what records are mostly made of: small ints,
+			// nil, bools and short strings (same results as skip).
+			switch c := b[end]; {
+			case c <= 0x7f || c >= 0xe0 || c == 0xc0 || c == 0xc2 || c == 0xc3:
+				end++
+				continue
+			case c >= 0xa0 && c <= 0xbf:
+				if len(b)-end-1 < int(c&0x1f) {
+					return 0, ErrShort
+				}
+				end += 1 + int(c&0x1f)
+				continue
+			case c == 0xd9:
+				if len(b)-end < 2 || len(b)-end-2 < int(b[end+1]) {
+					return 0, ErrShort
+				}
+				end += 2 + int(b[end+1])
+				continue
+			}
 			k, err := skip(b, end, depth-1)
 			if err != nil {
 				return 0, err
