@@ -45,7 +45,10 @@ var (
 	levels  = [...]string{"info", "info", "info", "info", "info", "info", "info", "info", "info", "info", "info", "info", "info", "info", "info", "info", "info", "warn", "warn", "error"}
 	methods = [...]string{"GET", "GET", "GET", "GET", "POST", "PUT", "DELETE"}
 	routes  = [...]string{"/api/v1/items/", "/api/v1/users/", "/api/v1/orders/", "/static/app.js?v=", "/healthz?probe="}
-	agents  = [...]string{
+	words   = [...]string{"request", "handled", "user", "session", "cache", "miss", "hit", "retry", "upstream",
+		"timeout", "connection", "closed", "order", "created", "payment", "accepted", "queue", "worker", "started",
+		"finished", "in", "ms", "for", "the", "from", "to", "id", "token", "refreshed", "query", "rows"}
+	agents = [...]string{
 		"Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36",
 		"Mozilla/5.0 (Macintosh; Intel Mac OS X 14_5) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Safari/605.1.15",
 		"curl/8.5.0",
@@ -95,8 +98,16 @@ func LogLine(r *rand.Rand, size int) string {
 	}
 	if pad := size - len(b) - len(`,"msg":""}`); pad > 0 {
 		b = append(b, `,"msg":"`...)
-		for i := 0; i < pad; i++ {
-			b = append(b, "abcdefghijklmnopqrstuvwxyz "[r.IntN(27)])
+		// Words, as log messages are made of (random letters would not
+		// compress as real logs do).
+		for n := 0; n < pad; {
+			w := words[r.IntN(len(words))]
+			if n > 0 {
+				w = " " + w
+			}
+			w = w[:min(len(w), pad-n)]
+			b = append(b, w...)
+			n += len(w)
 		}
 		b = append(b, '"')
 	}
