@@ -509,8 +509,13 @@ func (b *Buffer) openChunk(ctx context.Context, g *group, tag string) (*chunk, e
 		c.coalesce = b.mode == fsyncAlways
 		c.deadline = now.Add(b.cfg.FlushInterval.D())
 		if b.timekeyNs > 0 {
+			// A chunk of a slice still open (or within timekey_wait) seals
+			// when the slice closes. Events arriving after that (late, or a
+			// backlog an agent replays after an outage) collect for
+			// flush_interval like any chunk, instead of one tiny chunk (and
+			// one tiny object) per append.
 			end := time.Unix(g.slice, 0).Add(time.Duration(b.timekeyNs) + b.cfg.TimekeyWait.D())
-			if end.Before(c.deadline) {
+			if end.After(now) && end.Before(c.deadline) {
 				c.deadline = end
 			}
 		}

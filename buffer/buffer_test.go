@@ -386,20 +386,43 @@ func TestTimekeySlicing(t *testing.T) {
 
 func TestTimekeyWaitSeals(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "buf")
-	cfg := testConfig(dir)
-	cfg.Timekey = config.Duration(time.Minute)
+	cfg := testConfig(dir) // flush_interval 1h
+	cfg.Timekey = config.Duration(time.Second)
 	cfg.TimekeyWait = config.Duration(100 * time.Millisecond)
 	h := newHarness(t, cfg, nil, nil).start()
-	// A slice that closed long ago is sealed at once; the current one waits.
-	h.consume("app", "old", 2, time.Now().Add(-time.Hour))
-	h.consume("app", "new", 2, time.Now().Add(time.Hour))
+	// The current slice seals when it closes plus timekey_wait (< 1.1 s),
+	// long before flush_interval; the next hour's slice waits.
+	h.consume("app", "now", 2, time.Now())
+	h.consume("app", "next", 2, time.Now().Add(time.Hour))
 	waitFor(t, "the closed slice to be delivered", func() bool { return len(h.sink.Deliveries()) == 2 })
 	time.Sleep(200 * time.Millisecond)
-	if got := sortedIDs(h.sink.Deliveries()); !slices.Equal(got, wantIDs("old", 2)) {
-		t.Errorf("delivered %v, want the old slice only", got)
+	if got := sortedIDs(h.sink.Deliveries()); !slices.Equal(got, wantIDs("now", 2)) {
+		t.Errorf("delivered %v, want the closed slice only", got)
 	}
 	if st := h.b.Status(); st.OpenChunks != 1 {
 		t.Errorf("open chunks %d, want 1", st.OpenChunks)
+	}
+}
+
+func TestLateEventsCollectForFlushInterval(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "buf")
+	cfg := testConfig(dir)
+	cfg.Timekey = config.Duration(time.Hour)
+	cfg.TimekeyWait = config.Duration(time.Minute)
+	cfg.FlushInterval = config.Duration(300 * time.Millisecond)
+	h := newHarness(t, cfg, nil, nil).start()
+	// Events of a slice that closed long ago (a replayed backlog) share one
+	// chunk until flush_interval, instead of one chunk per append.
+	old := time.Now().Add(-3 * time.Hour)
+	for i := 0; i < 5; i++ {
+		h.consume("app", fmt.Sprintf("late%d-", i), 2, old)
+	}
+	if st := h.b.Status(); st.OpenChunks != 1 {
+		t.Fatalf("open chunks %d right after the appends, want 1", st.OpenChunks)
+	}
+	waitFor(t, "the late chunk to be delivered", func() bool { return len(h.sink.Deliveries()) == 10 })
+	if n := len(h.sink.Chunks()); n != 1 {
+		t.Errorf("late events delivered in %d chunks, want 1", n)
 	}
 }
 

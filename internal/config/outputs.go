@@ -277,6 +277,7 @@ type Buffer struct {
 	// finest strftime unit in the output's path, else 1h.
 	Timekey Duration `yaml:"timekey,omitempty"`
 	// TimekeyWait seals a slice's chunk this long after the slice ended.
+	// A chunk opened later than that (late events) waits FlushInterval.
 	// Default 1m.
 	TimekeyWait Duration `yaml:"timekey_wait,omitempty"`
 	// ChunkKeys adds record keys to the chunk key; the path may use ${key}.
