@@ -8,7 +8,7 @@ LDFLAGS   := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 export MARUTA_VERSITYGW  := $(CACHE)/bin/versitygw
 export MARUTA_DUCKDB_DIR := $(CACHE)/duckdb
 
-.PHONY: build test tools vet bench fuzz clean
+.PHONY: build test tools vet bench bench-targets fuzz clean
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/maruta ./cmd/maruta
@@ -25,6 +25,10 @@ test: tools
 ## bench: the Go benchmarks of every hot path
 bench: tools
 	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./...
+
+## bench-targets: the load scenarios of BENCHMARKS.md against a real maruta (about 20 min)
+bench-targets: tools build
+	MARUTA_BIN=$(CURDIR)/bin/maruta ./scripts/bench-targets.sh all
 
 clean:
 	rm -rf bin

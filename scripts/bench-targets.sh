@@ -5,7 +5,7 @@
 # profile in the middle of the run, stops maruta and prints the command and
 # the report.
 #
-#   scripts/bench-targets.sh [jsonl|parquet|docker|soak|overload|all]...
+#   scripts/bench-targets.sh [jsonl|parquet|parquet_default|docker|soak|overload|groupcommit|all]...
 #
 # Environment: MARUTA_BIN (default: build bin/maruta), BENCH_OUT (default
 # bench-results/<time>), BENCH_DURATION (default 30s; soak: 300s),
@@ -98,9 +98,25 @@ outputs:
 }
 
 scenario_parquet() {
+  # Target 2: the load of target 1 into the local Parquet lake (file
+  # output, Parquet, zstd), no pipeline, fsync always.
+  start_maruta parquet "$(common_head "$out/parquet/data")
+outputs:
+  - type: file
+    name: lake
+    buffer:
+      fsync: always
+      flush_interval: 10s"
+  profile parquet 8 10
+  bench parquet -mode packed -senders 16 -batch 1000 -ack -duration "$dur" -warmup 5s
+  wait "$profpid" || true
+  stop_maruta
+}
+
+scenario_parquet_default() {
   # The embedded default pipeline (Docker partial lines, JSON log lines
   # parsed into columns) into the local Parquet lake, fsync always.
-  start_maruta parquet "$(common_head "$out/parquet/data")
+  start_maruta parquet_default "$(common_head "$out/parquet_default/data")
 pipeline:
   - type: concat_partials
     name: docker_partials
@@ -116,10 +132,33 @@ outputs:
     buffer:
       fsync: always
       flush_interval: 10s"
-  profile parquet 8 10
-  bench parquet -mode packed -senders 16 -batch 1000 -ack -duration "$dur" -warmup 5s
+  profile parquet_default 8 10
+  bench parquet_default -mode packed -senders 16 -batch 1000 -ack -duration "$dur" -warmup 5s
   wait "$profpid" || true
   stop_maruta
+}
+
+# groupcommit: issue 3's target, 64 acked senders with fsync always vs off
+# (the jsonl file output of target 1), for
+# PackedForward senders of 1000 records and Docker senders (one record per
+# request).
+scenario_groupcommit() {
+  local mode fsync
+  for mode in packed docker; do
+    for fsync in always off; do
+      start_maruta "gc_${mode}_$fsync" "$(common_head "$out/gc_${mode}_$fsync/data")
+outputs:
+  - type: file
+    name: out
+    format: jsonl
+    path: $out/gc_${mode}_$fsync/out/
+    buffer:
+      fsync: $fsync
+      flush_interval: 5s"
+      bench "gc_${mode}_$fsync" -mode "$mode" -senders 64 -batch 1000 -ack -duration "${BENCH_GC_DURATION:-20s}" -warmup 5s
+      stop_maruta
+    done
+  done
 }
 
 scenario_docker() {
@@ -176,7 +215,8 @@ scenario_overload() {
   "$gw" --port "127.0.0.1:$gwport" --access bench --secret benchsecret --region us-east-1 --quiet posix "$gwdir" > "$out/overload-gw.log" 2>&1 &
   gwpid=$!
   for _ in $(seq 50); do curl -s "http://127.0.0.1:$gwport" >/dev/null 2>&1 && break; sleep 0.1; done
-  curl -fs --aws-sigv4 "aws:amz:us-east-1:s3" --user bench:benchsecret -X PUT "http://127.0.0.1:$gwport/lake" >/dev/null
+  curl -fs --aws-sigv4 "aws:amz:us-east-1:s3" --user bench:benchsecret \
+    -H "x-amz-content-sha256: e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855" -X PUT "http://127.0.0.1:$gwport/lake" >/dev/null
   start_maruta overload "$(common_head "$out/overload/data")
 outputs:
   - type: s3
@@ -218,7 +258,7 @@ PY
 
 scenarios=("$@")
 [ ${#scenarios[@]} -eq 0 ] && scenarios=(all)
-[ "${scenarios[0]}" = all ] && scenarios=(jsonl parquet docker soak overload)
+[ "${scenarios[0]}" = all ] && scenarios=(jsonl parquet parquet_default docker soak overload groupcommit)
 echo "# maruta bench targets, $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) CPUs, $("$bin" version)"
 echo "results and profiles in $out"
 echo

@@ -12,7 +12,6 @@ import (
 
 	"github.com/parquet-go/parquet-go"
 	"github.com/parquet-go/parquet-go/compress"
-	pqzstd "github.com/parquet-go/parquet-go/compress/zstd"
 	"github.com/parquet-go/parquet-go/encoding"
 
 	"github.com/marutalog/maruta/internal/config"
@@ -151,8 +150,9 @@ type parquetEncoder struct {
 // zstdCodec is zstd at its fastest level: on Docker-shaped records it makes
 // files as small as the default level (BenchmarkParquetEncodeDocker: ratio
 // 13.4 vs 13.0; Raw: 9.52 both) for 10% less encode CPU, and the encoder's
-// zstd was the largest single cost of a Parquet output.
-var zstdCodec = &pqzstd.Codec{Level: pqzstd.SpeedFastest}
+// zstd was the largest single cost of a Parquet output. Its window is
+// bounded (see pageZstd).
+var zstdCodec compress.Codec = &pageZstd{}
 
 func newParquetEncoder(enc *config.Encoding, store *schemaStore, tmpDir string, log *slog.Logger) (*parquetEncoder, error) {
 	var codec compress.Codec
