@@ -210,7 +210,7 @@ PY
 
 scenario_overload() {
   local gw=${MARUTA_VERSITYGW:-$root/.cache/bin/versitygw} gwport=${BENCH_S3_PORT:-24330}
-  local gwdir=$out/overload/s3 stall=${BENCH_STALL:-40}
+  local gwdir=$out/overload-s3 stall=${BENCH_STALL:-40}
   mkdir -p "$gwdir"
   "$gw" --port "127.0.0.1:$gwport" --access bench --secret benchsecret --region us-east-1 --quiet posix "$gwdir" > "$out/overload-gw.log" 2>&1 &
   gwpid=$!
