@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sync"
 	"syscall"
 	"time"
 
@@ -17,8 +18,6 @@ import (
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
-	"github.com/aws/aws-sdk-go-v2/feature/s3/transfermanager"
-	tmtypes "github.com/aws/aws-sdk-go-v2/feature/s3/transfermanager/types"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
@@ -29,8 +28,8 @@ import (
 
 // S3Sink uploads each chunk as one object. The object is first encoded into
 // a temporary file under <data_dir>/tmp/<output>/, then uploaded from it:
-// in one PutObject up to multipart_threshold, in parts (transfer manager)
-// above. Every upload carries If-None-Match: * so S3 refuses to overwrite;
+// in one PutObject up to multipart_threshold, in a multipart upload read
+// part by part from the file above (uploadParts). Every upload carries If-None-Match: * so S3 refuses to overwrite;
 // a refusal (412) of an object with the same size counts as delivered (a
 // retry after a crash between upload and the buffer's delete).
 //
@@ -45,7 +44,6 @@ type S3Sink struct {
 	*common
 	cfg       *config.S3Output
 	client    *s3.Client
-	tm        *transfermanager.Client
 	tmpDir    string
 	threshold int64
 	timeout   time.Duration
@@ -117,17 +115,6 @@ func newS3Sink(opts Options) (*S3Sink, error) {
 			o.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenRequired
 		}
 		o.UsePathStyle = pathStyle
-	})
-	s.tm = transfermanager.New(s.client, func(o *transfermanager.Options) {
-		o.PartSizeBytes = int64(cfg.PartSize)
-		o.MultipartUploadThreshold = int64(cfg.MultipartThreshold)
-		o.Concurrency = 3
-		o.FailTimeout = 30 * time.Second
-		if s.endpoint != "" {
-			o.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenRequired
-		} else {
-			o.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenSupported
-		}
 	})
 	c.log.Info("s3 sink ready", "bucket", cfg.Bucket, "region", awsCfg.Region, "endpoint", s.endpoint, "path_style", pathStyle)
 	return s, nil
@@ -227,20 +214,119 @@ func (s *S3Sink) upload(ctx context.Context, f *os.File, key string, size int64)
 		})
 		return err
 	}
-	_, err := s.tm.UploadObject(ctx, &transfermanager.UploadObjectInput{
+	return s.uploadParts(ctx, f, key, size, sse, kmsKey, bucketKey)
+}
+
+// uploadParts uploads the staged file f as a multipart upload: part_size
+// parts, three at a time, each read straight from the file through an
+// io.SectionReader, so memory does not grow with part or object size. (The
+// transfer manager, used before, reads the first multipart_threshold bytes
+// and up to four parts into memory per upload: 48 MB per flush worker with
+// the defaults, 268 MB of RSS in the overload scenario of BENCHMARKS.md.)
+// Completion carries If-None-Match: *; a failed upload is aborted.
+func (s *S3Sink) uploadParts(ctx context.Context, f *os.File, key string, size int64, sse s3types.ServerSideEncryption, kmsKey *string, bucketKey *bool) error {
+	partSize := max(int64(s.cfg.PartSize), 5<<20)
+	if n := (size + partSize - 1) / partSize; n > maxParts {
+		partSize = (size + maxParts - 1) / maxParts
+	}
+	parts := int((size + partSize - 1) / partSize)
+	var algo s3types.ChecksumAlgorithm
+	if s.endpoint == "" { // AWS: CRC32 per part, as the SDK's default
+		algo = s3types.ChecksumAlgorithmCrc32
+	}
+	created, err := s.client.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{
 		Bucket:               aws.String(s.cfg.Bucket),
 		Key:                  aws.String(key),
-		Body:                 f,
-		ContentLength:        aws.Int64(size),
 		ContentType:          aws.String(s.enc.contentType()),
-		IfNoneMatch:          aws.String("*"),
-		ServerSideEncryption: tmtypes.ServerSideEncryption(sse),
-		SSEKMSKeyID:          kmsKey,
+		ServerSideEncryption: sse,
+		SSEKMSKeyId:          kmsKey,
 		BucketKeyEnabled:     bucketKey,
-		StorageClass:         tmtypes.StorageClass(s.cfg.StorageClass),
+		StorageClass:         s3types.StorageClass(s.cfg.StorageClass),
+		ChecksumAlgorithm:    algo,
 	})
+	if err != nil {
+		return err
+	}
+	abort := func() {
+		actx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if _, err := s.client.AbortMultipartUpload(actx, &s3.AbortMultipartUploadInput{
+			Bucket: aws.String(s.cfg.Bucket), Key: aws.String(key), UploadId: created.UploadId,
+		}); err != nil {
+			s.log.Warn("abort multipart upload failed (a bucket lifecycle rule for incomplete uploads cleans it up)", "key", key, "error", err)
+		}
+	}
+	pctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	done := make([]s3types.CompletedPart, parts)
+	next := make(chan int)
+	errs := make(chan error, partConcurrency)
+	var wg sync.WaitGroup
+	for w := 0; w < min(partConcurrency, parts); w++ {
+		wg.Go(func() {
+			for i := range next {
+				off := int64(i) * partSize
+				n := min(partSize, size-off)
+				out, err := s.client.UploadPart(pctx, &s3.UploadPartInput{
+					Bucket:            aws.String(s.cfg.Bucket),
+					Key:               aws.String(key),
+					UploadId:          created.UploadId,
+					PartNumber:        aws.Int32(int32(i + 1)),
+					Body:              io.NewSectionReader(f, off, n),
+					ContentLength:     aws.Int64(n),
+					ChecksumAlgorithm: algo,
+				})
+				if err != nil {
+					errs <- fmt.Errorf("part %d of %d: %w", i+1, parts, err)
+					cancel()
+					return
+				}
+				done[i] = s3types.CompletedPart{
+					PartNumber:     aws.Int32(int32(i + 1)),
+					ETag:           out.ETag,
+					ChecksumCRC32:  out.ChecksumCRC32,
+					ChecksumCRC32C: out.ChecksumCRC32C,
+				}
+			}
+		})
+	}
+feed:
+	for i := 0; i < parts; i++ {
+		select {
+		case next <- i:
+		case <-pctx.Done():
+			break feed
+		}
+	}
+	close(next)
+	wg.Wait()
+	select {
+	case err := <-errs:
+		abort()
+		return err
+	default:
+	}
+	if err := ctx.Err(); err != nil {
+		abort()
+		return err
+	}
+	_, err = s.client.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{
+		Bucket:          aws.String(s.cfg.Bucket),
+		Key:             aws.String(key),
+		UploadId:        created.UploadId,
+		MultipartUpload: &s3types.CompletedMultipartUpload{Parts: done},
+		IfNoneMatch:     aws.String("*"),
+	})
+	if err != nil {
+		abort()
+	}
 	return err
 }
+
+const (
+	maxParts        = 10000 // S3's limit on parts per upload
+	partConcurrency = 3
+)
 
 // checkExisting decides about an object that refused the conditional put:
 // delivered when it has the size of the staged file, else a Permanent
