@@ -159,7 +159,8 @@ type S3Output struct {
 	StorageClass         string `yaml:"storage_class,omitempty"`
 	// MultipartThreshold: objects above it are uploaded in parts. Default 16MiB.
 	MultipartThreshold Size `yaml:"multipart_threshold,omitempty"`
-	// PartSize for multipart uploads. Default 8MiB.
+	// PartSize for multipart uploads (at least 5MiB, S3's minimum; parts
+	// are read from the staged file, three at a time). Default 8MiB.
 	PartSize Size `yaml:"part_size,omitempty"`
 	// Timeout bounds one upload. Default 5m.
 	Timeout Duration `yaml:"timeout,omitempty"`
