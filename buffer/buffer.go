@@ -62,6 +62,11 @@ type Options struct {
 	Registerer    prometheus.Registerer
 	// Now is the clock (tests). Default time.Now.
 	Now func() time.Time
+	// SealSize, when set and positive, seals chunks at min(chunk_limit_size,
+	// SealSize()) bytes: the sink's estimate of the chunk size that makes
+	// an object of the output's target_file_size. Called on every append;
+	// it must be cheap.
+	SealSize func() int64
 	// RescanInterval is how often a running buffer looks for chunks put into
 	// its folder by Requeue. Default 2s.
 	RescanInterval time.Duration
@@ -110,6 +115,7 @@ type Buffer struct {
 	overflow  overflowAction
 	timekeyNs int64
 	chunkMax  int64
+	sealSize  func() int64
 	frameMax  int
 	limit     int64
 	commit    *committer
@@ -171,6 +177,7 @@ func New(opts Options) (*Buffer, error) {
 		rescan:   opts.RescanInterval,
 		limit:    int64(cfg.TotalLimitSize),
 		chunkMax: int64(cfg.ChunkLimitSize),
+		sealSize: opts.SealSize,
 		open:     map[string]*chunk{},
 		chunks:   map[string]*chunk{},
 		changed:  make(chan struct{}),
@@ -450,7 +457,7 @@ func (b *Buffer) appendFrame(ctx context.Context, g *group, tag string, frame []
 			c.mu.Unlock()
 			continue
 		}
-		if c.failed.Load() || (c.frames > 0 && c.size.Load()+int64(len(frame)) > b.chunkMax) {
+		if c.failed.Load() || (c.frames > 0 && c.size.Load()+int64(len(frame)) > b.sealAt()) {
 			c.mu.Unlock()
 			b.retire(c)
 			continue
@@ -559,6 +566,16 @@ func (b *Buffer) openChunk(ctx context.Context, g *group, tag string) (*chunk, e
 		return nil, c.createErr
 	}
 	return c, nil
+}
+
+// sealAt is the size at which a chunk takes no more frames.
+func (b *Buffer) sealAt() int64 {
+	if b.sealSize != nil {
+		if s := b.sealSize(); s > 0 && s < b.chunkMax {
+			return s
+		}
+	}
+	return b.chunkMax
 }
 
 func (b *Buffer) acceptingLocked() error {

@@ -812,3 +812,42 @@ func TestWriteErrorFailsAppendAndRotates(t *testing.T) {
 		})
 	}
 }
+
+func TestSealSizeSeals(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "buf")
+	cfg := testConfig(dir) // chunk_limit_size 1 MiB, flush_interval 1h
+	sink := &buffertest.RecordingSink{}
+	var maxSize atomic.Int64
+	sink.Fail = func(c sinks.Chunk, _ int) error {
+		st, err := os.Stat(filepath.Join(dir, c.Info().ID+queuedSuffix))
+		if err == nil && st.Size() > maxSize.Load() {
+			maxSize.Store(st.Size())
+		}
+		return nil
+	}
+	var seal atomic.Int64
+	seal.Store(4 << 10)
+	h := newHarness(t, cfg, sink, func(o *Options) { o.SealSize = seal.Load }).start()
+	for i := 0; i < 20; i++ {
+		h.consume("app", fmt.Sprintf("b%d-", i), 5, time.Now()) // ~700 bytes each
+	}
+	// The sink's target (4 KiB, far below chunk_limit_size) seals chunks.
+	waitFor(t, "sealed chunks to be delivered", func() bool { return len(sink.Chunks()) >= 2 })
+	if m := maxSize.Load(); m > 4<<10 {
+		t.Errorf("a chunk file has %d bytes, above the seal size 4096", m)
+	}
+	// A target of 0 (unknown) or above chunk_limit_size leaves the limit.
+	seal.Store(0)
+	before := len(sink.Chunks())
+	for i := 20; i < 40; i++ {
+		h.consume("app", fmt.Sprintf("b%d-", i), 5, time.Now())
+	}
+	time.Sleep(100 * time.Millisecond)
+	if n := len(sink.Chunks()); n != before {
+		t.Errorf("%d more chunks sealed with no seal size, want 0", n-before)
+	}
+	h.drain()
+	if len(sink.Deliveries()) != 200 {
+		t.Errorf("delivered %d events, want 200", len(sink.Deliveries()))
+	}
+}

@@ -50,6 +50,7 @@ type common struct {
 	keys    *keyTemplate
 	log     *slog.Logger
 	metrics *sinkMetrics
+	size    *sizeTarget
 }
 
 func newCommon(opts Options, enc *config.Encoding, path, objectKey string, chunkKeys []string, tmpDir string) (*common, error) {
@@ -67,7 +68,7 @@ func newCommon(opts Options, enc *config.Encoding, path, objectKey string, chunk
 	if err != nil {
 		return nil, fmt.Errorf("output %s: %w", out.Name, err)
 	}
-	c := &common{name: out.Name, keys: kt, log: log, metrics: newSinkMetrics(opts.Registerer, out.Name)}
+	c := &common{name: out.Name, keys: kt, log: log, metrics: newSinkMetrics(opts.Registerer, out.Name), size: newSizeTarget(enc)}
 	switch enc.Format {
 	case "parquet":
 		var reserved []string

@@ -133,7 +133,12 @@ func (a *app) buildOutput(cfg *config.Config, o *config.Output, slot *switchCons
 		if p := outputPath(o); p != "" {
 			resolve = sinks.TagResolver(p)
 		}
+		var sealSize func() int64
+		if st, ok := sink.(sinks.SizeTarget); ok {
+			sealSize = st.TargetChunkBytes
+		}
 		buf, err := buffer.New(buffer.Options{
+			SealSize:      sealSize,
 			Name:          o.Name,
 			Config:        *o.BufferConfig(),
 			Sink:          sink,

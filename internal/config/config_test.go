@@ -167,3 +167,24 @@ func TestMarshalRoundTrip(t *testing.T) {
 		t.Errorf("marshal is not stable:\n%s\n---\n%s", out, out2)
 	}
 }
+
+func TestTargetFileSizeRaisesTheDefaultChunkLimit(t *testing.T) {
+	for _, tc := range []struct {
+		yaml string
+		want int64
+	}{
+		{"  - {type: file, name: a}\n", 64 << 20},
+		{"  - {type: file, name: a, target_file_size: 128MiB}\n", 1 << 30},                     // 16 × 128 MiB = 2 GiB, half the 2 GiB total
+		{"  - {type: s3, name: a, bucket: b, region: r, target_file_size: 8MiB}\n", 128 << 20}, // 16 × 8 MiB
+		{"  - {type: file, name: a, target_file_size: 1MiB}\n", 64 << 20},                      // never below the default
+		{"  - {type: file, name: a, target_file_size: 128MiB, buffer: {chunk_limit_size: 300MiB}}\n", 300 << 20},
+	} {
+		cfg, err := Parse("t.yaml", []byte("data_dir: /tmp/x\nsources: [{type: forward}]\noutputs:\n"+tc.yaml), func(string) (string, bool) { return "", false })
+		if err != nil {
+			t.Fatalf("%s: %v", tc.yaml, err)
+		}
+		if got := int64(cfg.Outputs[0].BufferConfig().ChunkLimitSize); got != tc.want {
+			t.Errorf("%s: chunk_limit_size %d, want %d", tc.yaml, got, tc.want)
+		}
+	}
+}

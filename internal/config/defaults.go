@@ -200,7 +200,7 @@ func (o *Output) setDefaults(c *Config, name string, store bool) {
 			f.ObjectKey = DefaultObjectKey
 		}
 		f.Encoding.setDefaults()
-		f.Buffer.setDefaults(c, o.Name, f.Path, DefaultChunkLimitSize, DefaultFlushInterval)
+		f.Buffer.setDefaults(c, o.Name, f.Path, lakeChunkLimit(&f.Encoding, &f.Buffer), DefaultFlushInterval)
 	case o.S3 != nil:
 		s := o.S3
 		if s.Path == "" {
@@ -225,7 +225,7 @@ func (o *Output) setDefaults(c *Config, name string, store bool) {
 			s.Timeout = Duration(DefaultS3Timeout)
 		}
 		s.Encoding.setDefaults()
-		s.Buffer.setDefaults(c, o.Name, s.Path, DefaultChunkLimitSize, DefaultFlushInterval)
+		s.Buffer.setDefaults(c, o.Name, s.Path, lakeChunkLimit(&s.Encoding, &s.Buffer), DefaultFlushInterval)
 	case o.Forward != nil:
 		f := o.Forward
 		for i := range f.Servers {
@@ -321,6 +321,22 @@ func (e *Encoding) setDefaults() {
 	if e.Format == "jsonl" && e.TimeKey == "" {
 		e.TimeKey = "time"
 	}
+}
+
+// lakeChunkLimit is the default chunk_limit_size of a file or s3 output:
+// 64MiB, or with target_file_size room for that file at a 16× compression
+// ratio (at most half of total_limit_size), so target_file_size, not the
+// default chunk limit, decides when chunks seal.
+func lakeChunkLimit(e *Encoding, b *Buffer) int64 {
+	limit := int64(DefaultChunkLimitSize)
+	if t := int64(e.TargetFileSize); t > 0 {
+		total := int64(b.TotalLimitSize)
+		if total == 0 {
+			total = DefaultTotalLimitSize
+		}
+		limit = max(limit, min(16*t, total/2))
+	}
+	return limit
 }
 
 func (b *Buffer) setDefaults(c *Config, name, path string, chunkLimit int64, flush time.Duration) {

@@ -49,6 +49,12 @@ type Encoding struct {
 	Compression string `yaml:"compression,omitempty"`
 	// SortByTime sorts rows by time within each file.
 	SortByTime bool `yaml:"sort_by_time,omitempty"`
+	// TargetFileSize seals a chunk when it is expected to encode to an
+	// object of about this size, from the compression ratio measured on the
+	// output's deliveries (the first files use a conservative estimate).
+	// chunk_limit_size still caps the chunk and flush_interval still bounds
+	// how long a file waits. 0 (default): chunk_limit_size alone.
+	TargetFileSize Size `yaml:"target_file_size,omitempty"`
 	// RowGroupRows bounds rows per Parquet row group (and encoder memory).
 	// Default 65536.
 	RowGroupRows int `yaml:"row_group_rows,omitempty"`
