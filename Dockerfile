@@ -1,6 +1,7 @@
 # syntax=docker/dockerfile:1
 # maruta: one static binary on a minimal base.
-#   docker build -t maruta .
+#   docker build -t maruta --build-arg VERSION=$(git describe --tags --always) \
+#     --build-arg COMMIT=$(git rev-parse --short HEAD) .     (or: make image)
 #   docker run -p 24224:24224 -p 24224:24224/udp -p 24220:24220 -v maruta-data:/var/lib/maruta maruta
 ARG GO_VERSION=1.26
 

@@ -8,7 +8,7 @@ LDFLAGS   := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 export MARUTA_VERSITYGW  := $(CACHE)/bin/versitygw
 export MARUTA_DUCKDB_DIR := $(CACHE)/duckdb
 
-.PHONY: build test tools vet bench bench-targets fuzz clean
+.PHONY: build test tools vet bench bench-targets image fuzz clean
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/maruta ./cmd/maruta
@@ -25,6 +25,10 @@ test: tools
 ## bench: the Go benchmarks of every hot path
 bench: tools
 	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./...
+
+## image: the Docker image, version and commit stamped
+image:
+	docker build -t maruta:$(VERSION) --build-arg VERSION=$(VERSION) --build-arg COMMIT=$(COMMIT) .
 
 ## bench-targets: the load scenarios of BENCHMARKS.md against a real maruta (about 20 min)
 bench-targets: tools build

@@ -6,15 +6,40 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/debug"
 	"sort"
 	"strings"
 )
 
-// Set by the linker: -X main.version=… -X main.commit=….
+// Set by the linker: -X main.version=… -X main.commit=…. Without them,
+// the commit comes from the VCS stamp `go build` writes in a checkout.
 var (
 	version = "dev"
 	commit  = "none"
 )
+
+func init() {
+	if commit != "none" {
+		return
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		rev, dirty := "", false
+		for _, s := range bi.Settings {
+			switch s.Key {
+			case "vcs.revision":
+				rev = s.Value
+			case "vcs.modified":
+				dirty = s.Value == "true"
+			}
+		}
+		if len(rev) >= 12 {
+			commit = rev[:12]
+			if dirty {
+				commit += "-dirty"
+			}
+		}
+	}
+}
 
 type command struct {
 	summary string
