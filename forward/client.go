@@ -215,7 +215,9 @@ func (c *Client) handshake(ctx context.Context) error {
 	sec := c.o.Security
 	v, err := c.readMsg()
 	if err != nil {
-		if isTimeoutErr(err) && ctx.Err() == context.DeadlineExceeded {
+		// The connection's deadline and ctx's may fire in either order: a
+		// timeout is "no HELO" unless ctx was cancelled.
+		if isTimeoutErr(err) && !errors.Is(ctx.Err(), context.Canceled) {
 			err = fmt.Errorf("no HELO from the server within the connect timeout (is security configured on the server?): %w", err)
 		}
 		return c.opErr(OpHandshake, c.ctxErr(ctx, err))
