@@ -166,31 +166,34 @@ func (c *timeCache) append(b []byte, t event.Time) []byte {
 // appendLine appends one JSON line for an event. ok is false when rec is
 // not a well-formed msgpack map (dst is then unchanged).
 func (e *jsonlEncoder) appendLine(dst []byte, tag string, t event.Time, rec []byte, tc *timeCache) (out []byte, invalid int, ok bool) {
+	// One pass: every read is checked, and a record that turns out not to
+	// be a valid msgpack map leaves dst as it was.
+	start := len(dst)
 	n, b, err := msgpack.ReadMapHeader(rec)
 	if err != nil {
-		return dst, 0, false
-	}
-	if _, err := msgpack.Skip(rec, maxDepth); err != nil {
 		return dst, 0, false
 	}
 	dst = append(dst, '{')
 	first := true
 	for i := 0; i < n; i++ {
-		// The whole record is checked above: string keys and values (the
-		// usual record) are read and converted without checking again.
 		var inv int
 		var skip bool
 		kstr := false
 		var ks []byte
 		if tk := msgpack.Peek(b); tk == msgpack.Str || tk == msgpack.Bin {
 			kstr = true
-			ks, _, b, _ = msgpack.ReadBytes(b)
-			skip = e.skipKeyBytes(ks)
+			ks, _, b, err = msgpack.ReadBytes(b)
+			skip = err == nil && e.skipKeyBytes(ks)
 		} else {
-			ks, b, _ = msgpack.ReadRaw(b, maxDepth)
+			ks, b, err = msgpack.ReadRaw(b, maxDepth)
+		}
+		if err != nil {
+			return dst[:start], 0, false
 		}
 		if skip {
-			_, b, _ = msgpack.ReadRaw(b, maxDepth)
+			if _, b, err = msgpack.ReadRaw(b, maxDepth); err != nil {
+				return dst[:start], 0, false
+			}
 			continue
 		}
 		if !first {
@@ -209,10 +212,12 @@ func (e *jsonlEncoder) appendLine(dst []byte, tag string, t event.Time, rec []by
 		dst = append(dst, ':')
 		if tv := msgpack.Peek(b); tv == msgpack.Str || tv == msgpack.Bin {
 			var vs []byte
-			vs, _, b, _ = msgpack.ReadBytes(b)
+			if vs, _, b, err = msgpack.ReadBytes(b); err != nil {
+				return dst[:start], 0, false
+			}
 			dst, inv = msgpack.AppendJSONString(dst, vs)
-		} else {
-			dst, b, inv, _ = msgpack.AppendJSON(dst, b, maxDepth)
+		} else if dst, b, inv, err = msgpack.AppendJSON(dst, b, maxDepth); err != nil {
+			return dst[:start], 0, false
 		}
 		invalid += inv
 	}
