@@ -430,15 +430,7 @@ func TestChunkLimitSizeSeals(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "buf")
 	cfg := testConfig(dir)
 	cfg.ChunkLimitSize = 4 << 10
-	sink := &buffertest.RecordingSink{}
-	var maxSize atomic.Int64
-	sink.Fail = func(c sinks.Chunk, _ int) error {
-		st, err := os.Stat(filepath.Join(dir, c.Info().ID+queuedSuffix))
-		if err == nil && st.Size() > maxSize.Load() {
-			maxSize.Store(st.Size())
-		}
-		return nil
-	}
+	sink, maxSize := sizeRecordingSink(dir)
 	h := newHarness(t, cfg, sink, nil).start()
 	for i := 0; i < 20; i++ {
 		h.consume("app", fmt.Sprintf("b%d-", i), 5, time.Now()) // ~700 bytes each
@@ -816,15 +808,7 @@ func TestWriteErrorFailsAppendAndRotates(t *testing.T) {
 func TestSealSizeSeals(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "buf")
 	cfg := testConfig(dir) // chunk_limit_size 1 MiB, flush_interval 1h
-	sink := &buffertest.RecordingSink{}
-	var maxSize atomic.Int64
-	sink.Fail = func(c sinks.Chunk, _ int) error {
-		st, err := os.Stat(filepath.Join(dir, c.Info().ID+queuedSuffix))
-		if err == nil && st.Size() > maxSize.Load() {
-			maxSize.Store(st.Size())
-		}
-		return nil
-	}
+	sink, maxSize := sizeRecordingSink(dir)
 	var seal atomic.Int64
 	seal.Store(4 << 10)
 	h := newHarness(t, cfg, sink, func(o *Options) { o.SealSize = seal.Load }).start()
@@ -850,4 +834,19 @@ func TestSealSizeSeals(t *testing.T) {
 	if len(sink.Deliveries()) != 200 {
 		t.Errorf("delivered %d events, want 200", len(sink.Deliveries()))
 	}
+}
+
+// sizeRecordingSink is a sink that records the largest chunk file (in the
+// buffer folder dir) it was handed.
+func sizeRecordingSink(dir string) (*buffertest.RecordingSink, *atomic.Int64) {
+	sink := &buffertest.RecordingSink{}
+	maxSize := new(atomic.Int64)
+	sink.Fail = func(c sinks.Chunk, _ int) error {
+		st, err := os.Stat(filepath.Join(dir, c.Info().ID+queuedSuffix))
+		if err == nil && st.Size() > maxSize.Load() {
+			maxSize.Store(st.Size())
+		}
+		return nil
+	}
+	return sink, maxSize
 }

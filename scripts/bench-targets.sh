@@ -81,42 +81,36 @@ sources:
 EOF
 }
 
-scenario_jsonl() {
-  start_maruta jsonl "$(common_head "$out/jsonl/data")
+# jsonl_output name: target 1's output, JSON lines files, fsync always.
+jsonl_output() {
+  cat <<EOF
 outputs:
   - type: file
     name: out
     format: jsonl
-    path: $out/jsonl/out/
+    path: $out/$1/out/
     buffer:
-      fsync: always
-      flush_interval: 5s"
-  profile jsonl 8 10
-  bench jsonl -mode packed -senders 16 -batch 1000 -ack -duration "$dur" -warmup 5s
-  wait "$profpid" || true
-  stop_maruta
+      fsync: $2
+      flush_interval: 5s
+EOF
 }
 
-scenario_parquet() {
-  # Target 2: the load of target 1 into the local Parquet lake (file
-  # output, Parquet, zstd), no pipeline, fsync always.
-  start_maruta parquet "$(common_head "$out/parquet/data")
+# lake_output: the local Parquet lake (file output, zstd), fsync always.
+lake_output() {
+  cat <<EOF
 outputs:
   - type: file
     name: lake
     buffer:
       fsync: always
-      flush_interval: 10s"
-  profile parquet 8 10
-  bench parquet -mode packed -senders 16 -batch 1000 -ack -duration "$dur" -warmup 5s
-  wait "$profpid" || true
-  stop_maruta
+      flush_interval: 10s
+EOF
 }
 
-scenario_parquet_default() {
-  # The embedded default pipeline (Docker partial lines, JSON log lines
-  # parsed into columns) into the local Parquet lake, fsync always.
-  start_maruta parquet_default "$(common_head "$out/parquet_default/data")
+# default_pipeline: the embedded default's steps (Docker partial lines,
+# JSON log lines parsed into columns).
+default_pipeline() {
+  cat <<EOF
 pipeline:
   - type: concat_partials
     name: docker_partials
@@ -126,75 +120,68 @@ pipeline:
     format: json
     reserve_data: true
     remove_key_name_field: true
-outputs:
-  - type: file
-    name: lake
-    buffer:
-      fsync: always
-      flush_interval: 10s"
-  profile parquet_default 8 10
-  bench parquet_default -mode packed -senders 16 -batch 1000 -ack -duration "$dur" -warmup 5s
+EOF
+}
+
+# measure name bench-args...: profiles 8 s into the run, runs the bench,
+# stops maruta.
+measure() {
+  local name=$1
+  shift
+  profile "$name" 8 10
+  bench "$name" "$@"
   wait "$profpid" || true
   stop_maruta
 }
 
+reference_load=(-mode packed -senders 16 -batch 1000 -ack -warmup 5s)
+
+scenario_jsonl() { # target 1
+  start_maruta jsonl "$(common_head "$out/jsonl/data")
+$(jsonl_output jsonl always)"
+  measure jsonl "${reference_load[@]}" -duration "$dur"
+}
+
+scenario_parquet() { # target 2: the load of target 1 into the Parquet lake, no pipeline
+  start_maruta parquet "$(common_head "$out/parquet/data")
+$(lake_output)"
+  measure parquet "${reference_load[@]}" -duration "$dur"
+}
+
+scenario_parquet_default() { # the same with the embedded default pipeline
+  start_maruta parquet_default "$(common_head "$out/parquet_default/data")
+$(default_pipeline)
+$(lake_output)"
+  measure parquet_default "${reference_load[@]}" -duration "$dur"
+}
+
 # groupcommit: issue 3's target, 64 acked senders with fsync always vs off
-# (the jsonl file output of target 1), for
-# PackedForward senders of 1000 records and Docker senders (one record per
-# request).
+# (the jsonl file output of target 1), for PackedForward senders of 1000
+# records and Docker senders (one record per request).
 scenario_groupcommit() {
-  local mode fsync
+  local mode fsync name
   for mode in packed docker; do
     for fsync in always off; do
-      start_maruta "gc_${mode}_$fsync" "$(common_head "$out/gc_${mode}_$fsync/data")
-outputs:
-  - type: file
-    name: out
-    format: jsonl
-    path: $out/gc_${mode}_$fsync/out/
-    buffer:
-      fsync: $fsync
-      flush_interval: 5s"
-      bench "gc_${mode}_$fsync" -mode "$mode" -senders 64 -batch 1000 -ack -duration "${BENCH_GC_DURATION:-20s}" -warmup 5s
+      name=gc_${mode}_$fsync
+      start_maruta "$name" "$(common_head "$out/$name/data")
+$(jsonl_output "$name" "$fsync")"
+      bench "$name" -mode "$mode" -senders 64 -batch 1000 -ack -duration "${BENCH_GC_DURATION:-20s}" -warmup 5s
       stop_maruta
     done
   done
 }
 
-scenario_docker() {
+scenario_docker() { # target 3
   start_maruta docker "$(common_head "$out/docker/data")
-outputs:
-  - type: file
-    name: out
-    format: jsonl
-    path: $out/docker/out/
-    buffer:
-      fsync: always
-      flush_interval: 5s"
-  profile docker 8 10
-  bench docker -mode docker -senders 200 -ack -duration "$dur" -warmup 5s
-  wait "$profpid" || true
-  stop_maruta
+$(jsonl_output docker always)"
+  measure docker -mode docker -senders 200 -ack -duration "$dur" -warmup 5s
 }
 
-scenario_soak() {
+scenario_soak() { # target 4
   local rate=${BENCH_SOAK_RATE:-12500}
   start_maruta soak "$(common_head "$out/soak/data")
-pipeline:
-  - type: concat_partials
-    name: docker_partials
-  - type: parse
-    name: json_log
-    key: log
-    format: json
-    reserve_data: true
-    remove_key_name_field: true
-outputs:
-  - type: file
-    name: lake
-    buffer:
-      fsync: always
-      flush_interval: 10s"
+$(default_pipeline)
+$(lake_output)"
   profile soak 60 20
   bench soak -mode packed -senders 16 -batch 500 -ack -rate "$rate" -duration "${BENCH_SOAK_DURATION:-300s}" -warmup 10s -interval 10s
   wait "$profpid" || true
