@@ -28,10 +28,11 @@ import (
 
 // S3Sink uploads each chunk as one object. The object is first encoded into
 // a temporary file under <data_dir>/tmp/<output>/, then uploaded from it:
-// in one PutObject up to multipart_threshold, in a multipart upload read
-// part by part from the file above (uploadParts). Every upload carries If-None-Match: * so S3 refuses to overwrite;
-// a refusal (412) of an object with the same size counts as delivered (a
-// retry after a crash between upload and the buffer's delete).
+// in one PutObject up to multipart_threshold, above it in a multipart
+// upload read part by part from the file (uploadParts). Every upload
+// carries If-None-Match: * so S3 refuses to overwrite; a refusal (412) of
+// an object with the same size counts as delivered (a retry after a crash
+// between upload and the buffer's delete).
 //
 // Errors: throttling, 5xx, timeouts and network errors are returned as is
 // (the buffer retries); access denied, no such bucket, invalid credentials
