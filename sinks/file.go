@@ -50,7 +50,7 @@ func (s *FileSink) Write(ctx context.Context, c Chunk) (err error) {
 		return err
 	}
 	s.metrics.delivered(size, st)
-	s.size.observe(st.inputBytes, size)
+	s.size.observe(info.Bytes, size)
 	s.logStats(info, st)
 	s.log.Debug("chunk written", "chunk", info.ID, "file", path, "bytes", size, "rows", st.rows)
 	return nil

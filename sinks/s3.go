@@ -176,7 +176,7 @@ func (s *S3Sink) Write(ctx context.Context, c Chunk) error {
 		return s.failed(info, key, err)
 	}
 	s.metrics.delivered(size, st)
-	s.size.observe(st.inputBytes, size)
+	s.size.observe(info.Bytes, size)
 	s.logStats(info, st)
 	s.log.Debug("chunk uploaded", "chunk", info.ID, "key", key, "bytes", size, "rows", st.rows)
 	return nil

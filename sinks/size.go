@@ -16,8 +16,8 @@ type SizeTarget interface {
 	TargetChunkBytes() int64
 }
 
-// sizeTarget learns an output's ratio of buffered msgpack bytes to object
-// bytes.
+// sizeTarget learns an output's ratio of chunk payload bytes (what the
+// buffer counts against the seal size) to object bytes.
 type sizeTarget struct {
 	target  int64
 	initial float64 // ratio until enough has been delivered
