@@ -171,6 +171,11 @@ func TestDockerDriver(t *testing.T) {
 			if tc.requestAck {
 				wantAcks = float64(len(lines))
 			}
+			// The server counts an ack after writing it, so the client may
+			// hold the last ack a moment before the counter moves.
+			for deadline := time.Now().Add(5 * time.Second); metricValue(ts.m.acks) != wantAcks && time.Now().Before(deadline); {
+				time.Sleep(5 * time.Millisecond)
+			}
 			if v := metricValue(ts.m.acks); v != wantAcks {
 				t.Errorf("acks %v, want %v", v, wantAcks)
 			}
