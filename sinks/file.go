@@ -44,6 +44,11 @@ func (s *FileSink) Write(ctx context.Context, c Chunk) (err error) {
 		return Permanent(fmt.Errorf("file sink %s: object key: %w", s.name, err))
 	}
 	size, st, err := s.writeFile(ctx, c, path)
+	if errors.Is(err, errPlanMiss) {
+		s.log.Debug("chunk has keys outside the file plan: encoding it in two passes", "chunk", info.ID)
+		s.metrics.replans.Inc()
+		size, st, err = s.writeFile(withTwoPass(ctx), c, path)
+	}
 	s.metrics.columnsAdded.Add(float64(st.colsAdded))
 	st.colsAdded = 0
 	if err != nil {
@@ -87,7 +92,7 @@ func (s *FileSink) writeFile(ctx context.Context, c Chunk, path string) (int64, 
 		size, err = dw.finish()
 	}
 	if err != nil {
-		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, errPlanMiss) {
 			return 0, st, err
 		}
 		s.metrics.errors.WithLabelValues(kindEncode).Inc()

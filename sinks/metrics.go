@@ -19,6 +19,7 @@ type sinkMetrics struct {
 	errors       *prometheus.CounterVec // kind
 	conflicts    prometheus.Counter
 	columnsAdded prometheus.Counter
+	replans      prometheus.Counter
 	overflow     *prometheus.CounterVec // reason
 	invalidUTF8  prometheus.Counter
 	dropped      *prometheus.CounterVec // reason
@@ -70,6 +71,9 @@ func newSinkMetrics(reg prometheus.Registerer, output string) *sinkMetrics {
 		})),
 		columnsAdded: register(r, prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "maruta_sink_schema_columns_added_total", Help: "Columns added to the table schema (auto mode).",
+		})),
+		replans: register(r, prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "maruta_sink_parquet_replans_total", Help: "Chunks encoded again in two passes because they had a key outside the Parquet file plan (the columns of earlier files).",
 		})),
 		overflow: register(r, prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "maruta_sink_overflow_values_total", Help: "Values kept as text in the overflow column, by reason (type_conflict, undeclared, invalid_name, column_limit, duplicate).",

@@ -2,11 +2,13 @@ package sinks
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"math"
 	"reflect"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -31,6 +33,19 @@ import (
 // So the file schema is fixed before the first row, and memory is bounded by
 // one row group (RowGroupRows rows or rowGroupBytes of records, whichever
 // comes first) plus a batch of rows, never by the chunk or file size.
+//
+// Pass 1 costs about a seventh of the encode (it reads, checks and walks
+// the chunk once more), and a table's chunks mostly repeat the same keys.
+// So after the first file the encoder keeps a plan (filePlan): the columns
+// and encodings of the files so far. A chunk is then written in one pass
+// with the plan's columns (a column the chunk lacks is all NULL in its
+// file, as Athena shows an absent column anyway) and encodings (dictionary
+// or plain, as sampled from the latest chunk with enough values of the
+// column, so a file follows its predecessor); the first value of a key
+// outside the plan stops that pass with errPlanMiss, and the sink writes the
+// chunk again in two passes (withTwoPass), which also widens the plan. With
+// sort_by_time the encoder always makes two passes (pass 1 also finds
+// whether the chunk is in time order).
 //
 // File columns: `time` (INT64 TIMESTAMP(MILLIS, UTC), required), the table's
 // columns that occur in the chunk, in table order, and the overflow column
@@ -145,6 +160,58 @@ type parquetEncoder struct {
 	sortByTime   bool
 	tmpDir       string // sort spills; "" = os.TempDir()
 	log          *slog.Logger
+
+	planMu sync.Mutex
+	plan   *filePlan // nil until the first file is written
+}
+
+// filePlan is the columns of the files written so far, by table column
+// index (a table only ever appends columns), and their encodings.
+type filePlan struct {
+	present, dict []bool
+}
+
+// errPlanMiss stops a one-pass encode at a key outside the plan; the sink
+// then writes the chunk again with withTwoPass.
+var errPlanMiss = errors.New("parquet: a key outside the file plan (the chunk is encoded again in two passes)")
+
+type twoPassKey struct{}
+
+// withTwoPass makes encode use two passes.
+func withTwoPass(ctx context.Context) context.Context {
+	return context.WithValue(ctx, twoPassKey{}, true)
+}
+
+// widenPlan adds the columns (and encodings) of a two-pass file to the plan.
+func (e *parquetEncoder) widenPlan(st *pqState) {
+	e.planMu.Lock()
+	defer e.planMu.Unlock()
+	p := e.plan
+	if p == nil {
+		p = &filePlan{}
+	}
+	n := max(len(p.present), len(st.cols))
+	np := &filePlan{present: make([]bool, n), dict: make([]bool, n)}
+	copy(np.present, p.present)
+	copy(np.dict, p.dict)
+	for i, c := range st.cols {
+		if !st.present[i] {
+			continue
+		}
+		// A column's encoding follows the latest chunk that had enough of
+		// its values to tell; a column new to the plan starts with its own.
+		if s := st.samples[c.Name]; !np.present[i] || s.decided() {
+			np.dict[i] = s.dictionary()
+		}
+		np.present[i] = true
+	}
+	e.plan = np
+}
+
+func (e *parquetEncoder) currentPlan() *filePlan {
+	e.planMu.Lock()
+	defer e.planMu.Unlock()
+	return e.plan
 }
 
 // zstdCodec is zstd at its fastest level: on Docker-shaped records it makes
@@ -214,8 +281,11 @@ func (c *cardSample) add(v []byte) {
 // dictionary reports whether dictionary encoding pays: at most half the
 // sampled values are distinct (or there are too few to tell).
 func (c *cardSample) dictionary() bool {
-	return c == nil || c.n < 16 || 2*len(c.seen) <= c.n
+	return !c.decided() || 2*len(c.seen) <= c.n
 }
+
+// decided reports whether the sample has enough values to tell.
+func (c *cardSample) decided() bool { return c != nil && c.n >= 16 }
 
 type pendingCol struct {
 	name string
@@ -236,6 +306,8 @@ type pqState struct {
 	present []bool
 	sorted  bool
 	lastT   event.Time
+	dict    []bool // by table column: the plan's encodings (one pass), else nil
+	missed  bool   // one pass: a key outside the plan was seen
 
 	// pass 2
 	fileOf    []int32 // table column → file column, or -1
@@ -269,6 +341,18 @@ func (e *parquetEncoder) encode(ctx context.Context, c Chunk, w io.Writer) (enco
 	st := &pqState{e: e, keys: map[string]*keyRef{}, samples: map[string]*cardSample{}, pendBy: map[string]int{}, sorted: true}
 	st.setColumns(cols)
 
+	if p := e.currentPlan(); p != nil && !e.sortByTime && ctx.Value(twoPassKey{}) == nil {
+		st.dict = make([]bool, len(cols))
+		for i := range min(len(p.present), len(cols)) {
+			st.present[i], st.dict[i] = p.present[i], p.dict[i]
+		}
+		stats, err := st.write(ctx, c, w)
+		if err == nil {
+			e.widenPlan(st) // the encodings sampled in this pass
+		}
+		return stats, err
+	}
+
 	// Pass 1: keys, types, presence, order.
 	n := 0
 	err := c.Scan(func(tag string, t event.Time, rec []byte) error {
@@ -290,8 +374,17 @@ func (e *parquetEncoder) encode(ctx context.Context, c Chunk, w io.Writer) (enco
 	if err := st.addPending(); err != nil {
 		return st.stats, err
 	}
+	stats, err := st.write(ctx, c, w)
+	if err == nil {
+		e.widenPlan(st)
+	}
+	return stats, err
+}
 
-	// Pass 2: rows.
+// write is pass 2: the file with the columns st marks present.
+func (st *pqState) write(ctx context.Context, c Chunk, w io.Writer) (encodeStats, error) {
+	e := st.e
+	var err error
 	schema := st.fileSchema()
 	pw := parquet.NewWriter(w, schema,
 		parquet.Compression(e.codec),
@@ -308,6 +401,9 @@ func (e *parquetEncoder) encode(ctx context.Context, c Chunk, w io.Writer) (enco
 	}
 	if err == nil {
 		err = wr.flushBatch()
+	}
+	if st.missed {
+		return st.stats, errPlanMiss
 	}
 	if err != nil {
 		return st.stats, fmt.Errorf("encode parquet: %w", err)
@@ -492,7 +588,13 @@ func (st *pqState) fileSchema() *parquet.Schema {
 		ct := colTypeOf(c.Type)
 		st.ftypes = append(st.ftypes, ct)
 		st.leaf = append(st.leaf, leaf)
-		fields = append(fields, field(c.Name, nodeOf(ct, st.samples[c.Name].dictionary())))
+		dict := false
+		if st.dict != nil {
+			dict = st.dict[i]
+		} else {
+			dict = st.samples[c.Name].dictionary()
+		}
+		fields = append(fields, field(c.Name, nodeOf(ct, dict)))
 		if ct == ctMap {
 			leaf += 2
 		} else {
@@ -556,6 +658,9 @@ func (wr *rowWriter) add(t event.Time, rec []byte) error {
 	}
 	st.stats.inputBytes += int64(len(rec))
 	if !st.appendRow(t, rec) {
+		if st.missed {
+			return errPlanMiss
+		}
 		st.stats.invalid++
 		return nil
 	}
@@ -646,11 +751,18 @@ func (st *pqState) appendRow(t event.Time, rec []byte) bool {
 		switch {
 		case ref.col == -2 || msgpack.Peek(v) == msgpack.Nil:
 			continue
+		case ref.pending >= 0: // one pass: a new column
+			st.missed = true
+			return false
 		case ref.col == -1:
 			st.toOverflow(ref.reason, st.utf8(k), v)
 			continue
 		}
 		fc := st.fileOf[ref.col]
+		if fc < 0 && st.dict != nil { // one pass: a column outside the plan
+			st.missed = true
+			return false
+		}
 		if fc < 0 {
 			st.toOverflow(reasonUndeclared, st.utf8(k), v)
 			continue
@@ -664,6 +776,9 @@ func (st *pqState) appendRow(t event.Time, rec []byte) bool {
 			continue
 		}
 		st.stamp[fc] = st.gen
+		if st.dict != nil && ref.sample != nil && ref.sample.n < sampleSize {
+			ref.sample.add(v) // one pass: sample for the next file's encoding
+		}
 	}
 
 	// Emit the row: time, file columns, overflow, in leaf order.

@@ -456,3 +456,78 @@ func docker(t testing.TB, g *dockerGen, i int) testEvent {
 	tag, tm, rec := g.next(t, i)
 	return testEvent{tag, tm, rec}
 }
+
+// After the first file a chunk is written in one pass with the columns of
+// the files so far (a column it lacks is all NULL); a key outside them stops
+// that pass, the chunk is written again in two passes, and the plan widens.
+// Whatever the path, every row reads back with its values, each chunk is
+// one file and no temporary file is left.
+func TestParquetOnePassPlan(t *testing.T) {
+	db := tu.NewDuckDB(t)
+	l := newLake(t, "  - type: file\n    name: lake\n")
+	at := func(s int) time.Time { return slice13.Add(time.Duration(s) * time.Second) }
+	write := func(evs ...testEvent) string {
+		c := l.chunk(slice13, evs...)
+		l.write(t, c)
+		return tu.SQLString(filepath.Join(l.dir, "lake", "tag=a", "dt=2026-11-22", "hour=13", "node-1-"+c.info.ID+".parquet"))
+	}
+	columns := func(file string) []string {
+		var names []string
+		for _, row := range db.Query(t, "DESCRIBE SELECT * FROM read_parquet("+file+", hive_partitioning=false)").Rows {
+			names = append(names, fmt.Sprint(row[0]))
+		}
+		return names
+	}
+	replans := func() float64 { return counter(t, l.reg, "maruta_sink_parquet_replans_total") }
+
+	// 1: no plan yet, two passes.
+	f1 := write(ev(t, "a", at(1), map[string]any{"level": "info", "code": 1}),
+		ev(t, "a", at(2), map[string]any{"level": "warn", "code": 2}))
+	if got := columns(f1); !slices.Equal(got, []string{"time", "level", "code", "_overflow"}) && !slices.Equal(got, []string{"time", "code", "level", "_overflow"}) {
+		t.Fatalf("file 1 columns %v", got)
+	}
+	// 2: a subset of the plan and a key that is only ever nil: one pass,
+	// code is all NULL.
+	f2 := write(ev(t, "a", at(3), map[string]any{"level": "error", "ghost": nil}))
+	if n := replans(); n != 0 {
+		t.Errorf("replans after a chunk inside the plan: %v", n)
+	}
+	if got := columns(f2); len(got) != 4 || !slices.Contains(got, "code") {
+		t.Errorf("file 2 columns %v, want the plan's", got)
+	}
+	// 3: a new column: the one pass stops at row 2, two passes follow.
+	f3 := write(ev(t, "a", at(4), map[string]any{"level": "debug"}),
+		ev(t, "a", at(5), map[string]any{"level": "info", "user": "u1"}),
+		ev(t, "a", at(6), map[string]any{"code": 7}))
+	if n := replans(); n != 1 {
+		t.Errorf("replans after a new column: %v, want 1", n)
+	}
+	if got := columns(f3); !slices.Contains(got, "user") {
+		t.Errorf("file 3 columns %v", got)
+	}
+	// 4: the widened plan covers all three: one pass again.
+	f4 := write(ev(t, "a", at(7), map[string]any{"user": "u2", "code": 9, "level": "info"}))
+	if n := replans(); n != 1 {
+		t.Errorf("replans after a chunk inside the widened plan: %v", n)
+	}
+	if got := columns(f4); len(got) != 5 {
+		t.Errorf("file 4 columns %v", got)
+	}
+
+	r := db.Query(t, "SELECT epoch_ms(time) - "+fmt.Sprint(slice13.UnixMilli())+" AS ms, level, code, \"user\" FROM "+l.read()+" ORDER BY time").Maps()
+	want := "[map[code:1 level:info ms:1000 user:<nil>] map[code:2 level:warn ms:2000 user:<nil>] map[code:<nil> level:error ms:3000 user:<nil>] " +
+		"map[code:<nil> level:debug ms:4000 user:<nil>] map[code:<nil> level:info ms:5000 user:u1] map[code:7 level:<nil> ms:6000 user:<nil>] " +
+		"map[code:9 level:info ms:7000 user:u2]]"
+	if got := fmt.Sprint(r); got != want {
+		t.Errorf("rows\n got %s\nwant %s", got, want)
+	}
+	dir := filepath.Join(l.dir, "lake", "tag=a", "dt=2026-11-22", "hour=13")
+	files, _ := filepath.Glob(filepath.Join(dir, "*"))
+	hidden, _ := filepath.Glob(filepath.Join(dir, ".*"))
+	if len(files) != 4 || len(hidden) != 0 {
+		t.Errorf("files %v, temporary %v", files, hidden)
+	}
+	if n := counter(t, l.reg, "maruta_sink_rows_total"); n != 7 {
+		t.Errorf("rows counted %v, want 7 (a replanned chunk counts once)", n)
+	}
+}

@@ -142,6 +142,17 @@ func (s *S3Sink) Write(ctx context.Context, c Chunk) error {
 	}()
 	bw := bufio.NewWriterSize(f, 1<<20)
 	st, err := s.enc.encode(ctx, c, bw)
+	if errors.Is(err, errPlanMiss) {
+		s.log.Debug("chunk has keys outside the file plan: encoding it in two passes", "chunk", info.ID)
+		s.metrics.replans.Inc()
+		if err = f.Truncate(0); err == nil {
+			_, err = f.Seek(0, io.SeekStart)
+		}
+		if err == nil {
+			bw.Reset(f)
+			st, err = s.enc.encode(withTwoPass(ctx), c, bw)
+		}
+	}
 	s.metrics.columnsAdded.Add(float64(st.colsAdded))
 	st.colsAdded = 0
 	if err == nil {

@@ -310,3 +310,43 @@ func TestClassifyS3Error(t *testing.T) {
 		t.Errorf("other: %s %v", k, p)
 	}
 }
+
+// A chunk with a column outside the Parquet file plan is staged again from
+// the start (the one-pass attempt's bytes are truncated away) and uploads as
+// one readable object.
+func TestS3ReplannedChunk(t *testing.T) {
+	srv := tu.StartS3(t)
+	db := tu.NewDuckDB(t)
+	srv.CreateBucket(t, "logs")
+	dir := t.TempDir()
+	reg := prometheus.NewRegistry()
+	_, out := s3Out(t, srv, dir, "logs", "    path: lake/dt=%Y-%m-%d/\n    row_group_rows: 4096\n")
+	s := newS3(t, out, dir, reg)
+	if err := s.Write(context.Background(), dockerChunk(t, "c1", out.S3.Path, 3000, false)); err != nil {
+		t.Fatal(err)
+	}
+	// 80000 more records (several row groups, more than the 1 MiB write
+	// buffer); the last one brings a new column, so the one pass has staged
+	// most of a file when it stops.
+	c2 := dockerChunk(t, "c2", out.S3.Path, 80000, false)
+	c2.events = append(c2.events, ev(t, "docker.shop", slice13.Add(time.Hour-time.Second), map[string]any{"log": "last", "trace_id": "t-1"}))
+	if err := s.Write(context.Background(), c2); err != nil {
+		t.Fatal(err)
+	}
+	if n := counter(t, reg, "maruta_sink_parquet_replans_total"); n != 1 {
+		t.Errorf("replans %v, want 1", n)
+	}
+	local := t.TempDir()
+	srv.Download(t, "logs", "", local)
+	r := db.Query(t, "SELECT count(*) AS n, count(trace_id) AS traced, max(time) FILTER (WHERE trace_id = 't-1') IS NOT NULL AS found FROM read_parquet("+
+		tu.SQLString(local+"/**/node-1-c2.parquet")+", hive_partitioning=false)").Maps()[0]
+	if fmt.Sprint(r["n"]) != "80001" || fmt.Sprint(r["traced"]) != "1" || fmt.Sprint(r["found"]) != "true" {
+		t.Errorf("object of the replanned chunk: %v", r)
+	}
+	if n := counter(t, reg, "maruta_sink_objects_total"); n != 2 {
+		t.Errorf("objects %v", n)
+	}
+	if left, _ := filepath.Glob(filepath.Join(dir, "tmp", "s3lake", ".upload-*")); len(left) != 0 {
+		t.Errorf("staged files left: %v", left)
+	}
+}
