@@ -94,3 +94,19 @@ func BenchmarkAppendJSONString(b *testing.B) {
 		dst, _ = AppendJSONString(dst, id)
 	}
 }
+
+// FuzzAppendJSONString checks the word-at-a-time escaper against the
+// byte-at-a-time definition, also with dst holding a prefix (the escaper
+// works in dst's spare capacity).
+func FuzzAppendJSONString(f *testing.F) {
+	f.Add([]byte(`{"level":"info","msg":"a \"quoted\" word","path":"C:\\tmp"}`), 0)
+	f.Add([]byte("\"\"\"\"\"\"\"\"\\\\\\\\\\\\\\\\\x01é\"\xff\"\n"), 3)
+	f.Fuzz(func(t *testing.T, s []byte, prefix int) {
+		pre := bytes.Repeat([]byte{'p'}, prefix&63)
+		want, wantInv := appendJSONStringRef(append([]byte(nil), pre...), s)
+		got, gotInv := AppendJSONString(append([]byte(nil), pre...), s)
+		if !bytes.Equal(got, want) || gotInv != wantInv {
+			t.Fatalf("AppendJSONString(%q) = %q, %d; want %q, %d", s, got, gotInv, want, wantInv)
+		}
+	})
+}

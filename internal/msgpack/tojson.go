@@ -181,16 +181,18 @@ func jsonSpecial(w uint64) uint64 {
 // spare capacity past the returned length as scratch space.
 func AppendJSONString(dst, s []byte) (out []byte, invalid int) {
 	// Work in dst's spare capacity, keeping at least the rest of s plus
-	// 16 bytes free: copying eight bytes at a time may write up to eight
-	// bytes past what it keeps, and one escape takes at most six.
-	dst = slices.Grow(dst, len(s)+17)
+	// 32 bytes free: a word is copied eight bytes at a time and each '"'
+	// or '\\' in it re-copies the rest of the word one byte further on,
+	// which writes up to 24 bytes past the word's start; one escape of the
+	// byte-wise path takes at most six.
+	dst = slices.Grow(dst, len(s)+33)
 	n := len(dst)
 	d := dst[:cap(dst)]
 	d[n] = '"'
 	n++
 	for i := 0; i < len(s); {
-		if len(d)-n < len(s)-i+16 { // escapes used up the slack
-			d = slices.Grow(d[:n], len(s)-i+16+len(s)/8)
+		if len(d)-n < len(s)-i+32 { // escapes used up the slack
+			d = slices.Grow(d[:n], len(s)-i+32+len(s)/8)
 			d = d[:cap(d)]
 		}
 		if i+8 <= len(s) {
@@ -202,9 +204,32 @@ func AppendJSONString(dst, s []byte) (out []byte, invalid int) {
 				n += 8
 				continue
 			}
-			k := bits.TrailingZeros64(m) >> 3
+			// Quotes and backslashes (a JSON line logged as text is full
+			// of them) are escaped within the word: a '\\' goes before
+			// the byte and the rest of the word moves one on. Bits of m
+			// above the first may be false positives, so each byte is
+			// checked; a control or non-ASCII byte ends the word here and
+			// goes through the byte-wise path below.
+			shift := 0
+			k := 8
+			for m != 0 {
+				b := bits.TrailingZeros64(m) >> 3
+				c := byte(w >> (8 * b))
+				if c == '"' || c == '\\' {
+					d[n+shift+b] = '\\'
+					binary.LittleEndian.PutUint64(d[n+shift+b+1:], w>>(8*b))
+					shift++
+				} else if c < 0x20 || c >= utf8.RuneSelf {
+					k = b
+					break
+				}
+				m &= m - 1
+			}
 			i += k
-			n += k
+			n += k + shift
+			if k == 8 {
+				continue
+			}
 		}
 		c := s[i]
 		if c < utf8.RuneSelf {
