@@ -48,7 +48,8 @@ import (
 // whether the chunk is in time order).
 //
 // File columns: `time` (INT64 TIMESTAMP(MILLIS, UTC), required), the table's
-// columns that occur in the chunk, in table order, and the overflow column
+// columns that occur in the chunk (one pass: the plan's), in table order,
+// and the overflow column
 // (map<string,string>, NULL when a row has nothing in it). Strings and
 // integers are dictionary encoded (falling back to plain when a column's
 // dictionary passes dictionaryMaxBytes); data pages are v1 with statistics,
@@ -588,8 +589,8 @@ func (st *pqState) fileSchema() *parquet.Schema {
 		ct := colTypeOf(c.Type)
 		st.ftypes = append(st.ftypes, ct)
 		st.leaf = append(st.leaf, leaf)
-		dict := false
-		if st.dict != nil {
+		var dict bool
+		if st.dict != nil { // one pass: the plan's
 			dict = st.dict[i]
 		} else {
 			dict = st.samples[c.Name].dictionary()

@@ -37,6 +37,25 @@ func s3Out(t *testing.T, srv *tu.S3Server, dataDir, bucket, extra string) (*conf
 %s`, bucket, srv.Endpoint, srv.AccessKey, srv.SecretKey, extra))
 }
 
+// s3Env is an s3 output (with extra YAML keys) writing to bucket on a
+// fresh S3 server that has the bucket "logs".
+type s3Env struct {
+	srv  *tu.S3Server
+	dir  string
+	reg  *prometheus.Registry
+	out  *config.Output
+	sink Sink
+}
+
+func newS3Env(t *testing.T, bucket, extra string) *s3Env {
+	t.Helper()
+	e := &s3Env{srv: tu.StartS3(t), dir: t.TempDir(), reg: prometheus.NewRegistry()}
+	e.srv.CreateBucket(t, "logs")
+	_, e.out = s3Out(t, e.srv, e.dir, bucket, extra)
+	e.sink = newS3(t, e.out, e.dir, e.reg)
+	return e
+}
+
 func newS3(t *testing.T, out *config.Output, dataDir string, reg prometheus.Registerer) Sink {
 	t.Helper()
 	s, err := New(Options{Output: out, Node: "node-1", DataDir: dataDir, Registerer: reg})
@@ -57,13 +76,9 @@ func dockerChunk(t testing.TB, id, path string, n int, raw bool) *memChunk {
 }
 
 func TestS3UploadReadByDuckDB(t *testing.T) {
-	srv := tu.StartS3(t)
+	e := newS3Env(t, "logs", "    path: lake/${tag}/dt=%Y-%m-%d/hour=%H/\n    storage_class: STANDARD\n")
+	srv, dir, reg, out, s := e.srv, e.dir, e.reg, e.out, e.sink
 	db := tu.NewDuckDB(t)
-	srv.CreateBucket(t, "logs")
-	dir := t.TempDir()
-	reg := prometheus.NewRegistry()
-	_, out := s3Out(t, srv, dir, "logs", "    path: lake/${tag}/dt=%Y-%m-%d/hour=%H/\n    storage_class: STANDARD\n")
-	s := newS3(t, out, dir, reg)
 	c := dockerChunk(t, "c1", out.S3.Path, 2000, false)
 	if err := s.Write(context.Background(), c); err != nil {
 		t.Fatal(err)
@@ -92,14 +107,10 @@ func TestS3UploadReadByDuckDB(t *testing.T) {
 }
 
 func TestS3MultipartAndConditionalPut(t *testing.T) {
-	srv := tu.StartS3(t)
-	srv.CreateBucket(t, "logs")
-	dir := t.TempDir()
-	reg := prometheus.NewRegistry()
 	// JSON lines without compression make a large object from few records:
 	// ≥ 20 MB crosses a 6 MiB threshold, in 5 MiB parts.
-	_, out := s3Out(t, srv, dir, "logs", "    format: jsonl\n    multipart_threshold: 6MiB\n    part_size: 5MiB\n")
-	s := newS3(t, out, dir, reg)
+	e := newS3Env(t, "logs", "    format: jsonl\n    multipart_threshold: 6MiB\n    part_size: 5MiB\n")
+	srv, reg, out, s := e.srv, e.reg, e.out, e.sink
 	n := 70000
 	if testing.Short() {
 		n = 70000 // the size is the point: keep it
@@ -150,12 +161,8 @@ func TestS3MultipartAndConditionalPut(t *testing.T) {
 }
 
 func TestS3ServerDownThenBack(t *testing.T) {
-	srv := tu.StartS3(t)
-	srv.CreateBucket(t, "logs")
-	dir := t.TempDir()
-	reg := prometheus.NewRegistry()
-	_, out := s3Out(t, srv, dir, "logs", "")
-	s := newS3(t, out, dir, reg)
+	e := newS3Env(t, "logs", "")
+	srv, reg, out, s := e.srv, e.reg, e.out, e.sink
 	c := dockerChunk(t, "c1", out.S3.Path, 500, false)
 
 	srv.Stop()
@@ -248,13 +255,8 @@ func TestS3ServerStopsDuringUpload(t *testing.T) {
 }
 
 func TestS3PermanentErrors(t *testing.T) {
-	srv := tu.StartS3(t)
-	srv.CreateBucket(t, "logs")
-	dir := t.TempDir()
-	reg := prometheus.NewRegistry()
-
-	_, out := s3Out(t, srv, dir, "no-such-bucket", "")
-	s := newS3(t, out, dir, reg)
+	e := newS3Env(t, "no-such-bucket", "")
+	srv, dir, reg, out, s := e.srv, e.dir, e.reg, e.out, e.sink
 	err := s.Write(context.Background(), dockerChunk(t, "c1", out.S3.Path, 10, false))
 	if !IsPermanent(err) {
 		t.Errorf("no such bucket: %v (want Permanent)", err)
@@ -315,13 +317,9 @@ func TestClassifyS3Error(t *testing.T) {
 // the start (the one-pass attempt's bytes are truncated away) and uploads as
 // one readable object.
 func TestS3ReplannedChunk(t *testing.T) {
-	srv := tu.StartS3(t)
+	e := newS3Env(t, "logs", "    path: lake/dt=%Y-%m-%d/\n    row_group_rows: 4096\n")
+	srv, dir, reg, out, s := e.srv, e.dir, e.reg, e.out, e.sink
 	db := tu.NewDuckDB(t)
-	srv.CreateBucket(t, "logs")
-	dir := t.TempDir()
-	reg := prometheus.NewRegistry()
-	_, out := s3Out(t, srv, dir, "logs", "    path: lake/dt=%Y-%m-%d/\n    row_group_rows: 4096\n")
-	s := newS3(t, out, dir, reg)
 	if err := s.Write(context.Background(), dockerChunk(t, "c1", out.S3.Path, 3000, false)); err != nil {
 		t.Fatal(err)
 	}
