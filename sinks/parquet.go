@@ -49,11 +49,10 @@ import (
 //
 // File columns: `time` (INT64 TIMESTAMP(MILLIS, UTC), required), the table's
 // columns that occur in the chunk (one pass: the plan's), in table order,
-// and the overflow column
-// (map<string,string>, NULL when a row has nothing in it). Strings and
-// integers are dictionary encoded (falling back to plain when a column's
-// dictionary passes dictionaryMaxBytes); data pages are v1 with statistics,
-// and the column and offset indexes are written.
+// and the overflow column (map<string,string>, NULL when a row has nothing
+// in it). Strings and integers are dictionary encoded (falling back to plain
+// when a column's dictionary passes dictionaryMaxBytes); data pages are v1
+// with statistics, and the column and offset indexes are written.
 
 const (
 	// rowGroupBytes bounds a row group by the raw size of its records.
