@@ -16,6 +16,7 @@ import (
 	vm "github.com/vmihailenco/msgpack/v5"
 
 	"github.com/marutalog/maruta/internal/config"
+	"github.com/marutalog/maruta/internal/delivery"
 	"github.com/marutalog/maruta/internal/event"
 	tu "github.com/marutalog/maruta/internal/testutil"
 	"github.com/marutalog/maruta/sinks"
@@ -140,7 +141,7 @@ func TestDDLColumnsEqualDuckDB(t *testing.T) {
 	}
 	for i, r := range recs {
 		b, _ := vm.Marshal(r)
-		c := &chunk{info: sinks.ChunkInfo{ID: fmt.Sprint("c", i), Path: out.File.Path, Tag: "t", Slice: slice.Add(time.Duration(i) * time.Hour)},
+		c := &chunk{info: delivery.ChunkInfo{ID: fmt.Sprint("c", i), Path: out.File.Path, Tag: "t", Slice: slice.Add(time.Duration(i) * time.Hour)},
 			t: event.Time(slice.Add(time.Duration(i) * time.Hour).UnixNano()), rec: b}
 		if err := s.Write(context.Background(), c); err != nil {
 			t.Fatal(err)
@@ -181,14 +182,14 @@ func (t Table) hiveOnly() bool {
 	return true
 }
 
-// chunk is a one-event sinks.Chunk.
+// chunk is a one-event delivery.Chunk.
 type chunk struct {
-	info sinks.ChunkInfo
+	info delivery.ChunkInfo
 	t    event.Time
 	rec  []byte
 }
 
-func (c *chunk) Info() sinks.ChunkInfo { return c.info }
+func (c *chunk) Info() delivery.ChunkInfo { return c.info }
 func (c *chunk) Scan(fn func(string, event.Time, []byte) error) error {
 	return fn(c.info.Tag, c.t, c.rec)
 }

@@ -14,9 +14,9 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/marutalog/maruta/internal/config"
+	"github.com/marutalog/maruta/internal/delivery"
 	"github.com/marutalog/maruta/internal/event"
 	"github.com/marutalog/maruta/internal/msgpack"
-	"github.com/marutalog/maruta/sinks"
 )
 
 // dockerRecord is a record shaped like the Docker fluentd log driver's
@@ -38,8 +38,8 @@ func dockerRecord(i int) []byte {
 // append path.
 type nopSink struct{}
 
-func (nopSink) Write(context.Context, sinks.Chunk) error { return nil }
-func (nopSink) Close() error                             { return nil }
+func (nopSink) Write(context.Context, delivery.Chunk) error { return nil }
+func (nopSink) Close() error                                { return nil }
 
 // BenchmarkAppend measures Consume throughput with N concurrent appenders,
 // each appending batches of `batch` Docker-shaped events, for each fsync

@@ -36,8 +36,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/marutalog/maruta/internal/config"
+	"github.com/marutalog/maruta/internal/delivery"
 	"github.com/marutalog/maruta/internal/event"
-	"github.com/marutalog/maruta/sinks"
 )
 
 // Options configure a Buffer.
@@ -48,7 +48,7 @@ type Options struct {
 	// Config.Path is this output's buffer folder.
 	Config config.Buffer
 	// Sink receives sealed chunks.
-	Sink sinks.Sink
+	Sink delivery.Sink
 	// Node is the node name, written into chunk headers.
 	Node string
 	// ResolvePath resolves the output path template's tag placeholders for a
@@ -105,7 +105,7 @@ type Buffer struct {
 	dir       string
 	deadDir   string
 	quarDir   string
-	sink      sinks.Sink
+	sink      delivery.Sink
 	node      string
 	resolve   func(string) string
 	log       *slog.Logger

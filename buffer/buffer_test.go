@@ -17,14 +17,14 @@ import (
 
 	"github.com/marutalog/maruta/buffer/buffertest"
 	"github.com/marutalog/maruta/internal/config"
+	"github.com/marutalog/maruta/internal/delivery"
 	"github.com/marutalog/maruta/internal/event"
-	"github.com/marutalog/maruta/sinks"
 )
 
 // fileCheck fails a test when a chunk handed to the sink has no file: the
 // buffer must keep the file until Write returned nil.
-func fileCheck(t *testing.T, dir string, next func(c sinks.Chunk, attempt int) error) func(sinks.Chunk, int) error {
-	return func(c sinks.Chunk, attempt int) error {
+func fileCheck(t *testing.T, dir string, next func(c delivery.Chunk, attempt int) error) func(delivery.Chunk, int) error {
+	return func(c delivery.Chunk, attempt int) error {
 		p := filepath.Join(dir, c.Info().ID+queuedSuffix)
 		if _, err := os.Stat(p); err != nil {
 			t.Errorf("sink got chunk %s without its file: %v", c.Info().ID, err)
@@ -39,7 +39,7 @@ func fileCheck(t *testing.T, dir string, next func(c sinks.Chunk, attempt int) e
 func TestRetriesThenSuccess(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "buf")
 	sink := &buffertest.RecordingSink{}
-	sink.Fail = fileCheck(t, dir, func(c sinks.Chunk, attempt int) error {
+	sink.Fail = fileCheck(t, dir, func(c delivery.Chunk, attempt int) error {
 		if attempt <= 2 {
 			return errors.New("s3: 503 slow down")
 		}
@@ -75,7 +75,7 @@ func TestDeleteOnlyAfterSuccess(t *testing.T) {
 	var calls atomic.Int32
 	release := make(chan struct{})
 	sink := &buffertest.RecordingSink{}
-	sink.Fail = fileCheck(t, dir, func(c sinks.Chunk, attempt int) error {
+	sink.Fail = fileCheck(t, dir, func(c delivery.Chunk, attempt int) error {
 		calls.Add(1)
 		<-release
 		return nil
@@ -96,9 +96,9 @@ func TestPermanentErrorDeadLettersAndRequeueWhileRunning(t *testing.T) {
 	var refuse atomic.Bool
 	refuse.Store(true)
 	sink := &buffertest.RecordingSink{}
-	sink.Fail = fileCheck(t, dir, func(c sinks.Chunk, attempt int) error {
+	sink.Fail = fileCheck(t, dir, func(c delivery.Chunk, attempt int) error {
 		if refuse.Load() {
-			return sinks.Permanent(errors.New("403 access denied"))
+			return delivery.Permanent(errors.New("403 access denied"))
 		}
 		return nil
 	})
@@ -154,7 +154,7 @@ func TestRetryExhaustionDeadLettersAndRequeueAtStart(t *testing.T) {
 	cfg.RetryMaxTimes = 2
 	cfg.RetryTimeout = 0
 	sink := &buffertest.RecordingSink{}
-	sink.Fail = fileCheck(t, dir, func(c sinks.Chunk, attempt int) error { return errors.New("connection refused") })
+	sink.Fail = fileCheck(t, dir, func(c delivery.Chunk, attempt int) error { return errors.New("connection refused") })
 	h := newHarness(t, cfg, sink, nil).start()
 	h.consume("app", "e", 2, time.Now())
 	h.drain()
@@ -188,7 +188,7 @@ func TestRetryTimeoutDeadLetters(t *testing.T) {
 	cfg.RetryTimeout = config.Duration(150 * time.Millisecond)
 	cfg.RetryWait = config.Duration(20 * time.Millisecond)
 	cfg.RetryMaxInterval = config.Duration(time.Second)
-	sink := &buffertest.RecordingSink{Fail: func(sinks.Chunk, int) error { return errors.New("timeout") }}
+	sink := &buffertest.RecordingSink{Fail: func(delivery.Chunk, int) error { return errors.New("timeout") }}
 	h := newHarness(t, cfg, sink, nil).start()
 	start := time.Now()
 	h.consume("app", "e", 1, time.Now())
@@ -238,7 +238,7 @@ type stallSink struct {
 	writes  atomic.Int32
 }
 
-func (s *stallSink) Write(ctx context.Context, c sinks.Chunk) error {
+func (s *stallSink) Write(ctx context.Context, c delivery.Chunk) error {
 	s.writes.Add(1)
 	select {
 	case <-s.release:
@@ -364,7 +364,7 @@ func TestTimekeySlicing(t *testing.T) {
 	if len(chunks) != 2 {
 		t.Fatalf("chunks %d, want 2", len(chunks))
 	}
-	slices.SortFunc(chunks, func(a, b sinks.ChunkInfo) int { return a.Slice.Compare(b.Slice) })
+	slices.SortFunc(chunks, func(a, b delivery.ChunkInfo) int { return a.Slice.Compare(b.Slice) })
 	if !chunks[0].Slice.Equal(time.Date(2026, 11, 22, 13, 0, 0, 0, time.UTC)) ||
 		!chunks[1].Slice.Equal(time.Date(2026, 11, 22, 14, 0, 0, 0, time.UTC)) {
 		t.Errorf("slices %v, %v", chunks[0].Slice, chunks[1].Slice)
@@ -841,7 +841,7 @@ func TestSealSizeSeals(t *testing.T) {
 func sizeRecordingSink(dir string) (*buffertest.RecordingSink, *atomic.Int64) {
 	sink := &buffertest.RecordingSink{}
 	maxSize := new(atomic.Int64)
-	sink.Fail = func(c sinks.Chunk, _ int) error {
+	sink.Fail = func(c delivery.Chunk, _ int) error {
 		st, err := os.Stat(filepath.Join(dir, c.Info().ID+queuedSuffix))
 		if err == nil && st.Size() > maxSize.Load() {
 			maxSize.Store(st.Size())

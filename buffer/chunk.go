@@ -12,8 +12,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/marutalog/maruta/internal/delivery"
 	"github.com/marutalog/maruta/internal/event"
-	"github.com/marutalog/maruta/sinks"
 )
 
 type chunkState uint8
@@ -85,7 +85,7 @@ type chunk struct {
 	lastErr   string
 }
 
-var _ sinks.Chunk = (*chunk)(nil)
+var _ delivery.Chunk = (*chunk)(nil)
 
 func newChunk(dir string, h *header) *chunk {
 	c := &chunk{id: h.ID, hdr: h, dir: dir, ready: make(chan struct{}), hidx: -1}
@@ -324,9 +324,9 @@ func (c *chunk) payloadBytes() int64 {
 }
 
 // Info describes the chunk. It is meant for sealed chunks.
-func (c *chunk) Info() sinks.ChunkInfo {
+func (c *chunk) Info() delivery.ChunkInfo {
 	h := c.hdr
-	info := sinks.ChunkInfo{
+	info := delivery.ChunkInfo{
 		ID:      h.ID,
 		Output:  h.Output,
 		Path:    h.Path,
@@ -346,7 +346,7 @@ var readerPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 64<
 
 // Scan streams the chunk's events from its file, one frame in memory at a
 // time. A corrupt frame stops the scan with an error that is
-// sinks.Permanent (the chunk goes to the dead-letter folder).
+// delivery.Permanent (the chunk goes to the dead-letter folder).
 func (c *chunk) Scan(fn func(tag string, t event.Time, record []byte) error) error {
 	c.mu.Lock()
 	end := c.size.Load()
@@ -374,13 +374,13 @@ func scanFile(path string, off, end int64, fn func(tag string, t event.Time, rec
 		p, err := fr.next()
 		if err == io.EOF {
 			if end >= 0 && fr.off < end {
-				return sinks.Permanent(corruptf("%s: ends at %d, expected %d", path, fr.off, end))
+				return delivery.Permanent(corruptf("%s: ends at %d, expected %d", path, fr.off, end))
 			}
 			return nil
 		}
 		if err != nil {
 			if errors.Is(err, errCorrupt) {
-				return sinks.Permanent(fmt.Errorf("%s at offset %d: %w", path, fr.off, err))
+				return delivery.Permanent(fmt.Errorf("%s at offset %d: %w", path, fr.off, err))
 			}
 			return fmt.Errorf("read chunk %s: %w", path, err)
 		}
@@ -392,7 +392,7 @@ func scanFile(path string, off, end int64, fn func(tag string, t event.Time, rec
 		})
 		if err != nil {
 			if errors.Is(err, errCorrupt) {
-				return sinks.Permanent(fmt.Errorf("%s at offset %d: %w", path, fr.off, err))
+				return delivery.Permanent(fmt.Errorf("%s at offset %d: %w", path, fr.off, err))
 			}
 			return err
 		}

@@ -18,8 +18,8 @@ import (
 
 	"github.com/marutalog/maruta/buffer/buffertest"
 	"github.com/marutalog/maruta/internal/config"
+	"github.com/marutalog/maruta/internal/delivery"
 	"github.com/marutalog/maruta/internal/event"
-	"github.com/marutalog/maruta/sinks"
 )
 
 // Crash test: the parent re-executes the test binary as a child that appends
@@ -54,7 +54,7 @@ func crashChild(mode string) int {
 	if mode == "append" {
 		// Some deliveries fail, so chunks wait in the queue when the kill
 		// comes, and retries are part of what is interrupted.
-		sink.Fail = func(sinks.Chunk, int) error {
+		sink.Fail = func(delivery.Chunk, int) error {
 			if rand.IntN(5) == 0 {
 				return errors.New("flaky sink")
 			}

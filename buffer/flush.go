@@ -11,7 +11,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/marutalog/maruta/sinks"
+	"github.com/marutalog/maruta/internal/delivery"
 )
 
 // Run runs the flush workers (flush_thread_count), the seal timers, the
@@ -181,7 +181,7 @@ func (b *Buffer) deliver(ctx context.Context, c *chunk) {
 	switch {
 	case errors.Is(err, errCorrupt):
 		reason = "corrupt"
-	case sinks.IsPermanent(err):
+	case delivery.IsPermanent(err):
 		reason = "permanent"
 	}
 	c.attempts++

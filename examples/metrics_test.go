@@ -25,6 +25,7 @@ import (
 	"github.com/marutalog/maruta/buffer"
 	"github.com/marutalog/maruta/forward"
 	"github.com/marutalog/maruta/internal/config"
+	"github.com/marutalog/maruta/internal/delivery"
 	"github.com/marutalog/maruta/internal/event"
 	"github.com/marutalog/maruta/router"
 	"github.com/marutalog/maruta/sinks"
@@ -157,7 +158,7 @@ func componentMetrics(t *testing.T, known knownMetrics) {
 	log := slog.New(slog.DiscardHandler)
 	outputs := map[string]event.Consumer{}
 	var bufs []*buffer.Buffer
-	var sks []sinks.Sink
+	var sks []delivery.Sink
 	defer func() {
 		for _, b := range bufs {
 			b.Close()

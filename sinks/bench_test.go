@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/marutalog/maruta/internal/config"
+	"github.com/marutalog/maruta/internal/delivery"
 	"github.com/marutalog/maruta/internal/event"
 	tu "github.com/marutalog/maruta/internal/testutil"
 )
@@ -25,7 +26,7 @@ import (
 // benchChunk builds an in-memory chunk of n Docker-shaped records.
 func benchChunk(b *testing.B, n int, raw bool) *memChunk {
 	g := newDockerGen(7, 20, time.Date(2026, 11, 22, 13, 0, 0, 0, time.UTC), raw)
-	c := &memChunk{info: ChunkInfo{ID: "bench", Output: "lake", Tag: "docker.shop", Slice: time.Date(2026, 11, 22, 13, 0, 0, 0, time.UTC)}}
+	c := &memChunk{info: delivery.ChunkInfo{ID: "bench", Output: "lake", Tag: "docker.shop", Slice: time.Date(2026, 11, 22, 13, 0, 0, 0, time.UTC)}}
 	for i := 0; i < n; i++ {
 		tag, tm, rec := g.next(b, i)
 		c.events = append(c.events, testEvent{tag, tm, rec})
@@ -152,7 +153,7 @@ func BenchmarkParquetEncode256MB(b *testing.B) {
 	dir := b.TempDir()
 	_, out := loadOutput(b, dir, "  - type: file\n    name: lake\n")
 	g := newDockerGen(11, 50, time.Date(2026, 11, 22, 13, 0, 0, 0, time.UTC), false)
-	c := writeFileChunk(b, dir, ChunkInfo{ID: "big", Tag: "docker.shop"}, func(_ int, bytes int64) bool { return bytes < mb<<20 },
+	c := writeFileChunk(b, dir, delivery.ChunkInfo{ID: "big", Tag: "docker.shop"}, func(_ int, bytes int64) bool { return bytes < mb<<20 },
 		func(i int) (string, event.Time, []byte) { return g.next(b, i) })
 	for _, onePass := range []bool{false, true} {
 		name := "two_pass"
@@ -236,7 +237,7 @@ func BenchmarkLayoutBytesRead(b *testing.B) {
 		b.Run(name, func(b *testing.B) {
 			dir := b.TempDir()
 			g := newDockerGen(5, 20, time.Date(2026, 11, 22, 13, 0, 0, 0, time.UTC), raw)
-			c := writeFileChunk(b, dir, ChunkInfo{ID: "x", Tag: "docker.shop"}, func(i int, _ int64) bool { return i < n },
+			c := writeFileChunk(b, dir, delivery.ChunkInfo{ID: "x", Tag: "docker.shop"}, func(i int, _ int64) bool { return i < n },
 				func(i int) (string, event.Time, []byte) { return g.next(b, i) })
 			_, out := loadOutput(b, dir, "  - type: file\n    name: lake\n")
 			store, err := openSchemaStore(dir, out, nil)
@@ -276,7 +277,7 @@ func BenchmarkLayoutBytesRead(b *testing.B) {
 	}
 }
 
-func encodeToFile(b *testing.B, enc encoder, c Chunk, path string) int64 {
+func encodeToFile(b *testing.B, enc encoder, c delivery.Chunk, path string) int64 {
 	f, err := os.Create(path)
 	if err != nil {
 		b.Fatal(err)

@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/marutalog/maruta/internal/delivery"
 )
 
 // FileSink writes each chunk as one file of the lake layout under a local
@@ -21,7 +23,7 @@ type FileSink struct {
 	*common
 }
 
-var _ Sink = (*FileSink)(nil)
+var _ delivery.Sink = (*FileSink)(nil)
 
 func newFileSink(opts Options) (*FileSink, error) {
 	f := opts.Output.File
@@ -34,14 +36,14 @@ func newFileSink(opts Options) (*FileSink, error) {
 
 // Write encodes c into its file. Errors are retryable except those of
 // templates, which are Permanent.
-func (s *FileSink) Write(ctx context.Context, c Chunk) (err error) {
+func (s *FileSink) Write(ctx context.Context, c delivery.Chunk) (err error) {
 	start := time.Now()
 	defer func() { s.metrics.duration.Observe(since(start)) }()
 	info := c.Info()
 	path, err := s.keys.render(info, s.enc.ext())
 	if err != nil {
 		s.metrics.errors.WithLabelValues(kindOther).Inc()
-		return Permanent(fmt.Errorf("file sink %s: object key: %w", s.name, err))
+		return delivery.Permanent(fmt.Errorf("file sink %s: object key: %w", s.name, err))
 	}
 	size, st, err := s.writeFile(ctx, c, path)
 	if errors.Is(err, errPlanMiss) {
@@ -61,7 +63,7 @@ func (s *FileSink) Write(ctx context.Context, c Chunk) (err error) {
 	return nil
 }
 
-func (s *FileSink) writeFile(ctx context.Context, c Chunk, path string) (int64, encodeStats, error) {
+func (s *FileSink) writeFile(ctx context.Context, c delivery.Chunk, path string) (int64, encodeStats, error) {
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		s.metrics.errors.WithLabelValues(kindIO).Inc()

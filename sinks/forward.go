@@ -14,6 +14,7 @@ import (
 
 	"github.com/marutalog/maruta/forward"
 	"github.com/marutalog/maruta/internal/config"
+	"github.com/marutalog/maruta/internal/delivery"
 	"github.com/marutalog/maruta/internal/event"
 )
 
@@ -70,7 +71,7 @@ type Forward struct {
 	closeOnce sync.Once
 }
 
-var _ Sink = (*Forward)(nil)
+var _ delivery.Sink = (*Forward)(nil)
 
 // splitVersion is part of every derived chunk id: bump it when the way a
 // chunk is split into requests changes, so that a resend split differently
@@ -203,7 +204,7 @@ func (f *Forward) partID(id string, part int) string {
 }
 
 // Write delivers a chunk: see Forward.
-func (f *Forward) Write(ctx context.Context, c Chunk) error {
+func (f *Forward) Write(ctx context.Context, c delivery.Chunk) error {
 	start := time.Now()
 	info := c.Info()
 	w := f.writers.Get().(*fwdWriter)
@@ -223,7 +224,7 @@ func (f *Forward) Write(ctx context.Context, c Chunk) error {
 	f.sm.duration.Observe(since(start))
 	if err != nil {
 		switch {
-		case IsPermanent(err):
+		case delivery.IsPermanent(err):
 			f.progress.forget(info.ID)
 			f.sm.errors.WithLabelValues(kindPermanent).Inc()
 		case ctx.Err() != nil:

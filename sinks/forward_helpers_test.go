@@ -25,6 +25,7 @@ import (
 
 	"github.com/marutalog/maruta/forward"
 	"github.com/marutalog/maruta/internal/config"
+	"github.com/marutalog/maruta/internal/delivery"
 	"github.com/marutalog/maruta/internal/event"
 	"github.com/marutalog/maruta/internal/msgpack"
 )
@@ -287,7 +288,7 @@ func idRecord(id string, pad int) []byte {
 
 // idChunk is a chunk of n events of one tag, ids "<chunk id>-<i>".
 func idChunk(id, tag string, n, pad int) *memChunk {
-	c := &memChunk{info: ChunkInfo{ID: id, Output: "fwd", Tag: tag, Created: time.Now()}}
+	c := &memChunk{info: delivery.ChunkInfo{ID: id, Output: "fwd", Tag: tag, Created: time.Now()}}
 	for i := range n {
 		r := idRecord(fmt.Sprintf("%s-%d", id, i), pad)
 		c.events = append(c.events, testEvent{tag: tag, t: event.FromUnix(1700000000, int64(i)), rec: r})

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/marutalog/maruta/internal/config"
+	"github.com/marutalog/maruta/internal/delivery"
 	"github.com/marutalog/maruta/internal/event"
 )
 
@@ -140,7 +141,7 @@ func TestForwardStandby(t *testing.T) {
 func TestForwardSplit(t *testing.T) {
 	a := startAggregator(t, "a", nil)
 	f, _ := newFwdSink(t, fwdSinkYAML([]string{serverEntry("a", a, "")}, "max_request_size: 2KiB\ncompress: gzip"))
-	c := &memChunk{info: ChunkInfo{ID: "split", Created: time.Now()}}
+	c := &memChunk{info: delivery.ChunkInfo{ID: "split", Created: time.Now()}}
 	tags := []string{"web", "db", "web", "cache", "db", "web"}
 	want := map[string][]string{}
 	for i := range 600 {
@@ -182,7 +183,7 @@ func TestForwardLostAckDedup(t *testing.T) {
 	c := idChunk("lost-ack", "app", 20, 10)
 	px.dropNextReply()
 	err := f.Write(context.Background(), c)
-	if err == nil || IsPermanent(err) {
+	if err == nil || delivery.IsPermanent(err) {
 		t.Fatalf("write with a lost ack: %v, want a retryable error", err)
 	}
 	if a.coll.total() != 20 {
@@ -213,7 +214,7 @@ func TestForwardLostAckDedup(t *testing.T) {
 func TestForwardResumesAfterPartialFailure(t *testing.T) {
 	a := startAggregator(t, "a", func(s *config.Source) { s.Dedup = nil })
 	f, _ := newFwdSink(t, fwdSinkYAML([]string{serverEntry("a", a, "")}, "max_request_size: 1KiB\nack_response_timeout: 300ms"))
-	c := &memChunk{info: ChunkInfo{ID: "partial", Created: time.Now()}}
+	c := &memChunk{info: delivery.ChunkInfo{ID: "partial", Created: time.Now()}}
 	for i := range 60 {
 		tag := "first"
 		if i >= 40 {
@@ -257,7 +258,7 @@ func TestForwardProgressSurvivesRestart(t *testing.T) {
 	dataDir := t.TempDir()
 	yaml := fwdSinkYAML([]string{fmt.Sprintf("{name: a, host: %s, port: %s, weight: 1000}", host, port), serverEntry("b", b, "weight: 1")},
 		"max_request_size: 1KiB\nack_response_timeout: 300ms")
-	c := &memChunk{info: ChunkInfo{ID: "restart1", Created: time.Now()}}
+	c := &memChunk{info: delivery.ChunkInfo{ID: "restart1", Created: time.Now()}}
 	for i := range 40 {
 		c.events = append(c.events, testEvent{tag: "app", t: event.FromUnix(1700000000, 0), rec: idRecord(fmt.Sprintf("r%02d", i), 60)})
 	}
@@ -314,7 +315,7 @@ func TestForwardAllDown(t *testing.T) {
 	b.stop()
 	start := time.Now()
 	err := f.Write(context.Background(), idChunk("nowhere", "app", 3, 10))
-	if err == nil || IsPermanent(err) || !strings.Contains(err.Error(), "no forward server") {
+	if err == nil || delivery.IsPermanent(err) || !strings.Contains(err.Error(), "no forward server") {
 		t.Fatalf("got %v, want a retryable error naming the servers", err)
 	}
 	if time.Since(start) > 5*time.Second {
@@ -361,7 +362,7 @@ func TestForwardTLSAndSecurity(t *testing.T) {
 	bad, logs := newFwdSink(t, fwdSinkYAML([]string{serverEntry("a", a, "")},
 		tlsYAML+"\nsecurity: {shared_key: wrong, username: agent, password: pw}"))
 	err := bad.Write(context.Background(), idChunk("refused", "app", 10, 10))
-	if err == nil || IsPermanent(err) {
+	if err == nil || delivery.IsPermanent(err) {
 		t.Fatalf("wrong key: %v, want a retryable error", err)
 	}
 	if counterOf(bad.m.errors.WithLabelValues("a", fwdKindAuth)) != 1 || !strings.Contains(logs.String(), "level=ERROR") {
@@ -552,7 +553,7 @@ func TestForwardPermanent(t *testing.T) {
 	a := startAggregator(t, "a", nil)
 	f, _ := newFwdSink(t, fwdSinkYAML([]string{serverEntry("a", a, "")}, ""))
 	err := f.Write(context.Background(), corruptChunk{})
-	if !IsPermanent(err) {
+	if !delivery.IsPermanent(err) {
 		t.Fatalf("got %v, want permanent", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -567,9 +568,9 @@ func TestForwardPermanent(t *testing.T) {
 
 type corruptChunk struct{}
 
-func (corruptChunk) Info() ChunkInfo { return ChunkInfo{ID: "corrupt"} }
+func (corruptChunk) Info() delivery.ChunkInfo { return delivery.ChunkInfo{ID: "corrupt"} }
 func (corruptChunk) Scan(func(string, event.Time, []byte) error) error {
-	return Permanent(errors.New("bad crc"))
+	return delivery.Permanent(errors.New("bad crc"))
 }
 
 // Chunk ids of parts: deterministic, distinct per part, node and output.

@@ -15,6 +15,7 @@ import (
 	vm "github.com/vmihailenco/msgpack/v5"
 
 	"github.com/marutalog/maruta/internal/config"
+	"github.com/marutalog/maruta/internal/delivery"
 	"github.com/marutalog/maruta/internal/event"
 )
 
@@ -27,11 +28,11 @@ type testEvent struct {
 
 // memChunk is a sealed chunk held in memory.
 type memChunk struct {
-	info   ChunkInfo
+	info   delivery.ChunkInfo
 	events []testEvent
 }
 
-func (c *memChunk) Info() ChunkInfo { return c.info }
+func (c *memChunk) Info() delivery.ChunkInfo { return c.info }
 
 func (c *memChunk) Scan(fn func(tag string, t event.Time, record []byte) error) error {
 	buf := make([]byte, 0, 1024)
@@ -51,11 +52,11 @@ func (c *memChunk) Scan(fn func(tag string, t event.Time, record []byte) error) 
 // tag, time (i64), record length (u32), record. It is how a big chunk is
 // read without holding it in memory.
 type fileChunk struct {
-	info ChunkInfo
+	info delivery.ChunkInfo
 	path string
 }
 
-func (c *fileChunk) Info() ChunkInfo { return c.info }
+func (c *fileChunk) Info() delivery.ChunkInfo { return c.info }
 
 func (c *fileChunk) Scan(fn func(tag string, t event.Time, record []byte) error) error {
 	f, err := os.Open(c.path)
@@ -106,7 +107,7 @@ func (c *fileChunk) Scan(fn func(tag string, t event.Time, record []byte) error)
 
 // writeFileChunk writes events produced by gen while more(count, bytes)
 // holds, and returns the chunk (Bytes and Events set).
-func writeFileChunk(t testing.TB, dir string, info ChunkInfo, more func(n int, bytes int64) bool, gen func(i int) (string, event.Time, []byte)) *fileChunk {
+func writeFileChunk(t testing.TB, dir string, info delivery.ChunkInfo, more func(n int, bytes int64) bool, gen func(i int) (string, event.Time, []byte)) *fileChunk {
 	t.Helper()
 	f, err := os.CreateTemp(dir, "chunk-*.bin")
 	if err != nil {

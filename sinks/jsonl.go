@@ -10,6 +10,7 @@ import (
 	"github.com/klauspost/compress/gzip"
 
 	"github.com/marutalog/maruta/internal/config"
+	"github.com/marutalog/maruta/internal/delivery"
 	"github.com/marutalog/maruta/internal/event"
 	"github.com/marutalog/maruta/internal/msgpack"
 )
@@ -51,7 +52,7 @@ func (e *jsonlEncoder) contentType() string {
 	return "application/x-ndjson"
 }
 
-func (e *jsonlEncoder) encode(ctx context.Context, c Chunk, w io.Writer) (encodeStats, error) {
+func (e *jsonlEncoder) encode(ctx context.Context, c delivery.Chunk, w io.Writer) (encodeStats, error) {
 	var st encodeStats
 	// The sinks hand over a large bufio.Writer already: write into it
 	// rather than through a second buffer.

@@ -17,6 +17,7 @@ import (
 	"github.com/parquet-go/parquet-go/encoding"
 
 	"github.com/marutalog/maruta/internal/config"
+	"github.com/marutalog/maruta/internal/delivery"
 	"github.com/marutalog/maruta/internal/event"
 	"github.com/marutalog/maruta/internal/msgpack"
 )
@@ -147,7 +148,7 @@ type encoder interface {
 	ext() string
 	contentType() string
 	// encode writes the object for c to w. It may be called concurrently.
-	encode(ctx context.Context, c Chunk, w io.Writer) (encodeStats, error)
+	encode(ctx context.Context, c delivery.Chunk, w io.Writer) (encodeStats, error)
 }
 
 // parquetEncoder writes Parquet files. Safe for concurrent use.
@@ -336,7 +337,7 @@ type mapRef struct {
 	start, end int // into entries
 }
 
-func (e *parquetEncoder) encode(ctx context.Context, c Chunk, w io.Writer) (encodeStats, error) {
+func (e *parquetEncoder) encode(ctx context.Context, c delivery.Chunk, w io.Writer) (encodeStats, error) {
 	cols, _ := e.store.snapshot()
 	st := &pqState{e: e, keys: map[string]*keyRef{}, samples: map[string]*cardSample{}, pendBy: map[string]int{}, sorted: true}
 	st.setColumns(cols)
@@ -382,7 +383,7 @@ func (e *parquetEncoder) encode(ctx context.Context, c Chunk, w io.Writer) (enco
 }
 
 // write is pass 2: the file with the columns st marks present.
-func (st *pqState) write(ctx context.Context, c Chunk, w io.Writer) (encodeStats, error) {
+func (st *pqState) write(ctx context.Context, c delivery.Chunk, w io.Writer) (encodeStats, error) {
 	e := st.e
 	var err error
 	schema := st.fileSchema()

@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/marutalog/maruta/internal/config"
+	"github.com/marutalog/maruta/internal/delivery"
 	"github.com/marutalog/maruta/internal/event"
 	"github.com/marutalog/maruta/internal/msgpack"
 	tu "github.com/marutalog/maruta/internal/testutil"
@@ -30,7 +31,7 @@ type lake struct {
 	dir  string
 	cfg  *config.Config
 	out  *config.Output
-	sink Sink
+	sink delivery.Sink
 	reg  *prometheus.Registry
 	n    int
 }
@@ -52,7 +53,7 @@ func (l *lake) chunk(slice time.Time, evs ...testEvent) *memChunk {
 	l.n++
 	path := l.out.File.Path
 	return &memChunk{
-		info: ChunkInfo{
+		info: delivery.ChunkInfo{
 			ID: fmt.Sprintf("c%04d", l.n), Output: l.out.Name, Path: TagResolver(path)(evs[0].tag),
 			Tag: evs[0].tag, Slice: slice, Created: slice,
 		},
@@ -60,7 +61,7 @@ func (l *lake) chunk(slice time.Time, evs ...testEvent) *memChunk {
 	}
 }
 
-func (l *lake) write(t *testing.T, c Chunk) {
+func (l *lake) write(t *testing.T, c delivery.Chunk) {
 	t.Helper()
 	if err := l.sink.Write(context.Background(), c); err != nil {
 		t.Fatalf("write %s: %v", c.Info().ID, err)

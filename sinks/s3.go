@@ -24,6 +24,7 @@ import (
 	"github.com/aws/smithy-go/logging"
 
 	"github.com/marutalog/maruta/internal/config"
+	"github.com/marutalog/maruta/internal/delivery"
 )
 
 // S3Sink uploads each chunk as one object. The object is first encoded into
@@ -51,7 +52,7 @@ type S3Sink struct {
 	endpoint  string
 }
 
-var _ Sink = (*S3Sink)(nil)
+var _ delivery.Sink = (*S3Sink)(nil)
 
 func newS3Sink(opts Options) (*S3Sink, error) {
 	cfg := opts.Output.S3
@@ -122,14 +123,14 @@ func newS3Sink(opts Options) (*S3Sink, error) {
 }
 
 // Write encodes c into a staged file and uploads it.
-func (s *S3Sink) Write(ctx context.Context, c Chunk) error {
+func (s *S3Sink) Write(ctx context.Context, c delivery.Chunk) error {
 	start := time.Now()
 	defer func() { s.metrics.duration.Observe(since(start)) }()
 	info := c.Info()
 	key, err := s.keys.render(info, s.enc.ext())
 	if err != nil {
 		s.metrics.errors.WithLabelValues(kindOther).Inc()
-		return Permanent(fmt.Errorf("s3 sink %s: object key: %w", s.name, err))
+		return delivery.Permanent(fmt.Errorf("s3 sink %s: object key: %w", s.name, err))
 	}
 	f, err := os.CreateTemp(s.tmpDir, ".upload-*")
 	if err != nil {
@@ -353,14 +354,14 @@ func (s *S3Sink) checkExisting(ctx context.Context, key string, size int64) erro
 	}
 	if got := aws.ToInt64(head.ContentLength); got != size {
 		s.metrics.errors.WithLabelValues(kindConflict).Inc()
-		return Permanent(fmt.Errorf("object s3://%s/%s exists with %d bytes, this chunk encodes to %d: is another maruta using node name %q?", s.cfg.Bucket, key, got, size, s.keys.node))
+		return delivery.Permanent(fmt.Errorf("object s3://%s/%s exists with %d bytes, this chunk encodes to %d: is another maruta using node name %q?", s.cfg.Bucket, key, got, size, s.keys.node))
 	}
 	return nil
 }
 
 // failed classifies an upload error, counts and logs it.
-func (s *S3Sink) failed(info ChunkInfo, key string, err error) error {
-	if IsPermanent(err) {
+func (s *S3Sink) failed(info delivery.ChunkInfo, key string, err error) error {
+	if delivery.IsPermanent(err) {
 		s.log.Error("upload failed permanently: chunk goes to the dead letter", "chunk", info.ID, "key", key, "err", err)
 		return err
 	}
@@ -369,7 +370,7 @@ func (s *S3Sink) failed(info ChunkInfo, key string, err error) error {
 	err = fmt.Errorf("s3 sink %s: upload s3://%s/%s: %w", s.name, s.cfg.Bucket, key, err)
 	if permanent {
 		s.log.Error("upload failed permanently (check bucket, credentials and permissions): chunk goes to the dead letter", "chunk", info.ID, "key", key, "err", err)
-		return Permanent(err)
+		return delivery.Permanent(err)
 	}
 	s.log.Warn("upload failed, will retry", "chunk", info.ID, "key", key, "kind", kind, "err", err)
 	return err

@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/marutalog/maruta/internal/config"
+	"github.com/marutalog/maruta/internal/delivery"
 	tu "github.com/marutalog/maruta/internal/testutil"
 )
 
@@ -44,7 +45,7 @@ type s3Env struct {
 	dir  string
 	reg  *prometheus.Registry
 	out  *config.Output
-	sink Sink
+	sink delivery.Sink
 }
 
 func newS3Env(t *testing.T, bucket, extra string) *s3Env {
@@ -56,7 +57,7 @@ func newS3Env(t *testing.T, bucket, extra string) *s3Env {
 	return e
 }
 
-func newS3(t *testing.T, out *config.Output, dataDir string, reg prometheus.Registerer) Sink {
+func newS3(t *testing.T, out *config.Output, dataDir string, reg prometheus.Registerer) delivery.Sink {
 	t.Helper()
 	s, err := New(Options{Output: out, Node: "node-1", DataDir: dataDir, Registerer: reg})
 	if err != nil {
@@ -68,7 +69,7 @@ func newS3(t *testing.T, out *config.Output, dataDir string, reg prometheus.Regi
 
 func dockerChunk(t testing.TB, id, path string, n int, raw bool) *memChunk {
 	g := newDockerGen(uint64(len(id)), 8, slice13, raw)
-	c := &memChunk{info: ChunkInfo{ID: id, Output: "s3lake", Path: TagResolver(path)("docker.shop"), Tag: "docker.shop", Slice: slice13, Created: slice13}}
+	c := &memChunk{info: delivery.ChunkInfo{ID: id, Output: "s3lake", Path: TagResolver(path)("docker.shop"), Tag: "docker.shop", Slice: slice13, Created: slice13}}
 	for i := 0; i < n; i++ {
 		c.events = append(c.events, docker(t, g, i))
 	}
@@ -155,7 +156,7 @@ func TestS3MultipartAndConditionalPut(t *testing.T) {
 	key := strings.TrimSuffix(objs[0].Key, "node-1-big.jsonl") + "node-1-other.jsonl"
 	srv.PutObject(t, "logs", key, []byte("someone else's object"))
 	err := s.Write(context.Background(), other)
-	if !IsPermanent(err) || !strings.Contains(err.Error(), "node name") {
+	if !delivery.IsPermanent(err) || !strings.Contains(err.Error(), "node name") {
 		t.Errorf("write over a foreign object: %v", err)
 	}
 }
@@ -169,7 +170,7 @@ func TestS3ServerDownThenBack(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	err := s.Write(ctx, c)
-	if err == nil || IsPermanent(err) {
+	if err == nil || delivery.IsPermanent(err) {
 		t.Fatalf("write with the server down: %v (want a retryable error)", err)
 	}
 	if n := counter(t, reg, "maruta_sink_errors_total", "kind", "network"); n != 1 {
@@ -231,7 +232,7 @@ func TestS3ServerStopsDuringUpload(t *testing.T) {
 	default:
 		t.Fatalf("the upload did not reach UploadPart (err %v)", err)
 	}
-	if err == nil || IsPermanent(err) {
+	if err == nil || delivery.IsPermanent(err) {
 		t.Fatalf("a server dying mid-upload must give a retryable error, got %v", err)
 	}
 	if n := counter(t, reg, "maruta_sink_errors_total", "kind", "network"); n != 1 {
@@ -258,7 +259,7 @@ func TestS3PermanentErrors(t *testing.T) {
 	e := newS3Env(t, "no-such-bucket", "")
 	srv, dir, reg, out, s := e.srv, e.dir, e.reg, e.out, e.sink
 	err := s.Write(context.Background(), dockerChunk(t, "c1", out.S3.Path, 10, false))
-	if !IsPermanent(err) {
+	if !delivery.IsPermanent(err) {
 		t.Errorf("no such bucket: %v (want Permanent)", err)
 	}
 
@@ -266,7 +267,7 @@ func TestS3PermanentErrors(t *testing.T) {
 	out.S3.SecretAccessKey = "wrong"
 	s = newS3(t, out, dir, prometheus.NewRegistry())
 	err = s.Write(context.Background(), dockerChunk(t, "c2", out.S3.Path, 10, false))
-	if !IsPermanent(err) {
+	if !delivery.IsPermanent(err) {
 		t.Errorf("bad credentials: %v (want Permanent)", err)
 	}
 	if n := counter(t, reg, "maruta_sink_errors_total", "kind", "permanent"); n != 1 {
@@ -290,7 +291,7 @@ func TestS3EndpointFromEnvironment(t *testing.T) {
 		t.Fatalf("force_path_style defaulted without an endpoint")
 	}
 	s := newS3(t, out, dir, nil)
-	c := &memChunk{info: ChunkInfo{ID: "e1", Tag: "shop.event.order_placed", Path: TagResolver(out.S3.Path)("shop.event.order_placed"), Slice: slice13},
+	c := &memChunk{info: delivery.ChunkInfo{ID: "e1", Tag: "shop.event.order_placed", Path: TagResolver(out.S3.Path)("shop.event.order_placed"), Slice: slice13},
 		events: []testEvent{ev(t, "shop.event.order_placed", slice13, map[string]any{"event_type": "order_placed"})}}
 	if err := s.Write(context.Background(), c); err != nil {
 		t.Fatal(err)

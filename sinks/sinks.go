@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/marutalog/maruta/internal/config"
+	"github.com/marutalog/maruta/internal/delivery"
 )
 
 // Options configure a sink.
@@ -27,7 +28,7 @@ type Options struct {
 // New builds the sink of a file, s3 or forward output. It checks what only the sink
 // can (templates, schema) and, for s3, loads the AWS configuration without
 // contacting S3.
-func New(opts Options) (Sink, error) {
+func New(opts Options) (delivery.Sink, error) {
 	out := opts.Output
 	if out == nil {
 		return nil, fmt.Errorf("new sink: no output")
@@ -103,7 +104,7 @@ func newCommon(opts Options, enc *config.Encoding, path, objectKey string, chunk
 
 // logStats logs what encoding a chunk kept in the overflow column or
 // skipped, once per chunk.
-func (c *common) logStats(info ChunkInfo, st encodeStats) {
+func (c *common) logStats(info delivery.ChunkInfo, st encodeStats) {
 	for reason, n := range st.overflow {
 		c.log.Warn("values kept as text in the overflow column", "chunk", info.ID, "reason", reason, "values", n, "keys", strings.Join(st.samples[reason], ","))
 	}
@@ -162,7 +163,7 @@ func newKeyTemplate(path, objectKey, node string, chunkKeys []string) (*keyTempl
 // render returns the object key of a chunk: the same chunk always gets the
 // same key. Path and object key are rendered with the chunk's time slice
 // (or, without one, its creation time) in UTC.
-func (k *keyTemplate) render(info ChunkInfo, ext string) (string, error) {
+func (k *keyTemplate) render(info delivery.ChunkInfo, ext string) (string, error) {
 	t := info.Slice
 	if t.IsZero() {
 		t = info.Created

@@ -6,16 +6,6 @@ import (
 	"github.com/marutalog/maruta/internal/config"
 )
 
-// SizeTarget is implemented by the file and s3 sinks. TargetChunkBytes is
-// the chunk size (msgpack bytes in the buffer) expected to encode to an
-// object of the output's target_file_size, from the compression ratio
-// measured on this output's deliveries; 0 when the output has no
-// target_file_size. The buffer seals chunks at min(chunk_limit_size, this),
-// and still after flush_interval, which stays the latest a file is written.
-type SizeTarget interface {
-	TargetChunkBytes() int64
-}
-
 // sizeTarget learns an output's ratio of chunk payload bytes (what the
 // buffer counts against the seal size) to object bytes.
 type sizeTarget struct {
@@ -61,7 +51,7 @@ func (t *sizeTarget) ratio() float64 {
 	return t.initial
 }
 
-// TargetChunkBytes implements SizeTarget.
+// TargetChunkBytes implements delivery.SizeTarget.
 func (c *common) TargetChunkBytes() int64 {
 	t := c.size
 	if t == nil || t.target <= 0 {

@@ -2,12 +2,14 @@ package sinks
 
 import (
 	"testing"
+
+	"github.com/marutalog/maruta/internal/delivery"
 )
 
 func TestTargetFileSizeLearnsTheRatio(t *testing.T) {
 	dir := t.TempDir()
 	l := newLake(t, "  - type: file\n    name: j\n    format: jsonl\n    target_file_size: 4MiB\n    path: "+dir+"/${tag}/\n")
-	st, ok := l.sink.(SizeTarget)
+	st, ok := l.sink.(delivery.SizeTarget)
 	if !ok {
 		t.Fatal("the file sink does not implement SizeTarget")
 	}
@@ -37,11 +39,11 @@ func TestTargetFileSizeLearnsTheRatio(t *testing.T) {
 	}
 
 	pq := newLake(t, "  - type: file\n    name: p\n    target_file_size: 128MiB\n")
-	if got := pq.sink.(SizeTarget).TargetChunkBytes(); got != 6*(128<<20) {
+	if got := pq.sink.(delivery.SizeTarget).TargetChunkBytes(); got != 6*(128<<20) {
 		t.Errorf("Parquet initial chunk target %d, want 6 × 128 MiB", got)
 	}
 	none := newLake(t, "  - type: file\n    name: n\n")
-	if got := none.sink.(SizeTarget).TargetChunkBytes(); got != 0 {
+	if got := none.sink.(delivery.SizeTarget).TargetChunkBytes(); got != 0 {
 		t.Errorf("without target_file_size the chunk target is %d, want 0", got)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"os"
 	"slices"
 
+	"github.com/marutalog/maruta/internal/delivery"
 	"github.com/marutalog/maruta/internal/event"
 )
 
@@ -16,7 +17,7 @@ import (
 // times keep their append order). Memory holds at most runRows records (and
 // about rowGroupBytes of them) at once: a chunk larger than that is cut into
 // sorted runs spilled to a temporary file in tmpDir, then merged.
-func sortedScan(c Chunk, tmpDir string, runRows int, fn func(t event.Time, rec []byte) error) error {
+func sortedScan(c delivery.Chunk, tmpDir string, runRows int, fn func(t event.Time, rec []byte) error) error {
 	type item struct {
 		t        event.Time
 		off, len int

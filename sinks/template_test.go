@@ -6,6 +6,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/marutalog/maruta/internal/delivery"
 )
 
 func TestTagResolver(t *testing.T) {
@@ -53,7 +55,7 @@ func TestKeyRenderDeterministic(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	info := ChunkInfo{
+	info := delivery.ChunkInfo{
 		ID: "0abc9z", Tag: "app.api", Path: TagResolver(path)("app.api"),
 		Slice: time.Date(2026, 1, 2, 3, 0, 0, 0, time.FixedZone("JST", 9*3600)), // rendered in UTC
 		Keys:  map[string]string{"region": "eu/west"},

@@ -9,9 +9,9 @@ import (
 	"os"
 	"sync"
 
+	"github.com/marutalog/maruta/internal/delivery"
 	"github.com/marutalog/maruta/internal/event"
 	"github.com/marutalog/maruta/internal/msgpack"
-	"github.com/marutalog/maruta/sinks"
 )
 
 // Delivery is one event a RecordingSink received.
@@ -31,20 +31,20 @@ type Delivery struct {
 // safe for concurrent use.
 type RecordingSink struct {
 	IDKey string // record key holding an event id; default "id"
-	Fail  func(c sinks.Chunk, attempt int) error
+	Fail  func(c delivery.Chunk, attempt int) error
 	File  string
 
 	mu         sync.Mutex
 	deliveries []Delivery
 	attempts   map[string]int
-	chunks     []sinks.ChunkInfo
+	chunks     []delivery.ChunkInfo
 	closed     bool
 }
 
-var _ sinks.Sink = (*RecordingSink)(nil)
+var _ delivery.Sink = (*RecordingSink)(nil)
 
-// Write implements sinks.Sink.
-func (s *RecordingSink) Write(ctx context.Context, c sinks.Chunk) error {
+// Write implements delivery.Sink.
+func (s *RecordingSink) Write(ctx context.Context, c delivery.Chunk) error {
 	info := c.Info()
 	s.mu.Lock()
 	if s.attempts == nil {
@@ -77,7 +77,7 @@ func (s *RecordingSink) Write(ctx context.Context, c sinks.Chunk) error {
 		return err
 	}
 	if int64(len(got)) != info.Events {
-		return sinks.Permanent(fmt.Errorf("chunk %s: scanned %d events, Info says %d", info.ID, len(got), info.Events))
+		return delivery.Permanent(fmt.Errorf("chunk %s: scanned %d events, Info says %d", info.ID, len(got), info.Events))
 	}
 	if s.File != "" {
 		if err := appendIDs(s.File, got); err != nil {
@@ -117,7 +117,7 @@ func appendIDs(file string, ds []Delivery) error {
 	return f.Close()
 }
 
-// Close implements sinks.Sink.
+// Close implements delivery.Sink.
 func (s *RecordingSink) Close() error {
 	s.mu.Lock()
 	s.closed = true
@@ -133,10 +133,10 @@ func (s *RecordingSink) Deliveries() []Delivery {
 }
 
 // Chunks returns the Info of every chunk accepted so far, in order.
-func (s *RecordingSink) Chunks() []sinks.ChunkInfo {
+func (s *RecordingSink) Chunks() []delivery.ChunkInfo {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return append([]sinks.ChunkInfo(nil), s.chunks...)
+	return append([]delivery.ChunkInfo(nil), s.chunks...)
 }
 
 // Attempts returns how often Write was called for a chunk id.

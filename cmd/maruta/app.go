@@ -19,6 +19,7 @@ import (
 	"github.com/marutalog/maruta/buffer"
 	"github.com/marutalog/maruta/forward"
 	"github.com/marutalog/maruta/internal/config"
+	"github.com/marutalog/maruta/internal/delivery"
 	"github.com/marutalog/maruta/internal/event"
 	"github.com/marutalog/maruta/router"
 	"github.com/marutalog/maruta/sinks"
@@ -54,7 +55,7 @@ type outputRun struct {
 	slot   *switchConsumer
 	target event.Consumer
 	buf    *buffer.Buffer
-	sink   sinks.Sink
+	sink   delivery.Sink
 	cancel context.CancelFunc
 	done   chan struct{}
 }
@@ -134,7 +135,7 @@ func (a *app) buildOutput(cfg *config.Config, o *config.Output, slot *switchCons
 			resolve = sinks.TagResolver(p)
 		}
 		var sealSize func() int64
-		if st, ok := sink.(sinks.SizeTarget); ok {
+		if st, ok := sink.(delivery.SizeTarget); ok {
 			sealSize = st.TargetChunkBytes
 		}
 		buf, err := buffer.New(buffer.Options{
@@ -161,7 +162,7 @@ func (a *app) buildOutput(cfg *config.Config, o *config.Output, slot *switchCons
 }
 
 // newSink builds the sink of a buffered output.
-func newSink(opts sinks.Options) (sinks.Sink, error) {
+func newSink(opts sinks.Options) (delivery.Sink, error) {
 	return sinks.New(opts)
 }
 

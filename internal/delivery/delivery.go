@@ -1,13 +1,15 @@
-// Package sinks delivers sealed buffer chunks to their destination: S3, a
-// local folder, another Forward server, stdout or nowhere. It also owns the
-// object key templates and the Parquet and JSON-lines encoders.
+// Package delivery is the contract between the buffer and the sinks: a
+// sealed Chunk, the Sink that delivers it, and how a delivery error is
+// classified (Permanent or retryable). It is a leaf: the buffer, the sinks
+// and their tests import it, and it imports only internal/event, so the
+// buffer does not depend on any sink's libraries (the AWS SDK, parquet-go).
 //
 // A Sink receives whole chunks from the buffer's flush workers. It either
 // delivers a chunk completely and returns nil (the buffer then deletes the
 // chunk file), or returns an error: a retryable one makes the buffer try again
 // later with backoff, a Permanent one moves the chunk to the dead-letter
 // folder at once.
-package sinks
+package delivery
 
 import (
 	"context"
@@ -87,4 +89,15 @@ func Permanent(err error) error {
 func IsPermanent(err error) bool {
 	var p permanentError
 	return errors.As(err, &p)
+}
+
+// SizeTarget is implemented by sinks that size their objects (the file and
+// s3 sinks). TargetChunkBytes is the chunk size (msgpack bytes in the
+// buffer) expected to encode to an object of the output's
+// target_file_size, from the compression ratio measured on this output's
+// deliveries; 0 when the output has no target_file_size. The buffer seals
+// chunks at min(chunk_limit_size, this), and still after flush_interval,
+// which stays the latest a file is written. Safe for concurrent use.
+type SizeTarget interface {
+	TargetChunkBytes() int64
 }
