@@ -55,7 +55,7 @@ func benchParquet(b *testing.B, compression string, raw bool) {
 	cpu0 := cpuTime()
 	for b.Loop() {
 		cw.n = 0
-		if _, err := enc.encode(context.Background(), c, cw); err != nil {
+		if _, err := enc.encode(context.Background(), c, cw, false); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -169,12 +169,11 @@ func BenchmarkParquetEncode256MB(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			ctx := withTwoPass(context.Background())
+			ctx := context.Background()
 			if onePass {
-				if _, err := enc.encode(ctx, c, io.Discard); err != nil { // makes the plan
+				if _, err := enc.encode(ctx, c, io.Discard, true); err != nil { // makes the plan
 					b.Fatal(err)
 				}
-				ctx = context.Background()
 			}
 			b.SetBytes(c.info.Bytes)
 			var size int64
@@ -194,7 +193,7 @@ func BenchmarkParquetEncode256MB(b *testing.B) {
 				cpu0 := cpuTime()
 				b.StartTimer()
 				bw := bufio.NewWriterSize(f, 1<<20)
-				if _, err := enc.encode(ctx, c, bw); err != nil {
+				if _, err := enc.encode(ctx, c, bw, !onePass); err != nil {
 					b.Fatal(err)
 				}
 				bw.Flush()
@@ -284,7 +283,7 @@ func encodeToFile(b *testing.B, enc encoder, c delivery.Chunk, path string) int6
 	}
 	defer f.Close()
 	bw := bufio.NewWriterSize(f, 1<<20)
-	if _, err := enc.encode(context.Background(), c, bw); err != nil {
+	if _, err := enc.encode(context.Background(), c, bw, false); err != nil {
 		b.Fatal(err)
 	}
 	if err := bw.Flush(); err != nil {
@@ -305,7 +304,7 @@ func BenchmarkJSONLEncodeGzip(b *testing.B) {
 	cpu0 := cpuTime()
 	for b.Loop() {
 		cw.n = 0
-		if _, err := enc.encode(context.Background(), c, cw); err != nil {
+		if _, err := enc.encode(context.Background(), c, cw, false); err != nil {
 			b.Fatal(err)
 		}
 	}

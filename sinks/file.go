@@ -45,11 +45,11 @@ func (s *FileSink) Write(ctx context.Context, c delivery.Chunk) (err error) {
 		s.metrics.errors.WithLabelValues(kindOther).Inc()
 		return delivery.Permanent(fmt.Errorf("file sink %s: object key: %w", s.name, err))
 	}
-	size, st, err := s.writeFile(ctx, c, path)
+	size, st, err := s.writeFile(ctx, c, path, false)
 	if errors.Is(err, errPlanMiss) {
 		s.log.Debug("chunk has keys outside the file plan: encoding it in two passes", "chunk", info.ID)
 		s.metrics.replans.Inc()
-		size, st, err = s.writeFile(withTwoPass(ctx), c, path)
+		size, st, err = s.writeFile(ctx, c, path, true)
 	}
 	s.metrics.columnsAdded.Add(float64(st.colsAdded))
 	st.colsAdded = 0
@@ -63,7 +63,7 @@ func (s *FileSink) Write(ctx context.Context, c delivery.Chunk) (err error) {
 	return nil
 }
 
-func (s *FileSink) writeFile(ctx context.Context, c delivery.Chunk, path string) (int64, encodeStats, error) {
+func (s *FileSink) writeFile(ctx context.Context, c delivery.Chunk, path string, twoPass bool) (int64, encodeStats, error) {
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		s.metrics.errors.WithLabelValues(kindIO).Inc()
@@ -85,7 +85,7 @@ func (s *FileSink) writeFile(ctx context.Context, c delivery.Chunk, path string)
 		}
 	}()
 	bw := bufio.NewWriterSize(dw, 1<<20)
-	st, err := s.enc.encode(ctx, c, bw)
+	st, err := s.enc.encode(ctx, c, bw, twoPass)
 	if err == nil {
 		err = bw.Flush()
 	}

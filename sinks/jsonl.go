@@ -52,7 +52,7 @@ func (e *jsonlEncoder) contentType() string {
 	return "application/x-ndjson"
 }
 
-func (e *jsonlEncoder) encode(ctx context.Context, c delivery.Chunk, w io.Writer) (encodeStats, error) {
+func (e *jsonlEncoder) encode(ctx context.Context, c delivery.Chunk, w io.Writer, _ bool) (encodeStats, error) {
 	var st encodeStats
 	// The sinks hand over a large bufio.Writer already: write into it
 	// rather than through a second buffer.

@@ -18,7 +18,7 @@ func BenchmarkJSONLEncode(b *testing.B) {
 	cpu0 := cpuTime()
 	for b.Loop() {
 		cw.n = 0
-		if _, err := enc.encode(context.Background(), c, cw); err != nil {
+		if _, err := enc.encode(context.Background(), c, cw, false); err != nil {
 			b.Fatal(err)
 		}
 	}

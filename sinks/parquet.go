@@ -44,7 +44,7 @@ import (
 // or plain, as sampled from the latest chunk with enough values of the
 // column, so a file follows its predecessor); the first value of a key
 // outside the plan stops that pass with errPlanMiss, and the sink writes the
-// chunk again in two passes (withTwoPass), which also widens the plan. With
+// chunk again in two passes (encode with twoPass), which also widens the plan. With
 // sort_by_time the encoder always makes two passes (pass 1 also finds
 // whether the chunk is in time order).
 //
@@ -148,7 +148,10 @@ type encoder interface {
 	ext() string
 	contentType() string
 	// encode writes the object for c to w. It may be called concurrently.
-	encode(ctx context.Context, c delivery.Chunk, w io.Writer) (encodeStats, error)
+	// twoPass makes the Parquet encoder read the chunk twice (keys first),
+	// as it must after a one-pass encode failed with errPlanMiss; the other
+	// encoders make one pass anyway.
+	encode(ctx context.Context, c delivery.Chunk, w io.Writer, twoPass bool) (encodeStats, error)
 }
 
 // parquetEncoder writes Parquet files. Safe for concurrent use.
@@ -173,15 +176,8 @@ type filePlan struct {
 }
 
 // errPlanMiss stops a one-pass encode at a key outside the plan; the sink
-// then writes the chunk again with withTwoPass.
+// then encodes the chunk again with twoPass.
 var errPlanMiss = errors.New("parquet: a key outside the file plan (the chunk is encoded again in two passes)")
-
-type twoPassKey struct{}
-
-// withTwoPass makes encode use two passes.
-func withTwoPass(ctx context.Context) context.Context {
-	return context.WithValue(ctx, twoPassKey{}, true)
-}
 
 // widenPlan adds the columns (and encodings) of a two-pass file to the plan.
 func (e *parquetEncoder) widenPlan(st *pqState) {
@@ -337,12 +333,12 @@ type mapRef struct {
 	start, end int // into entries
 }
 
-func (e *parquetEncoder) encode(ctx context.Context, c delivery.Chunk, w io.Writer) (encodeStats, error) {
+func (e *parquetEncoder) encode(ctx context.Context, c delivery.Chunk, w io.Writer, twoPass bool) (encodeStats, error) {
 	cols, _ := e.store.snapshot()
 	st := &pqState{e: e, keys: map[string]*keyRef{}, samples: map[string]*cardSample{}, pendBy: map[string]int{}, sorted: true}
 	st.setColumns(cols)
 
-	if p := e.currentPlan(); p != nil && !e.sortByTime && ctx.Value(twoPassKey{}) == nil {
+	if p := e.currentPlan(); p != nil && !e.sortByTime && !twoPass {
 		st.dict = make([]bool, len(cols))
 		for i := range min(len(p.present), len(cols)) {
 			st.present[i], st.dict[i] = p.present[i], p.dict[i]

@@ -142,7 +142,7 @@ func (s *S3Sink) Write(ctx context.Context, c delivery.Chunk) error {
 		os.Remove(f.Name())
 	}()
 	bw := bufio.NewWriterSize(f, 1<<20)
-	st, err := s.enc.encode(ctx, c, bw)
+	st, err := s.enc.encode(ctx, c, bw, false)
 	if errors.Is(err, errPlanMiss) {
 		s.log.Debug("chunk has keys outside the file plan: encoding it in two passes", "chunk", info.ID)
 		s.metrics.replans.Inc()
@@ -151,7 +151,7 @@ func (s *S3Sink) Write(ctx context.Context, c delivery.Chunk) error {
 		}
 		if err == nil {
 			bw.Reset(f)
-			st, err = s.enc.encode(withTwoPass(ctx), c, bw)
+			st, err = s.enc.encode(ctx, c, bw, true)
 		}
 	}
 	s.metrics.columnsAdded.Add(float64(st.colsAdded))
