@@ -19,7 +19,8 @@ import (
 // Writes are staged in a block-aligned buffer and written a whole number
 // of blocks at a time; finish writes the last, zero-padded block and cuts
 // the file to its real size. The caller still fsyncs the file (size and
-// extents). Not safe for concurrent use.
+// extents). &directWriter{f: f} writes through the page cache only (for
+// staged files that are read back). Not safe for concurrent use.
 type directWriter struct {
 	f     *os.File // the file as created: fallback writes, truncate, sync
 	d     *os.File // the same file opened with O_DIRECT; nil: buffered

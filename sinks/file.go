@@ -1,124 +1,60 @@
 package sinks
 
 import (
-	"bufio"
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
-	"time"
-
-	"github.com/marutalog/maruta/internal/delivery"
 )
 
-// FileSink writes each chunk as one file of the lake layout under a local
-// folder: encoded into a temporary file (".<name>.<random>.tmp") in the
-// target folder, fsynced, renamed to its final name and the folder fsynced.
-// A chunk written again replaces its file atomically, so the same chunk
-// never yields two files. It is the embedded default output of `maruta run`.
-//
-// Write is safe for concurrent use; Close does nothing.
-type FileSink struct {
+// fileStore is the object store of a file output: each chunk is one file of
+// the lake layout under a local folder, staged as a temporary file
+// (".<name>.<random>.tmp") in its target folder, then fsynced, renamed to
+// its final name and the folder fsynced. A chunk written again replaces its
+// file atomically, so the same chunk never yields two files. It is the
+// embedded default output of `maruta run`.
+type fileStore struct {
 	*common
 }
 
-var _ delivery.Sink = (*FileSink)(nil)
-
-func newFileSink(opts Options) (*FileSink, error) {
+func newFileSink(opts Options) (*objectSink, error) {
 	f := opts.Output.File
 	c, err := newCommon(opts, &f.Encoding, f.Path, f.ObjectKey, f.Buffer.ChunkKeys, filepath.Join(opts.DataDir, "tmp"))
 	if err != nil {
 		return nil, err
 	}
-	return &FileSink{common: c}, nil
+	// Lake files are not read back: written with O_DIRECT where possible.
+	return &objectSink{common: c, store: &fileStore{common: c}, kind: "file", direct: true}, nil
 }
 
-// Write encodes c into its file. Errors are retryable except those of
-// templates, which are Permanent.
-func (s *FileSink) Write(ctx context.Context, c delivery.Chunk) (err error) {
-	start := time.Now()
-	defer func() { s.metrics.duration.Observe(since(start)) }()
-	info := c.Info()
-	path, err := s.keys.render(info, s.enc.ext())
-	if err != nil {
-		s.metrics.errors.WithLabelValues(kindOther).Inc()
-		return delivery.Permanent(fmt.Errorf("file sink %s: object key: %w", s.name, err))
-	}
-	size, st, err := s.writeFile(ctx, c, path, false)
-	if errors.Is(err, errPlanMiss) {
-		s.log.Debug("chunk has keys outside the file plan: encoding it in two passes", "chunk", info.ID)
-		s.metrics.replans.Inc()
-		size, st, err = s.writeFile(ctx, c, path, true)
-	}
-	s.metrics.columnsAdded.Add(float64(st.colsAdded))
-	st.colsAdded = 0
-	if err != nil {
-		return err
-	}
-	s.metrics.delivered(size, st)
-	s.size.observe(info.Bytes, size)
-	s.logStats(info, st)
-	s.log.Debug("chunk written", "chunk", info.ID, "file", path, "bytes", size, "rows", st.rows)
-	return nil
-}
-
-func (s *FileSink) writeFile(ctx context.Context, c delivery.Chunk, path string, twoPass bool) (int64, encodeStats, error) {
+// stage implements stager: the temporary file is created in the target
+// folder, so that a rename publishes it.
+func (s *fileStore) stage(path string) (*os.File, error) {
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		s.metrics.errors.WithLabelValues(kindIO).Inc()
-		return 0, encodeStats{}, fmt.Errorf("file sink %s: %w", s.name, err)
+		return nil, err
 	}
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*.tmp")
-	if err != nil {
-		s.metrics.errors.WithLabelValues(kindIO).Inc()
-		return 0, encodeStats{}, fmt.Errorf("file sink %s: %w", s.name, err)
-	}
-	tmp := f.Name()
-	committed := false
-	dw := newDirectWriter(f)
-	defer func() {
-		if !committed {
-			dw.closeDirect()
-			f.Close()
-			os.Remove(tmp)
-		}
-	}()
-	bw := bufio.NewWriterSize(dw, 1<<20)
-	st, err := s.enc.encode(ctx, c, bw, twoPass)
-	if err == nil {
-		err = bw.Flush()
-	}
-	var size int64
-	if err == nil {
-		size, err = dw.finish()
-	}
-	if err != nil {
-		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, errPlanMiss) {
-			return 0, st, err
-		}
-		s.metrics.errors.WithLabelValues(kindEncode).Inc()
-		return 0, st, fmt.Errorf("file sink %s: %w", s.name, err)
-	}
-	ustart := time.Now()
-	defer func() { s.metrics.upload.Observe(since(ustart)) }()
-	err = f.Sync()
+	return os.CreateTemp(dir, "."+filepath.Base(path)+".*.tmp")
+}
+
+// put implements objectStore: fsync, rename over any earlier file of the
+// chunk, fsync of the folder.
+func (s *fileStore) put(_ context.Context, o *object) error {
+	f := o.file
+	err := f.Sync()
 	if err == nil {
 		err = f.Close()
 	}
 	if err == nil {
-		err = os.Rename(tmp, path)
+		err = os.Rename(f.Name(), o.key)
 	}
 	if err == nil {
-		committed = true
-		err = syncDir(dir)
+		o.moved = true
+		err = syncDir(filepath.Dir(o.key))
 	}
 	if err != nil {
 		s.metrics.errors.WithLabelValues(kindIO).Inc()
-		return 0, st, fmt.Errorf("file sink %s: %w", s.name, err)
+		return fmt.Errorf("file sink %s: %w", s.name, err)
 	}
-	return size, st, nil
+	return nil
 }
-
-// Close implements Sink.
-func (s *FileSink) Close() error { return nil }

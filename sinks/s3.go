@@ -1,7 +1,6 @@
 package sinks
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -27,34 +26,30 @@ import (
 	"github.com/marutalog/maruta/internal/delivery"
 )
 
-// S3Sink uploads each chunk as one object. The object is first encoded into
-// a temporary file under <data_dir>/tmp/<output>/, then uploaded from it:
-// in one PutObject up to multipart_threshold, above it in a multipart
-// upload read part by part from the file (uploadParts). Every upload
-// carries If-None-Match: * so S3 refuses to overwrite; a refusal (412) of
-// an object with the same size counts as delivered (a retry after a crash
-// between upload and the buffer's delete).
+// s3Store is the object store of an s3 output: each chunk is one object,
+// staged under <data_dir>/tmp/<output>/ (objectSink) and uploaded from the
+// staged file: in one PutObject up to multipart_threshold, above it in a
+// multipart upload read part by part from the file (uploadParts). Every
+// upload carries If-None-Match: * so S3 refuses to overwrite; a refusal
+// (412) of an object with the same size counts as delivered (a retry after
+// a crash between upload and the buffer's delete).
 //
 // Errors: throttling, 5xx, timeouts and network errors are returned as is
 // (the buffer retries); access denied, no such bucket, invalid credentials
 // and other request errors retrying cannot fix are Permanent (the buffer
 // moves the chunk to its dead-letter folder), and logged.
 //
-// Write is safe for concurrent use. Close removes nothing and does not wait
-// for uploads: the buffer stops calling Write first.
-type S3Sink struct {
+// put is safe for concurrent use.
+type s3Store struct {
 	*common
 	cfg       *config.S3Output
 	client    *s3.Client
-	tmpDir    string
 	threshold int64
 	timeout   time.Duration
 	endpoint  string
 }
 
-var _ delivery.Sink = (*S3Sink)(nil)
-
-func newS3Sink(opts Options) (*S3Sink, error) {
+func newS3Sink(opts Options) (*objectSink, error) {
 	cfg := opts.Output.S3
 	tmpDir := filepath.Join(opts.DataDir, "tmp", opts.Output.Name)
 	if err := os.MkdirAll(tmpDir, 0o755); err != nil {
@@ -71,7 +66,7 @@ func newS3Sink(opts Options) (*S3Sink, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &S3Sink{common: c, cfg: cfg, tmpDir: tmpDir, threshold: int64(cfg.MultipartThreshold), timeout: cfg.Timeout.D()}
+	s := &s3Store{common: c, cfg: cfg, threshold: int64(cfg.MultipartThreshold), timeout: cfg.Timeout.D()}
 	if s.timeout <= 0 {
 		s.timeout = config.DefaultS3Timeout
 	}
@@ -119,82 +114,30 @@ func newS3Sink(opts Options) (*S3Sink, error) {
 		o.UsePathStyle = pathStyle
 	})
 	c.log.Info("s3 sink ready", "bucket", cfg.Bucket, "region", awsCfg.Region, "endpoint", s.endpoint, "path_style", pathStyle)
-	return s, nil
+	return &objectSink{common: c, store: s, kind: "s3", tmpDir: tmpDir}, nil
 }
 
-// Write encodes c into a staged file and uploads it.
-func (s *S3Sink) Write(ctx context.Context, c delivery.Chunk) error {
-	start := time.Now()
-	defer func() { s.metrics.duration.Observe(since(start)) }()
-	info := c.Info()
-	key, err := s.keys.render(info, s.enc.ext())
-	if err != nil {
-		s.metrics.errors.WithLabelValues(kindOther).Inc()
-		return delivery.Permanent(fmt.Errorf("s3 sink %s: object key: %w", s.name, err))
-	}
-	f, err := os.CreateTemp(s.tmpDir, ".upload-*")
-	if err != nil {
-		s.metrics.errors.WithLabelValues(kindIO).Inc()
-		return fmt.Errorf("s3 sink %s: stage: %w", s.name, err)
-	}
-	defer func() {
-		f.Close()
-		os.Remove(f.Name())
-	}()
-	bw := bufio.NewWriterSize(f, 1<<20)
-	st, err := s.enc.encode(ctx, c, bw, false)
-	if errors.Is(err, errPlanMiss) {
-		s.log.Debug("chunk has keys outside the file plan: encoding it in two passes", "chunk", info.ID)
-		s.metrics.replans.Inc()
-		if err = f.Truncate(0); err == nil {
-			_, err = f.Seek(0, io.SeekStart)
-		}
-		if err == nil {
-			bw.Reset(f)
-			st, err = s.enc.encode(ctx, c, bw, true)
-		}
-	}
-	s.metrics.columnsAdded.Add(float64(st.colsAdded))
-	st.colsAdded = 0
-	if err == nil {
-		err = bw.Flush()
-	}
-	if err != nil {
-		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-			return err
-		}
-		s.metrics.errors.WithLabelValues(kindEncode).Inc()
-		return fmt.Errorf("s3 sink %s: %w", s.name, err)
-	}
-	size, err := f.Seek(0, io.SeekCurrent)
-	if err != nil {
-		s.metrics.errors.WithLabelValues(kindIO).Inc()
-		return fmt.Errorf("s3 sink %s: stage: %w", s.name, err)
-	}
-
+// put implements objectStore: upload with If-None-Match: *; a refusal (412)
+// is checked against the object already there. timeout bounds both.
+func (s *s3Store) put(ctx context.Context, o *object) error {
 	uctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
-	ustart := time.Now()
-	err = s.upload(uctx, f, key, size)
-	s.metrics.upload.Observe(since(ustart))
+	err := s.upload(uctx, o)
 	if err != nil && isPreconditionFailed(err) {
-		err = s.checkExisting(uctx, key, size)
+		err = s.checkExisting(uctx, o.key, o.size)
 		if err == nil {
 			s.metrics.conflicts.Inc()
-			s.log.Info("object already exists with the same size: chunk counted as delivered", "chunk", info.ID, "key", key, "bytes", size)
+			s.log.Info("object already exists with the same size: chunk counted as delivered", "chunk", o.info.ID, "key", o.key, "bytes", o.size)
 		}
 	}
 	if err != nil {
-		return s.failed(info, key, err)
+		return s.failed(o.info, o.key, err)
 	}
-	s.metrics.delivered(size, st)
-	s.size.observe(info.Bytes, size)
-	s.logStats(info, st)
-	s.log.Debug("chunk uploaded", "chunk", info.ID, "key", key, "bytes", size, "rows", st.rows)
 	return nil
 }
 
-func (s *S3Sink) upload(ctx context.Context, f *os.File, key string, size int64) error {
+func (s *s3Store) upload(ctx context.Context, o *object) error {
+	f, key, size := o.file, o.key, o.size
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
 		return err
 	}
@@ -219,7 +162,7 @@ func (s *S3Sink) upload(ctx context.Context, f *os.File, key string, size int64)
 			Key:                  aws.String(key),
 			Body:                 f,
 			ContentLength:        aws.Int64(size),
-			ContentType:          aws.String(s.enc.contentType()),
+			ContentType:          aws.String(o.contentType),
 			IfNoneMatch:          aws.String("*"),
 			ServerSideEncryption: sse,
 			SSEKMSKeyId:          kmsKey,
@@ -228,7 +171,7 @@ func (s *S3Sink) upload(ctx context.Context, f *os.File, key string, size int64)
 		})
 		return err
 	}
-	return s.uploadParts(ctx, f, key, size, sse, kmsKey, bucketKey)
+	return s.uploadParts(ctx, o, sse, kmsKey, bucketKey)
 }
 
 // uploadParts uploads the staged file f as a multipart upload: part_size
@@ -238,7 +181,8 @@ func (s *S3Sink) upload(ctx context.Context, f *os.File, key string, size int64)
 // and up to four parts into memory per upload: 48 MB per flush worker with
 // the defaults, 268 MB of RSS in the overload scenario of BENCHMARKS.md.)
 // Completion carries If-None-Match: *; a failed upload is aborted.
-func (s *S3Sink) uploadParts(ctx context.Context, f *os.File, key string, size int64, sse s3types.ServerSideEncryption, kmsKey *string, bucketKey *bool) error {
+func (s *s3Store) uploadParts(ctx context.Context, o *object, sse s3types.ServerSideEncryption, kmsKey *string, bucketKey *bool) error {
+	f, key, size := o.file, o.key, o.size
 	partSize := max(int64(s.cfg.PartSize), 5<<20)
 	if n := (size + partSize - 1) / partSize; n > maxParts {
 		partSize = (size + maxParts - 1) / maxParts
@@ -251,7 +195,7 @@ func (s *S3Sink) uploadParts(ctx context.Context, f *os.File, key string, size i
 	created, err := s.client.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{
 		Bucket:               aws.String(s.cfg.Bucket),
 		Key:                  aws.String(key),
-		ContentType:          aws.String(s.enc.contentType()),
+		ContentType:          aws.String(o.contentType),
 		ServerSideEncryption: sse,
 		SSEKMSKeyId:          kmsKey,
 		BucketKeyEnabled:     bucketKey,
@@ -347,7 +291,7 @@ const (
 // conflict (another writer uses the same node name and chunk id, or the
 // encoding changed between attempts): the chunk goes to the dead letter
 // instead of being counted as delivered.
-func (s *S3Sink) checkExisting(ctx context.Context, key string, size int64) error {
+func (s *s3Store) checkExisting(ctx context.Context, key string, size int64) error {
 	head, err := s.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(s.cfg.Bucket), Key: aws.String(key)})
 	if err != nil {
 		return fmt.Errorf("check existing object: %w", err)
@@ -360,7 +304,7 @@ func (s *S3Sink) checkExisting(ctx context.Context, key string, size int64) erro
 }
 
 // failed classifies an upload error, counts and logs it.
-func (s *S3Sink) failed(info delivery.ChunkInfo, key string, err error) error {
+func (s *s3Store) failed(info delivery.ChunkInfo, key string, err error) error {
 	if delivery.IsPermanent(err) {
 		s.log.Error("upload failed permanently: chunk goes to the dead letter", "chunk", info.ID, "key", key, "err", err)
 		return err
@@ -441,6 +385,3 @@ func isPreconditionFailed(err error) bool {
 	var re *awshttp.ResponseError
 	return errors.As(err, &re) && re.HTTPStatusCode() == http.StatusPreconditionFailed
 }
-
-// Close implements Sink.
-func (s *S3Sink) Close() error { return nil }
