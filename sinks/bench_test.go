@@ -20,6 +20,7 @@ import (
 	"github.com/marutalog/maruta/internal/config"
 	"github.com/marutalog/maruta/internal/delivery"
 	"github.com/marutalog/maruta/internal/event"
+	"github.com/marutalog/maruta/internal/strftime"
 	tu "github.com/marutalog/maruta/internal/testutil"
 )
 
@@ -247,7 +248,7 @@ func BenchmarkLayoutBytesRead(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			je := &jsonlEncoder{timeKey: "time", format: compileTimeFormat(DefaultJSONTimeFormat), gzip: true}
+			je := &jsonlEncoder{timeKey: "time", format: strftime.Compile(DefaultJSONTimeFormat), gzip: true}
 			pq := encodeToFile(b, pe, c, filepath.Join(dir, "x.parquet"))
 			js := encodeToFile(b, je, c, filepath.Join(dir, "x.jsonl.gz"))
 			readPQ := "read_parquet(" + tu.SQLString(filepath.Join(dir, "x.parquet")) + ")"
@@ -298,7 +299,7 @@ func encodeToFile(b *testing.B, enc encoder, c delivery.Chunk, path string) int6
 func BenchmarkJSONLEncodeGzip(b *testing.B) {
 	const n = 100000
 	c := benchChunk(b, n, true)
-	enc := &jsonlEncoder{timeKey: "time", format: compileTimeFormat(DefaultJSONTimeFormat), gzip: true}
+	enc := &jsonlEncoder{timeKey: "time", format: strftime.Compile(DefaultJSONTimeFormat), gzip: true}
 	cw := &countWriter{}
 	b.SetBytes(c.info.Bytes)
 	cpu0 := cpuTime()

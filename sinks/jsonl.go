@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"time"
 
 	"github.com/klauspost/compress/gzip"
 
@@ -13,17 +12,18 @@ import (
 	"github.com/marutalog/maruta/internal/delivery"
 	"github.com/marutalog/maruta/internal/event"
 	"github.com/marutalog/maruta/internal/msgpack"
+	"github.com/marutalog/maruta/internal/strftime"
 )
 
 // jsonlEncoder writes one JSON object per line, like fluentd's out_file and
 // out_s3 with format json: the record's keys in order, then the event time
-// under timeKey (formatted with timeFormat; it replaces a record key of the
+// under timeKey (formatted with a strftime.Format; it replaces a record key of the
 // same name, as fluentd's include_time_key does) and, for stdout, the tag
 // under tagKey. Optionally gzip (.jsonl.gz). Safe for concurrent use.
 type jsonlEncoder struct {
 	timeKey string
 	tagKey  string
-	format  timeFormat
+	format  strftime.Format
 	gzip    bool
 }
 
@@ -35,7 +35,7 @@ func newJSONLEncoder(enc *config.Encoding) *jsonlEncoder {
 	if f == "" {
 		f = DefaultJSONTimeFormat
 	}
-	return &jsonlEncoder{timeKey: enc.TimeKey, format: compileTimeFormat(f), gzip: enc.Compression == "gzip"}
+	return &jsonlEncoder{timeKey: enc.TimeKey, format: strftime.Compile(f), gzip: enc.Compression == "gzip"}
 }
 
 func (e *jsonlEncoder) ext() string {
@@ -65,7 +65,7 @@ func (e *jsonlEncoder) encode(ctx context.Context, c delivery.Chunk, w io.Writer
 		gz = gzip.NewWriter(bw)
 	}
 	var line []byte
-	tc := timeCache{f: &e.format}
+	tc := strftime.NewCache(&e.format)
 	n := 0
 	err := c.Scan(func(tag string, t event.Time, rec []byte) error {
 		if n++; n%4096 == 0 {
@@ -81,7 +81,7 @@ func (e *jsonlEncoder) encode(ctx context.Context, c delivery.Chunk, w io.Writer
 		if inPlace {
 			dst = bw.AvailableBuffer()
 		}
-		out, inv, ok := e.appendLine(dst, tag, t, rec, &tc)
+		out, inv, ok := e.appendLine(dst, tag, t, rec, tc)
 		if !inPlace {
 			line = out
 		}
@@ -112,61 +112,9 @@ func (e *jsonlEncoder) encode(ctx context.Context, c delivery.Chunk, w io.Writer
 	return st, nil
 }
 
-// timeCache renders event times with a timeFormat, rendering what does not
-// change within a second (date, hour, …) once per second: a line then costs
-// a copy of that text and the sub-second digits.
-type timeCache struct {
-	f     *timeFormat
-	valid bool
-	sec   int64
-	text  []byte
-	runs  []timeRun
-}
-
-// timeRun is the text up to end, then a sub-second part of digits digits
-// (0: none; the last run).
-type timeRun struct {
-	end    int
-	digits int
-}
-
-// append renders t exactly as f.append(b, t.Std()) does.
-func (c *timeCache) append(b []byte, t event.Time) []byte {
-	sec, nsec := t.Unix()
-	if !c.valid || sec != c.sec {
-		c.valid, c.sec = true, sec
-		st := time.Unix(sec, 0).UTC()
-		c.text, c.runs = c.text[:0], c.runs[:0]
-		for _, p := range c.f.parts {
-			switch {
-			case p.dir == 'N':
-				c.runs = append(c.runs, timeRun{len(c.text), p.digits})
-			case p.dir == 'L':
-				c.runs = append(c.runs, timeRun{len(c.text), 3})
-			default:
-				c.text = c.f.appendPart(c.text, p, st)
-			}
-		}
-		c.runs = append(c.runs, timeRun{len(c.text), 0})
-	}
-	// %L and %kN are the first digits of the nanoseconds padded to nine.
-	var ns [9]byte
-	for i, v := 8, nsec; i >= 0; i-- {
-		ns[i] = byte('0' + v%10)
-		v /= 10
-	}
-	from := 0
-	for _, r := range c.runs {
-		b = append(b, c.text[from:r.end]...)
-		b = append(b, ns[:r.digits]...)
-		from = r.end
-	}
-	return b
-}
-
 // appendLine appends one JSON line for an event. ok is false when rec is
 // not a well-formed msgpack map (dst is then unchanged).
-func (e *jsonlEncoder) appendLine(dst []byte, tag string, t event.Time, rec []byte, tc *timeCache) (out []byte, invalid int, ok bool) {
+func (e *jsonlEncoder) appendLine(dst []byte, tag string, t event.Time, rec []byte, tc *strftime.Cache) (out []byte, invalid int, ok bool) {
 	// One pass: every read is checked, and a record that turns out not to
 	// be a valid msgpack map leaves dst as it was.
 	start := len(dst)
@@ -232,9 +180,9 @@ func (e *jsonlEncoder) appendLine(dst []byte, tag string, t event.Time, rec []by
 		var ts [64]byte
 		var tb []byte
 		if tc != nil {
-			tb = tc.append(ts[:0], t)
+			tb = tc.Append(ts[:0], t)
 		} else {
-			tb = e.format.append(ts[:0], t.Std())
+			tb = e.format.Append(ts[:0], t.Std())
 		}
 		dst, _ = msgpack.AppendJSONString(dst, tb)
 	}

@@ -3,6 +3,8 @@ package sinks
 import (
 	"context"
 	"testing"
+
+	"github.com/marutalog/maruta/internal/strftime"
 )
 
 // BenchmarkJSONLEncode encodes 100k Docker-shaped records (the JSON log
@@ -11,7 +13,7 @@ import (
 func BenchmarkJSONLEncode(b *testing.B) {
 	const n = 100000
 	c := benchChunk(b, n, true)
-	enc := &jsonlEncoder{timeKey: "time", format: compileTimeFormat(DefaultJSONTimeFormat)}
+	enc := &jsonlEncoder{timeKey: "time", format: strftime.Compile(DefaultJSONTimeFormat)}
 	cw := &countWriter{}
 	b.SetBytes(c.info.Bytes)
 	b.ReportAllocs()

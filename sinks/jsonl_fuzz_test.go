@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/marutalog/maruta/internal/msgpack"
+	"github.com/marutalog/maruta/internal/strftime"
 )
 
 // FuzzJSONLLine feeds arbitrary bytes as a record to the JSON-lines
@@ -25,7 +26,7 @@ func FuzzJSONLLine(f *testing.F) {
 	f.Add(rec[:len(rec)-3])
 	f.Add([]byte{0x81, 0x01, 0x02})
 	f.Add([]byte{0x81, 0xc4, 0x01, 0xff, 0xc0})
-	enc := &jsonlEncoder{timeKey: "time", tagKey: "tag", format: compileTimeFormat(DefaultJSONTimeFormat)}
+	enc := &jsonlEncoder{timeKey: "time", tagKey: "tag", format: strftime.Compile(DefaultJSONTimeFormat)}
 	f.Fuzz(func(t *testing.T, rec []byte) {
 		prefix := []byte("previous line\n")
 		out, _, ok := enc.appendLine(bytes.Clone(prefix), "t", 0, rec, nil)

@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	"github.com/marutalog/maruta/internal/event"
+	"github.com/marutalog/maruta/internal/strftime"
 )
 
 // stdoutConsumer prints events as JSON lines: the record's keys, then
@@ -39,7 +40,7 @@ func NewStdout(w io.Writer, opts Options) event.Consumer {
 	}
 	return &stdoutConsumer{
 		w:       w,
-		enc:     &jsonlEncoder{timeKey: "time", tagKey: "tag", format: compileTimeFormat(DefaultJSONTimeFormat)},
+		enc:     &jsonlEncoder{timeKey: "time", tagKey: "tag", format: strftime.Compile(DefaultJSONTimeFormat)},
 		metrics: newSinkMetrics(opts.Registerer, name),
 		log:     log.With("component", "sink", "output", name),
 	}

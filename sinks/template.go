@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
+
+	"github.com/marutalog/maruta/internal/strftime"
 )
 
 // Templates: an output's path and object_key mix literal text, strftime
@@ -65,7 +67,7 @@ func parseTemplate(s string) template {
 			d := s[i+1]
 			if d == '%' {
 				lit("%")
-			} else if strings.IndexByte(strftimeDirectives, d) >= 0 {
+			} else if strftime.Known(d) {
 				t = append(t, token{kind: tokTime, text: s[i : i+2], dir: d})
 			} else {
 				lit(s[i : i+2])
@@ -106,9 +108,6 @@ func parseTemplate(s string) template {
 	}
 	return t
 }
-
-// strftimeDirectives are the directives renderTime knows.
-const strftimeDirectives = "YCymdejHkIlMSLNsbBhaAuwjpzZFTDR"
 
 // hasTag reports whether the template uses ${tag} or ${tag_parts[N]}.
 func (t template) hasTag() bool {
@@ -180,7 +179,7 @@ func (t template) render(v *renderVars) (string, error) {
 		case tokLit:
 			b.WriteString(tk.text)
 		case tokTime:
-			b.Write(appendStrftime(nil, tk.dir, v.t))
+			b.Write(strftime.AppendDirective(nil, tk.dir, v.t))
 		case tokTag:
 			b.WriteString(SanitizeValue(v.tag))
 		case tokTagPart:
@@ -280,179 +279,5 @@ func TagResolver(pathTemplate string) func(tag string) string {
 		}
 		m.Store(tag, r)
 		return r
-	}
-}
-
-var (
-	monthNames = [...]string{"January", "February", "March", "April", "May", "June", "July", "August", "September", "October", "November", "December"}
-	dayNames   = [...]string{"Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday"}
-)
-
-// appendStrftime appends one strftime directive rendered for t (UTC).
-func appendStrftime(b []byte, d byte, t time.Time) []byte {
-	pad := func(b []byte, v, width int, c byte) []byte {
-		s := strconv.Itoa(v)
-		for i := len(s); i < width; i++ {
-			b = append(b, c)
-		}
-		return append(b, s...)
-	}
-	switch d {
-	case 'Y':
-		return pad(b, t.Year(), 4, '0')
-	case 'C':
-		return pad(b, t.Year()/100, 2, '0')
-	case 'y':
-		return pad(b, t.Year()%100, 2, '0')
-	case 'm':
-		return pad(b, int(t.Month()), 2, '0')
-	case 'd':
-		return pad(b, t.Day(), 2, '0')
-	case 'e':
-		return pad(b, t.Day(), 2, ' ')
-	case 'j':
-		return pad(b, t.YearDay(), 3, '0')
-	case 'H':
-		return pad(b, t.Hour(), 2, '0')
-	case 'k':
-		return pad(b, t.Hour(), 2, ' ')
-	case 'I', 'l':
-		h := t.Hour() % 12
-		if h == 0 {
-			h = 12
-		}
-		if d == 'l' {
-			return pad(b, h, 2, ' ')
-		}
-		return pad(b, h, 2, '0')
-	case 'p':
-		if t.Hour() < 12 {
-			return append(b, "AM"...)
-		}
-		return append(b, "PM"...)
-	case 'M':
-		return pad(b, t.Minute(), 2, '0')
-	case 'S':
-		return pad(b, t.Second(), 2, '0')
-	case 'L':
-		return pad(b, t.Nanosecond()/1e6, 3, '0')
-	case 'N':
-		return pad(b, t.Nanosecond(), 9, '0')
-	case 's':
-		return strconv.AppendInt(b, t.Unix(), 10)
-	case 'b', 'h':
-		return append(b, monthNames[t.Month()-1][:3]...)
-	case 'B':
-		return append(b, monthNames[t.Month()-1]...)
-	case 'a':
-		return append(b, dayNames[t.Weekday()][:3]...)
-	case 'A':
-		return append(b, dayNames[t.Weekday()]...)
-	case 'u':
-		wd := int(t.Weekday())
-		if wd == 0 {
-			wd = 7
-		}
-		return strconv.AppendInt(b, int64(wd), 10)
-	case 'w':
-		return strconv.AppendInt(b, int64(t.Weekday()), 10)
-	case 'z':
-		return append(b, "+0000"...)
-	case 'Z':
-		return append(b, "UTC"...)
-	case 'F':
-		return appendStrftime(appendStrftime(appendStrftime(appendStrftime(appendStrftime(b, 'Y', t), '-', t), 'm', t), '-', t), 'd', t)
-	case 'T':
-		return appendStrftime(appendStrftime(appendStrftime(appendStrftime(appendStrftime(b, 'H', t), ':', t), 'M', t), ':', t), 'S', t)
-	case 'R':
-		return appendStrftime(appendStrftime(appendStrftime(b, 'H', t), ':', t), 'M', t)
-	case 'D':
-		return appendStrftime(appendStrftime(appendStrftime(appendStrftime(appendStrftime(b, 'm', t), '/', t), 'd', t), '/', t), 'y', t)
-	}
-	return append(b, d)
-}
-
-// timeFormat is a compiled strftime format for event times (jsonl
-// time_format). It supports %L (milliseconds), %N (nanoseconds) and %3N,
-// %6N, %9N besides the directives of paths.
-type timeFormat struct {
-	parts []timePart
-}
-
-type timePart struct {
-	lit    string
-	dir    byte
-	digits int // for N
-}
-
-func compileTimeFormat(f string) timeFormat {
-	var tf timeFormat
-	var lit strings.Builder
-	flush := func() {
-		if lit.Len() > 0 {
-			tf.parts = append(tf.parts, timePart{lit: lit.String()})
-			lit.Reset()
-		}
-	}
-	for i := 0; i < len(f); i++ {
-		if f[i] != '%' || i+1 >= len(f) {
-			lit.WriteByte(f[i])
-			continue
-		}
-		i++
-		d := f[i]
-		digits := 0
-		if d >= '1' && d <= '9' && i+1 < len(f) && f[i+1] == 'N' {
-			digits = int(d - '0')
-			i++
-			d = 'N'
-		}
-		switch {
-		case d == '%':
-			lit.WriteByte('%')
-		case d == 'N':
-			flush()
-			if digits == 0 {
-				digits = 9
-			}
-			tf.parts = append(tf.parts, timePart{dir: 'N', digits: digits})
-		case strings.IndexByte(strftimeDirectives, d) >= 0:
-			flush()
-			tf.parts = append(tf.parts, timePart{dir: d})
-		default:
-			lit.WriteByte('%')
-			lit.WriteByte(d)
-		}
-	}
-	flush()
-	return tf
-}
-
-// append renders t (converted to UTC) with the format.
-func (tf *timeFormat) append(b []byte, t time.Time) []byte {
-	t = t.UTC()
-	for _, p := range tf.parts {
-		b = tf.appendPart(b, p, t)
-	}
-	return b
-}
-
-// appendPart renders one part of the format for t (in UTC).
-func (tf *timeFormat) appendPart(b []byte, p timePart, t time.Time) []byte {
-	switch {
-	case p.dir == 0:
-		return append(b, p.lit...)
-	case p.dir == 'N':
-		ns := t.Nanosecond()
-		for i := p.digits; i < 9; i++ {
-			ns /= 10
-		}
-		s := strconv.Itoa(ns)
-		for i := len(s); i < p.digits; i++ {
-			b = append(b, '0')
-		}
-		return append(b, s...)
-	default:
-		return appendStrftime(b, p.dir, t)
 	}
 }

@@ -88,26 +88,6 @@ func TestKeyTemplateErrors(t *testing.T) {
 	}
 }
 
-func TestStrftime(t *testing.T) {
-	tm := time.Date(2026, 3, 4, 5, 6, 7, 891234567, time.UTC)
-	for _, c := range []struct{ f, want string }{
-		{"%Y-%m-%d %H:%M:%S", "2026-03-04 05:06:07"},
-		{"%Y%m%d%H", "2026030405"},
-		{"%y %j %e %k %I %l %p", "26 063  4  5 05  5 AM"},
-		{"%F %T %R %D", "2026-03-04 05:06:07 05:06 03/04/26"},
-		{"%b %B %a %A %u %w", "Mar March Wed Wednesday 3 3"},
-		{"%s %z %Z %%", "1772600767 +0000 UTC %"},
-		{"%L %N %3N %6N", "891 891234567 891 891234"},
-		{"%Y-%m-%dT%H:%M:%S.%LZ", "2026-03-04T05:06:07.891Z"},
-		{"%Q stays", "%Q stays"},
-	} {
-		tf := compileTimeFormat(c.f)
-		if got := string(tf.append(nil, tm)); got != c.want {
-			t.Errorf("%q: %q, want %q", c.f, got, c.want)
-		}
-	}
-}
-
 func TestSanitizeValue(t *testing.T) {
 	for in, want := range map[string]string{
 		"":          "_",
