@@ -4,7 +4,7 @@
 // auto mode added to the table since a schema version.
 //
 // Columns come from the output's declared schema or from the schema the
-// sink persisted under <data_dir>/schema/ (see sinks.LoadSchema); partition
+// sink persisted under <data_dir>/schema/ (see schema.Load); partition
 // columns from the path template (see sinks.PathLayout). Everything here is
 // read-only and needs no AWS access.
 package athena
@@ -17,6 +17,7 @@ import (
 
 	"github.com/marutalog/maruta/internal/config"
 	"github.com/marutalog/maruta/sinks"
+	"github.com/marutalog/maruta/sinks/schema"
 )
 
 // DefaultDatabase is the database of tables whose output names none.
@@ -44,7 +45,7 @@ type Table struct {
 	Name     string
 	// Schema is the output's table schema (data columns without time and
 	// overflow).
-	Schema sinks.TableSchema
+	Schema schema.TableSchema
 	// Columns are all data columns as Athena sees them: time, the schema's
 	// columns, the overflow column.
 	Columns    []Column
@@ -124,7 +125,7 @@ func table(out *config.Output, enc *config.Encoding, path, location, dataDir str
 			t.Name = a.Table
 		}
 	}
-	s, err := sinks.LoadSchema(dataDir, out)
+	s, err := schema.Load(dataDir, out)
 	if err != nil {
 		return t, err
 	}
@@ -148,11 +149,11 @@ func table(out *config.Output, enc *config.Encoding, path, location, dataDir str
 	}
 	t.Location = location
 
-	t.Columns = append(t.Columns, Column{Name: sinks.TimeColumn, Type: sinks.TypeTimestamp})
+	t.Columns = append(t.Columns, Column{Name: schema.TimeColumn, Type: schema.TypeTimestamp})
 	for _, c := range s.Columns {
-		t.Columns = append(t.Columns, Column{Name: c.Name, Type: sinks.AthenaType(c.Type), Version: c.Version})
+		t.Columns = append(t.Columns, Column{Name: c.Name, Type: schema.AthenaType(c.Type), Version: c.Version})
 	}
-	t.Columns = append(t.Columns, Column{Name: s.Overflow, Type: sinks.TypeMap})
+	t.Columns = append(t.Columns, Column{Name: s.Overflow, Type: schema.TypeMap})
 	for _, p := range layout.Partitions {
 		for _, c := range t.Columns {
 			if strings.EqualFold(c.Name, p.Name) {

@@ -22,6 +22,8 @@ import (
 	"github.com/marutalog/maruta/internal/event"
 	"github.com/marutalog/maruta/internal/strftime"
 	tu "github.com/marutalog/maruta/internal/testutil"
+	"github.com/marutalog/maruta/sinks/schema"
+	"github.com/marutalog/maruta/sinks/sinktest"
 )
 
 // benchChunk builds an in-memory chunk of n Docker-shaped records.
@@ -39,8 +41,8 @@ func benchChunk(b *testing.B, n int, raw bool) *memChunk {
 
 func benchParquet(b *testing.B, compression string, raw bool) {
 	dir := b.TempDir()
-	_, out := loadOutput(b, dir, "  - type: file\n    name: lake\n    compression: "+compression+"\n")
-	store, err := openSchemaStore(dir, out, nil)
+	_, out := sinktest.Output(b, dir, "  - type: file\n    name: lake\n    compression: "+compression+"\n")
+	store, err := schema.Open(dir, out, nil)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -152,7 +154,7 @@ func BenchmarkParquetEncode256MB(b *testing.B) {
 		mb, _ = strconv.ParseInt(s, 10, 64)
 	}
 	dir := b.TempDir()
-	_, out := loadOutput(b, dir, "  - type: file\n    name: lake\n")
+	_, out := sinktest.Output(b, dir, "  - type: file\n    name: lake\n")
 	g := newDockerGen(11, 50, time.Date(2026, 11, 22, 13, 0, 0, 0, time.UTC), false)
 	c := writeFileChunk(b, dir, delivery.ChunkInfo{ID: "big", Tag: "docker.shop"}, func(_ int, bytes int64) bool { return bytes < mb<<20 },
 		func(i int) (string, event.Time, []byte) { return g.next(b, i) })
@@ -162,7 +164,7 @@ func BenchmarkParquetEncode256MB(b *testing.B) {
 			name = "one_pass"
 		}
 		b.Run(name, func(b *testing.B) {
-			store, err := openSchemaStore(b.TempDir(), out, nil)
+			store, err := schema.Open(b.TempDir(), out, nil)
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -239,8 +241,8 @@ func BenchmarkLayoutBytesRead(b *testing.B) {
 			g := newDockerGen(5, 20, time.Date(2026, 11, 22, 13, 0, 0, 0, time.UTC), raw)
 			c := writeFileChunk(b, dir, delivery.ChunkInfo{ID: "x", Tag: "docker.shop"}, func(i int, _ int64) bool { return i < n },
 				func(i int) (string, event.Time, []byte) { return g.next(b, i) })
-			_, out := loadOutput(b, dir, "  - type: file\n    name: lake\n")
-			store, err := openSchemaStore(dir, out, nil)
+			_, out := sinktest.Output(b, dir, "  - type: file\n    name: lake\n")
+			store, err := schema.Open(dir, out, nil)
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+
+	"github.com/marutalog/maruta/internal/fsutil"
 )
 
 // fileStore is the object store of a file output: each chunk is one file of
@@ -50,7 +52,7 @@ func (s *fileStore) put(_ context.Context, o *object) error {
 	}
 	if err == nil {
 		o.moved = true
-		err = syncDir(filepath.Dir(o.key))
+		err = fsutil.SyncDir(filepath.Dir(o.key))
 	}
 	if err != nil {
 		s.metrics.errors.WithLabelValues(kindIO).Inc()

@@ -28,6 +28,7 @@ import (
 	"github.com/marutalog/maruta/internal/delivery"
 	"github.com/marutalog/maruta/internal/event"
 	"github.com/marutalog/maruta/internal/msgpack"
+	"github.com/marutalog/maruta/sinks/sinktest"
 )
 
 // idCollector is an aggregator's consumer: it counts every event by its
@@ -234,7 +235,7 @@ func newFwdSink(t testing.TB, outputs string) (*Forward, *logBuffer) {
 // ("" : in memory only).
 func newFwdSinkIn(t testing.TB, dataDir, outputs string) (*Forward, *logBuffer) {
 	t.Helper()
-	_, out := loadOutput(t, t.TempDir(), outputs)
+	_, out := sinktest.Output(t, t.TempDir(), outputs)
 	logs := &logBuffer{}
 	f, err := NewForward(Options{Output: out, Node: "agent-1", DataDir: dataDir, Registerer: prometheus.NewRegistry(),
 		Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})

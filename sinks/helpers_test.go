@@ -14,7 +14,6 @@ import (
 
 	vm "github.com/vmihailenco/msgpack/v5"
 
-	"github.com/marutalog/maruta/internal/config"
 	"github.com/marutalog/maruta/internal/delivery"
 	"github.com/marutalog/maruta/internal/event"
 )
@@ -148,18 +147,6 @@ func mp(t testing.TB, v any) []byte {
 		t.Fatal(err)
 	}
 	return buf.Bytes()
-}
-
-// loadOutput parses a config whose outputs are given as YAML and returns
-// the config and its first leaf output, with defaults applied.
-func loadOutput(t testing.TB, dataDir, outputs string) (*config.Config, *config.Output) {
-	t.Helper()
-	y := "node: test-node\ndata_dir: " + dataDir + "\nsources: [{type: forward}]\noutputs:\n" + outputs
-	cfg, err := config.Parse("test.yaml", []byte(y), func(string) (string, bool) { return "", false })
-	if err != nil {
-		t.Fatalf("config: %v\n%s", err, y)
-	}
-	return cfg, cfg.LeafOutputs()[0]
 }
 
 // dockerGen makes Docker-shaped records as the default pipeline leaves

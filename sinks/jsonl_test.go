@@ -19,6 +19,7 @@ import (
 	"github.com/marutalog/maruta/internal/delivery"
 	"github.com/marutalog/maruta/internal/event"
 	tu "github.com/marutalog/maruta/internal/testutil"
+	"github.com/marutalog/maruta/sinks/schema"
 )
 
 func TestJSONLFileOutput(t *testing.T) {
@@ -165,7 +166,7 @@ func TestConcurrentWritesShareSchema(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	s, _ := LoadSchema(l.dir, l.out)
+	s, _ := schema.Load(l.dir, l.out)
 	if len(s.Columns) != 9 {
 		t.Errorf("schema %+v", s.Columns)
 	}

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/marutalog/maruta/internal/config"
+	"github.com/marutalog/maruta/sinks/schema"
 )
 
 // Layout is what an output's path template means to a query engine: a
@@ -76,7 +77,7 @@ func PathLayout(path string, athena *config.Athena) (Layout, error) {
 			i++
 		case hiveKey(toks) != "":
 			key := hiveKey(toks)
-			name, ok := ColumnName(key)
+			name, ok := schema.ColumnName(key)
 			if !ok {
 				return l, fmt.Errorf("path %q: %q is not a usable partition name", path, key)
 			}
@@ -126,7 +127,7 @@ func PathLayout(path string, athena *config.Athena) (Layout, error) {
 			if err != nil {
 				return l, fmt.Errorf("path %q: %w", path, err)
 			}
-			p.Type = TypeString
+			p.Type = schema.TypeString
 			if err := addPart(p); err != nil {
 				return l, err
 			}
@@ -243,7 +244,7 @@ func timePartition(name string, t template) (Partition, error) {
 			lo, hi = 1, 12
 		}
 		if hi > 0 {
-			return Partition{Name: name, Type: TypeInt, Source: t[0].text, Projection: [][2]string{
+			return Partition{Name: name, Type: schema.TypeInt, Source: t[0].text, Projection: [][2]string{
 				{"type", "integer"}, {"range", fmt.Sprintf("%d,%d", lo, hi)}, {"digits", "2"},
 			}}, nil
 		}
@@ -266,7 +267,7 @@ func timePartition(name string, t template) (Partition, error) {
 			unit, rank = j.unit, j.rank
 		}
 	}
-	return Partition{Name: name, Type: TypeString, Source: src.String(), Projection: [][2]string{
+	return Partition{Name: name, Type: schema.TypeString, Source: src.String(), Projection: [][2]string{
 		{"type", "date"}, {"format", format.String()}, {"range", DateProjectionRange},
 		{"interval", "1"}, {"interval.unit", unit},
 	}}, nil
@@ -312,13 +313,13 @@ func placeholderPartition(tk token, athena *config.Athena) (Partition, error) {
 		case "node", "hostname", "chunk_id", "ext", "path":
 			return Partition{}, fmt.Errorf("${%s} cannot be a folder of the path: use it in object_key", tk.name)
 		}
-		n, ok := ColumnName(tk.name)
+		n, ok := schema.ColumnName(tk.name)
 		if !ok {
 			return Partition{}, fmt.Errorf("%s is not a usable partition name", tk.text)
 		}
 		name = n
 	}
-	p := Partition{Name: name, Type: TypeString, Source: tk.text}
+	p := Partition{Name: name, Type: schema.TypeString, Source: tk.text}
 	var values []string
 	if athena != nil {
 		for _, ap := range athena.Partitions {

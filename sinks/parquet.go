@@ -20,6 +20,7 @@ import (
 	"github.com/marutalog/maruta/internal/delivery"
 	"github.com/marutalog/maruta/internal/event"
 	"github.com/marutalog/maruta/internal/msgpack"
+	"github.com/marutalog/maruta/sinks/schema"
 )
 
 // The Parquet encoder turns a chunk into one Parquet file in two streaming
@@ -84,19 +85,19 @@ const (
 
 func colTypeOf(t string) colType {
 	switch t {
-	case TypeJSON:
+	case schema.TypeJSON:
 		return ctJSON
-	case TypeBigint:
+	case schema.TypeBigint:
 		return ctBigint
-	case TypeInt:
+	case schema.TypeInt:
 		return ctInt
-	case TypeDouble:
+	case schema.TypeDouble:
 		return ctDouble
-	case TypeBoolean:
+	case schema.TypeBoolean:
 		return ctBool
-	case TypeTimestamp:
+	case schema.TypeTimestamp:
 		return ctTimestamp
-	case TypeMap:
+	case schema.TypeMap:
 		return ctMap
 	}
 	return ctString
@@ -156,7 +157,7 @@ type encoder interface {
 
 // parquetEncoder writes Parquet files. Safe for concurrent use.
 type parquetEncoder struct {
-	store        *schemaStore
+	store        *schema.Store
 	declared     bool
 	overflow     string
 	codec        compress.Codec
@@ -218,7 +219,7 @@ func (e *parquetEncoder) currentPlan() *filePlan {
 // bounded (see pageZstd).
 var zstdCodec compress.Codec = &pageZstd{}
 
-func newParquetEncoder(enc *config.Encoding, store *schemaStore, tmpDir string, log *slog.Logger) (*parquetEncoder, error) {
+func newParquetEncoder(enc *config.Encoding, store *schema.Store, tmpDir string, log *slog.Logger) (*parquetEncoder, error) {
 	var codec compress.Codec
 	switch enc.Compression {
 	case "zstd":
@@ -293,8 +294,8 @@ type pendingCol struct {
 type pqState struct {
 	e       *parquetEncoder
 	stats   encodeStats
-	cols    []Column       // table columns (snapshot, then after add)
-	byName  map[string]int // column name → index in cols
+	cols    []schema.Column // table columns (snapshot, then after add)
+	byName  map[string]int  // column name → index in cols
 	keys    map[string]*keyRef
 	samples map[string]*cardSample // by column name
 	pos     []posEntry             // last key seen at each position of a record
@@ -334,7 +335,7 @@ type mapRef struct {
 }
 
 func (e *parquetEncoder) encode(ctx context.Context, c delivery.Chunk, w io.Writer, twoPass bool) (encodeStats, error) {
-	cols, _ := e.store.snapshot()
+	cols, _ := e.store.Snapshot()
 	st := &pqState{e: e, keys: map[string]*keyRef{}, samples: map[string]*cardSample{}, pendBy: map[string]int{}, sorted: true}
 	st.setColumns(cols)
 
@@ -411,7 +412,7 @@ func (st *pqState) write(ctx context.Context, c delivery.Chunk, w io.Writer) (en
 	return st.stats, nil
 }
 
-func (st *pqState) setColumns(cols []Column) {
+func (st *pqState) setColumns(cols []schema.Column) {
 	st.cols = cols
 	st.byName = make(map[string]int, len(cols))
 	for i, c := range cols {
@@ -490,7 +491,7 @@ type posEntry struct {
 
 // resolve maps a new key to a column, a pending column or the overflow.
 func (st *pqState) resolve(key string) *keyRef {
-	name, ok := st.e.store.columnFor(key)
+	name, ok := st.e.store.ColumnFor(key)
 	if !ok {
 		return &keyRef{col: -1, pending: -1, reason: reasonInvalidName}
 	}
@@ -517,14 +518,14 @@ func (st *pqState) resolve(key string) *keyRef {
 // addPending adds the inferred columns to the table and resolves the keys
 // that waited for them.
 func (st *pqState) addPending() error {
-	var add []Column
+	var add []schema.Column
 	for _, p := range st.pending {
 		if p.typ != "" {
-			add = append(add, Column{Name: p.name, Type: p.typ})
+			add = append(add, schema.Column{Name: p.name, Type: p.typ})
 		}
 	}
 	if len(add) > 0 {
-		cols, added, err := st.e.store.add(add)
+		cols, added, err := st.e.store.Add(add)
 		if err != nil {
 			return err
 		}
@@ -553,27 +554,27 @@ func (st *pqState) addPending() error {
 func inferType(v []byte) string {
 	switch msgpack.Peek(v) {
 	case msgpack.Str, msgpack.Bin:
-		return TypeString
+		return schema.TypeString
 	case msgpack.Int:
-		return TypeBigint
+		return schema.TypeBigint
 	case msgpack.Float:
-		return TypeDouble
+		return schema.TypeDouble
 	case msgpack.Bool:
-		return TypeBoolean
+		return schema.TypeBoolean
 	case msgpack.Map, msgpack.Array:
-		return TypeJSON
+		return schema.TypeJSON
 	case msgpack.Ext:
 		if typ, data, _, err := msgpack.ReadExt(v); err == nil && typ == 0 && len(data) == 8 {
-			return TypeTimestamp
+			return schema.TypeTimestamp
 		}
-		return TypeJSON
+		return schema.TypeJSON
 	}
 	return ""
 }
 
 // fileSchema builds the Parquet schema of this file and the leaf layout.
 func (st *pqState) fileSchema() *parquet.Schema {
-	fields := []parquet.Field{field(TimeColumn, parquet.Encoded(parquet.Timestamp(parquet.Millisecond), &parquet.Plain))}
+	fields := []parquet.Field{field(schema.TimeColumn, parquet.Encoded(parquet.Timestamp(parquet.Millisecond), &parquet.Plain))}
 	st.fileOf = make([]int32, len(st.cols))
 	leaf := 1
 	for i, c := range st.cols {

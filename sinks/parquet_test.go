@@ -22,6 +22,8 @@ import (
 	"github.com/marutalog/maruta/internal/event"
 	"github.com/marutalog/maruta/internal/msgpack"
 	tu "github.com/marutalog/maruta/internal/testutil"
+	"github.com/marutalog/maruta/sinks/schema"
+	"github.com/marutalog/maruta/sinks/sinktest"
 )
 
 var slice13 = time.Date(2026, 11, 22, 13, 0, 0, 0, time.UTC)
@@ -39,7 +41,7 @@ type lake struct {
 func newLake(t *testing.T, outputYAML string) *lake {
 	t.Helper()
 	l := &lake{dir: t.TempDir(), reg: prometheus.NewRegistry()}
-	l.cfg, l.out = loadOutput(t, l.dir, outputYAML)
+	l.cfg, l.out = sinktest.Output(t, l.dir, outputYAML)
 	s, err := New(Options{Output: l.out, Node: "node-1", DataDir: l.dir, Registerer: l.reg})
 	if err != nil {
 		t.Fatal(err)
@@ -231,18 +233,18 @@ func TestParquetSchemaEvolutionAndPartitions(t *testing.T) {
 	l.write(t, l.chunk(slice13,
 		ev(t, "app.a", slice13.Add(time.Second), map[string]any{"level": "info", "code": 1}),
 		ev(t, "app.a", slice13.Add(2*time.Second), map[string]any{"level": "warn", "code": 2})))
-	s1, err := LoadSchema(l.dir, l.out)
+	s1, err := schema.Load(l.dir, l.out)
 	if err != nil || s1.Version != 1 || len(s1.Columns) != 2 {
 		t.Fatalf("schema after chunk 1: %+v, %v", s1, err)
 	}
 	l.write(t, l.chunk(h14,
 		ev(t, "app.b", h14.Add(time.Second), map[string]any{"level": "error", "code": "E1", "user": "u1"})))
-	s2, _ := LoadSchema(l.dir, l.out)
-	if s2.Version != 2 || len(s2.Columns) != 3 || s2.Columns[2] != (Column{Name: "user", Type: TypeString, Version: 2}) {
+	s2, _ := schema.Load(l.dir, l.out)
+	if s2.Version != 2 || len(s2.Columns) != 3 || s2.Columns[2] != (schema.Column{Name: "user", Type: schema.TypeString, Version: 2}) {
 		t.Fatalf("schema after chunk 2: %+v", s2)
 	}
 	for _, c := range s2.Columns {
-		if c.Name == "code" && c.Type != TypeBigint {
+		if c.Name == "code" && c.Type != schema.TypeBigint {
 			t.Errorf("code changed type: %+v", c)
 		}
 	}
@@ -292,7 +294,7 @@ func TestParquetDeclaredSchema(t *testing.T) {
 		ev(t, "a", slice13, map[string]any{"level": "info", "status": 200, "labels": map[string]any{"app": "shop", "tier": nil, "n": 3},
 			"at": at.Format(time.RFC3339Nano), "body": "text", "other": "x"}),
 		ev(t, "a", slice13.Add(time.Millisecond), map[string]any{"status": int64(1) << 40, "labels": map[string]any{}, "at": 12})))
-	if _, err := os.Stat(SchemaFile(l.dir, "lake")); !os.IsNotExist(err) {
+	if _, err := os.Stat(schema.File(l.dir, "lake")); !os.IsNotExist(err) {
 		t.Errorf("declared schema was persisted: %v", err)
 	}
 	r := db.Query(t, "SELECT level, status, labels, epoch_ms(\"at\") AS \"at\", body, _overflow FROM "+l.read()+" ORDER BY time").Maps()
@@ -428,8 +430,8 @@ func TestParquetDuckDBColumnsEqualSchema(t *testing.T) {
 	}
 	l.write(t, l.chunk(slice13, evs...))
 	l.write(t, l.chunk(slice13, ev(t, "docker.shop", slice13, map[string]any{"late_key": 1.5})))
-	s, _ := LoadSchema(l.dir, l.out)
-	want := []string{TimeColumn}
+	s, _ := schema.Load(l.dir, l.out)
+	want := []string{schema.TimeColumn}
 	for _, c := range s.Columns {
 		want = append(want, c.Name)
 	}

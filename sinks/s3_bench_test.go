@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	tu "github.com/marutalog/maruta/internal/testutil"
+	"github.com/marutalog/maruta/sinks/sinktest"
 )
 
 // BenchmarkS3Upload measures the s3 sink end to end against the local S3
@@ -19,7 +20,7 @@ func BenchmarkS3Upload(b *testing.B) {
 	for _, format := range []string{"parquet", "jsonl"} {
 		b.Run(format, func(b *testing.B) {
 			dir := b.TempDir()
-			_, out := loadOutput(b, dir, fmt.Sprintf(`  - type: s3
+			_, out := sinktest.Output(b, dir, fmt.Sprintf(`  - type: s3
     name: s3lake
     bucket: bench
     endpoint: %s

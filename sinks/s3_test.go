@@ -23,12 +23,13 @@ import (
 	"github.com/marutalog/maruta/internal/config"
 	"github.com/marutalog/maruta/internal/delivery"
 	tu "github.com/marutalog/maruta/internal/testutil"
+	"github.com/marutalog/maruta/sinks/sinktest"
 )
 
 // s3Out makes an s3 output for srv with extra YAML keys.
 func s3Out(t *testing.T, srv *tu.S3Server, dataDir, bucket, extra string) (*config.Config, *config.Output) {
 	t.Helper()
-	return loadOutput(t, dataDir, fmt.Sprintf(`  - type: s3
+	return sinktest.Output(t, dataDir, fmt.Sprintf(`  - type: s3
     name: s3lake
     bucket: %s
     endpoint: %s
@@ -286,7 +287,7 @@ func TestS3EndpointFromEnvironment(t *testing.T) {
 	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(t.TempDir(), "none"))
 	dir := t.TempDir()
 	// A converted fluent.conf names only bucket and region.
-	_, out := loadOutput(t, dir, "  - type: s3\n    name: conv\n    bucket: logs\n    region: ap-northeast-1\n    path: logs/shop-event/${tag_parts[2]}/%Y/%m/%d/%H/\n")
+	_, out := sinktest.Output(t, dir, "  - type: s3\n    name: conv\n    bucket: logs\n    region: ap-northeast-1\n    path: logs/shop-event/${tag_parts[2]}/%Y/%m/%d/%H/\n")
 	if out.S3.ForcePathStyle != nil {
 		t.Fatalf("force_path_style defaulted without an endpoint")
 	}

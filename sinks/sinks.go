@@ -10,6 +10,7 @@ import (
 
 	"github.com/marutalog/maruta/internal/config"
 	"github.com/marutalog/maruta/internal/delivery"
+	"github.com/marutalog/maruta/sinks/schema"
 )
 
 // Options configure a sink.
@@ -79,7 +80,7 @@ func newCommon(opts Options, enc *config.Encoding, path, objectKey string, chunk
 				reserved = append(reserved, p.Name)
 			}
 		}
-		store, err := openSchemaStore(opts.DataDir, out, reserved)
+		store, err := schema.Open(opts.DataDir, out, reserved)
 		if err != nil {
 			return nil, fmt.Errorf("output %s: %w", out.Name, err)
 		}

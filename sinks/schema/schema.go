@@ -1,4 +1,9 @@
-package sinks
+// Package schema is the table schema of a Parquet output: its columns and
+// their types (Athena's names), how record keys become column names, and
+// the Store that infers, persists and appends columns in auto mode
+// (<data_dir>/schema/<output>.json). The Parquet encoder writes files with
+// it; athena generates DDL from it (Load reads without changing anything).
+package schema
 
 import (
 	"encoding/json"
@@ -11,6 +16,7 @@ import (
 	"sync"
 
 	"github.com/marutalog/maruta/internal/config"
+	"github.com/marutalog/maruta/internal/fsutil"
 )
 
 // Column types, named as in Athena DDL. TypeJSON is a string column holding
@@ -54,16 +60,16 @@ type TableSchema struct {
 	Overflow string `json:"overflow"`
 }
 
-// SchemaFile returns where an auto-mode table's schema is persisted:
+// File returns where an auto-mode table's schema is persisted:
 // <data_dir>/schema/<output name>.json.
-func SchemaFile(dataDir, output string) string {
+func File(dataDir, output string) string {
 	return filepath.Join(dataDir, "schema", output+".json")
 }
 
-// LoadSchema returns the schema of a Parquet output: the declared columns,
-// or for auto mode the persisted schema (with the configured seed columns
-// when nothing is persisted yet). It reads only; athena DDL uses it.
-func LoadSchema(dataDir string, out *config.Output) (TableSchema, error) {
+// Load returns the schema of a Parquet output: the declared columns, or for
+// auto mode the persisted schema (with the configured seed columns when
+// nothing is persisted yet). It reads only; athena DDL uses it.
+func Load(dataDir string, out *config.Output) (TableSchema, error) {
 	enc := outputEncoding(out)
 	if enc == nil || enc.Format != "parquet" {
 		return TableSchema{}, fmt.Errorf("load schema: output %s does not write parquet", out.Name)
@@ -75,7 +81,7 @@ func LoadSchema(dataDir string, out *config.Output) (TableSchema, error) {
 	if s.Mode == "declared" {
 		return s, nil
 	}
-	data, err := os.ReadFile(SchemaFile(dataDir, out.Name))
+	data, err := os.ReadFile(File(dataDir, out.Name))
 	if errors.Is(err, fs.ErrNotExist) {
 		return s, nil
 	}
@@ -84,7 +90,7 @@ func LoadSchema(dataDir string, out *config.Output) (TableSchema, error) {
 	}
 	var p TableSchema
 	if err := json.Unmarshal(data, &p); err != nil {
-		return TableSchema{}, fmt.Errorf("load schema %s: %w", SchemaFile(dataDir, out.Name), err)
+		return TableSchema{}, fmt.Errorf("load schema %s: %w", File(dataDir, out.Name), err)
 	}
 	// Persisted columns come first (their order is history); seed columns
 	// not persisted yet are appended.
@@ -92,7 +98,7 @@ func LoadSchema(dataDir string, out *config.Output) (TableSchema, error) {
 	seen := map[string]bool{}
 	for _, c := range p.Columns {
 		if c.Name == "" || seen[c.Name] || !validType(c.Type) {
-			return TableSchema{}, fmt.Errorf("load schema %s: bad column %q (%s)", SchemaFile(dataDir, out.Name), c.Name, c.Type)
+			return TableSchema{}, fmt.Errorf("load schema %s: bad column %q (%s)", File(dataDir, out.Name), c.Name, c.Type)
 		}
 		seen[c.Name] = true
 		merged.Columns = append(merged.Columns, c)
@@ -181,10 +187,10 @@ func ColumnName(key string) (string, bool) {
 	return string(b), true
 }
 
-// schemaStore holds a table's schema for the encoder: the declared columns,
-// or the auto-mode schema persisted under data_dir. It is safe for
-// concurrent use by the flush workers.
-type schemaStore struct {
+// Store holds a table's schema for the encoder: the declared columns, or
+// the auto-mode schema persisted under data_dir. It is safe for concurrent
+// use by the flush workers.
+type Store struct {
 	mu      sync.Mutex
 	file    string // "" for declared mode (nothing persisted)
 	schema  TableSchema
@@ -193,19 +199,19 @@ type schemaStore struct {
 	reserve map[string]bool
 }
 
-// openSchemaStore loads (or starts) the schema of a Parquet output.
-// reserved names (partition columns, time, overflow) never become data
+// Open loads (or starts) the schema of a Parquet output. reserved names
+// (partition columns; time and overflow always are) never become data
 // columns: a key mapping to one is stored as name + "_".
-func openSchemaStore(dataDir string, out *config.Output, reserved []string) (*schemaStore, error) {
-	s, err := LoadSchema(dataDir, out)
+func Open(dataDir string, out *config.Output, reserved []string) (*Store, error) {
+	s, err := Load(dataDir, out)
 	if err != nil {
 		return nil, err
 	}
-	st := &schemaStore{schema: s, index: map[string]int{}, reserve: map[string]bool{}}
+	st := &Store{schema: s, index: map[string]int{}, reserve: map[string]bool{}}
 	enc := outputEncoding(out)
 	st.max = enc.Schema.MaxColumns
 	if s.Mode == "auto" {
-		st.file = SchemaFile(dataDir, out.Name)
+		st.file = File(dataDir, out.Name)
 	}
 	for _, r := range reserved {
 		st.reserve[r] = true
@@ -218,17 +224,17 @@ func openSchemaStore(dataDir string, out *config.Output, reserved []string) (*sc
 	return st, nil
 }
 
-// snapshot returns the current columns (the slice is never modified in
+// Snapshot returns the current columns (the slice is never modified in
 // place, only replaced) and version.
-func (st *schemaStore) snapshot() ([]Column, int) {
+func (st *Store) Snapshot() ([]Column, int) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	return st.schema.Columns, st.schema.Version
 }
 
-// lookupName maps a record key to the column name it would use, applying
-// the reserved-name rule.
-func (st *schemaStore) columnFor(key string) (string, bool) {
+// ColumnFor maps a record key to the column name it would use, applying
+// the reserved-name rule; false when the key cannot be a column name.
+func (st *Store) ColumnFor(key string) (string, bool) {
 	n, ok := ColumnName(key)
 	if !ok {
 		return "", false
@@ -239,10 +245,11 @@ func (st *schemaStore) columnFor(key string) (string, bool) {
 	return n, true
 }
 
-// add appends new columns (skipping names that appeared meanwhile),
+// Add appends new columns (skipping names that appeared meanwhile),
 // persists the schema before returning (auto mode), and returns the new
-// column list. Columns beyond the limit are not added.
-func (st *schemaStore) add(cols []Column) ([]Column, int, error) {
+// column list and how many were added. Columns beyond the limit are not
+// added.
+func (st *Store) Add(cols []Column) ([]Column, int, error) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	next := st.schema
@@ -268,7 +275,7 @@ func (st *schemaStore) add(cols []Column) ([]Column, int, error) {
 		if err != nil {
 			return nil, 0, err
 		}
-		if err := writeFileAtomic(st.file, append(data, '\n')); err != nil {
+		if err := fsutil.WriteFileAtomic(st.file, append(data, '\n')); err != nil {
 			return nil, 0, fmt.Errorf("persist schema: %w", err)
 		}
 	}
@@ -277,45 +284,6 @@ func (st *schemaStore) add(cols []Column) ([]Column, int, error) {
 	}
 	st.schema = next
 	return next.Columns, added, nil
-}
-
-// writeFileAtomic writes data to path through a temporary file, fsync and
-// rename, then fsyncs the folder.
-func writeFileAtomic(path string, data []byte) error {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*.tmp")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp)
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	return syncDir(dir)
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
 
 // outputEncoding returns the encoding of a file or s3 output, or nil.
