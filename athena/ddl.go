@@ -5,7 +5,7 @@
 //
 // Columns come from the output's declared schema or from the schema the
 // sink persisted under <data_dir>/schema/ (see schema.Load); partition
-// columns from the path template (see sinks.PathLayout). Everything here is
+// columns from the path template (see layout.Parse). Everything here is
 // read-only and needs no AWS access.
 package athena
 
@@ -16,7 +16,7 @@ import (
 	"strings"
 
 	"github.com/marutalog/maruta/internal/config"
-	"github.com/marutalog/maruta/sinks"
+	"github.com/marutalog/maruta/sinks/layout"
 	"github.com/marutalog/maruta/sinks/schema"
 )
 
@@ -49,7 +49,7 @@ type Table struct {
 	// Columns are all data columns as Athena sees them: time, the schema's
 	// columns, the overflow column.
 	Columns    []Column
-	Partitions []sinks.Partition
+	Partitions []layout.Partition
 	// Location is the table LOCATION, ending with '/'.
 	Location string
 	// Properties are the TBLPROPERTIES, in order.
@@ -130,19 +130,19 @@ func table(out *config.Output, enc *config.Encoding, path, location, dataDir str
 		return t, err
 	}
 	t.Schema = s
-	layout, err := sinks.PathLayout(path, a)
+	pl, err := layout.Parse(path, a)
 	if err != nil {
 		return t, err
 	}
-	t.Partitions = layout.Partitions
+	t.Partitions = pl.Partitions
 	if out.File != nil {
-		abs, err := filepath.Abs(filepath.FromSlash(layout.Prefix))
+		abs, err := filepath.Abs(filepath.FromSlash(pl.Prefix))
 		if err != nil {
 			return t, err
 		}
 		location += filepath.ToSlash(abs) + "/"
 	} else {
-		location += layout.Prefix
+		location += pl.Prefix
 	}
 	if a != nil && a.Location != "" {
 		location = strings.TrimSuffix(a.Location, "/") + "/"
@@ -154,7 +154,7 @@ func table(out *config.Output, enc *config.Encoding, path, location, dataDir str
 		t.Columns = append(t.Columns, Column{Name: c.Name, Type: schema.AthenaType(c.Type), Version: c.Version})
 	}
 	t.Columns = append(t.Columns, Column{Name: s.Overflow, Type: schema.TypeMap})
-	for _, p := range layout.Partitions {
+	for _, p := range pl.Partitions {
 		for _, c := range t.Columns {
 			if strings.EqualFold(c.Name, p.Name) {
 				return t, fmt.Errorf("partition column %q (from %s in the path) is also a data column: rename it under athena.partitions", p.Name, p.Source)
@@ -162,15 +162,15 @@ func table(out *config.Output, enc *config.Encoding, path, location, dataDir str
 		}
 	}
 
-	if len(layout.Partitions) > 0 {
+	if len(pl.Partitions) > 0 {
 		t.Properties = append(t.Properties, [2]string{"projection.enabled", "true"})
-		for _, p := range layout.Partitions {
+		for _, p := range pl.Partitions {
 			for _, kv := range p.Projection {
 				t.Properties = append(t.Properties, [2]string{"projection." + p.Name + "." + kv[0], kv[1]})
 			}
 		}
-		if !layout.Hive {
-			t.Properties = append(t.Properties, [2]string{"storage.location.template", location + layout.Template})
+		if !pl.Hive {
+			t.Properties = append(t.Properties, [2]string{"storage.location.template", location + pl.Template})
 		}
 	}
 	return t, nil

@@ -19,6 +19,7 @@ import (
 	"github.com/marutalog/maruta/internal/delivery"
 	"github.com/marutalog/maruta/internal/event"
 	tu "github.com/marutalog/maruta/internal/testutil"
+	"github.com/marutalog/maruta/sinks/layout"
 	"github.com/marutalog/maruta/sinks/schema"
 )
 
@@ -155,7 +156,7 @@ func TestConcurrentWritesShareSchema(t *testing.T) {
 			for i := 0; i < 200; i++ {
 				evs = append(evs, ev(t, "a", slice13, map[string]any{"common": i, fmt.Sprintf("only_%d", w): "v"}))
 			}
-			c := &memChunk{info: delivery.ChunkInfo{ID: fmt.Sprintf("w%d", w), Output: "lake", Path: TagResolver(l.out.File.Path)("a"), Tag: "a", Slice: slice13}, events: evs}
+			c := &memChunk{info: delivery.ChunkInfo{ID: fmt.Sprintf("w%d", w), Output: "lake", Path: layout.TagResolver(l.out.File.Path)("a"), Tag: "a", Slice: slice13}, events: evs}
 			errs <- l.sink.Write(context.Background(), c)
 		}()
 	}

@@ -83,7 +83,7 @@ func (s *objectSink) Write(ctx context.Context, c delivery.Chunk) error {
 	start := time.Now()
 	defer func() { s.metrics.duration.Observe(since(start)) }()
 	info := c.Info()
-	key, err := s.keys.render(info, s.enc.ext())
+	key, err := s.keys.Render(info, s.enc.ext())
 	if err != nil {
 		s.metrics.errors.WithLabelValues(kindOther).Inc()
 		return delivery.Permanent(fmt.Errorf("%s sink %s: object key: %w", s.kind, s.name, err))

@@ -22,6 +22,7 @@ import (
 	"github.com/marutalog/maruta/internal/event"
 	"github.com/marutalog/maruta/internal/msgpack"
 	tu "github.com/marutalog/maruta/internal/testutil"
+	"github.com/marutalog/maruta/sinks/layout"
 	"github.com/marutalog/maruta/sinks/schema"
 	"github.com/marutalog/maruta/sinks/sinktest"
 )
@@ -56,7 +57,7 @@ func (l *lake) chunk(slice time.Time, evs ...testEvent) *memChunk {
 	path := l.out.File.Path
 	return &memChunk{
 		info: delivery.ChunkInfo{
-			ID: fmt.Sprintf("c%04d", l.n), Output: l.out.Name, Path: TagResolver(path)(evs[0].tag),
+			ID: fmt.Sprintf("c%04d", l.n), Output: l.out.Name, Path: layout.TagResolver(path)(evs[0].tag),
 			Tag: evs[0].tag, Slice: slice, Created: slice,
 		},
 		events: evs,
@@ -436,11 +437,11 @@ func TestParquetDuckDBColumnsEqualSchema(t *testing.T) {
 		want = append(want, c.Name)
 	}
 	want = append(want, s.Overflow)
-	layout, err := PathLayout(l.out.File.Path, nil)
+	pl, err := layout.Parse(l.out.File.Path, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, p := range layout.Partitions {
+	for _, p := range pl.Partitions {
 		want = append(want, p.Name)
 	}
 	got := db.Query(t, "DESCRIBE SELECT * FROM "+l.read())

@@ -298,7 +298,7 @@ func (s *s3Store) checkExisting(ctx context.Context, key string, size int64) err
 	}
 	if got := aws.ToInt64(head.ContentLength); got != size {
 		s.metrics.errors.WithLabelValues(kindConflict).Inc()
-		return delivery.Permanent(fmt.Errorf("object s3://%s/%s exists with %d bytes, this chunk encodes to %d: is another maruta using node name %q?", s.cfg.Bucket, key, got, size, s.keys.node))
+		return delivery.Permanent(fmt.Errorf("object s3://%s/%s exists with %d bytes, this chunk encodes to %d: is another maruta using node name %q?", s.cfg.Bucket, key, got, size, s.keys.Node()))
 	}
 	return nil
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/marutalog/maruta/internal/config"
 	"github.com/marutalog/maruta/internal/delivery"
 	tu "github.com/marutalog/maruta/internal/testutil"
+	"github.com/marutalog/maruta/sinks/layout"
 	"github.com/marutalog/maruta/sinks/sinktest"
 )
 
@@ -70,7 +71,7 @@ func newS3(t *testing.T, out *config.Output, dataDir string, reg prometheus.Regi
 
 func dockerChunk(t testing.TB, id, path string, n int, raw bool) *memChunk {
 	g := newDockerGen(uint64(len(id)), 8, slice13, raw)
-	c := &memChunk{info: delivery.ChunkInfo{ID: id, Output: "s3lake", Path: TagResolver(path)("docker.shop"), Tag: "docker.shop", Slice: slice13, Created: slice13}}
+	c := &memChunk{info: delivery.ChunkInfo{ID: id, Output: "s3lake", Path: layout.TagResolver(path)("docker.shop"), Tag: "docker.shop", Slice: slice13, Created: slice13}}
 	for i := 0; i < n; i++ {
 		c.events = append(c.events, docker(t, g, i))
 	}
@@ -292,7 +293,7 @@ func TestS3EndpointFromEnvironment(t *testing.T) {
 		t.Fatalf("force_path_style defaulted without an endpoint")
 	}
 	s := newS3(t, out, dir, nil)
-	c := &memChunk{info: delivery.ChunkInfo{ID: "e1", Tag: "shop.event.order_placed", Path: TagResolver(out.S3.Path)("shop.event.order_placed"), Slice: slice13},
+	c := &memChunk{info: delivery.ChunkInfo{ID: "e1", Tag: "shop.event.order_placed", Path: layout.TagResolver(out.S3.Path)("shop.event.order_placed"), Slice: slice13},
 		events: []testEvent{ev(t, "shop.event.order_placed", slice13, map[string]any{"event_type": "order_placed"})}}
 	if err := s.Write(context.Background(), c); err != nil {
 		t.Fatal(err)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/marutalog/maruta/internal/config"
 	"github.com/marutalog/maruta/internal/delivery"
+	"github.com/marutalog/maruta/sinks/layout"
 	"github.com/marutalog/maruta/sinks/schema"
 )
 
@@ -49,7 +50,7 @@ func New(opts Options) (delivery.Sink, error) {
 type common struct {
 	name    string
 	enc     encoder
-	keys    *keyTemplate
+	keys    *layout.Keys
 	log     *slog.Logger
 	metrics *sinkMetrics
 	size    *sizeTarget
@@ -66,7 +67,7 @@ func newCommon(opts Options, enc *config.Encoding, path, objectKey string, chunk
 	if node == "" {
 		node = config.DefaultNode()
 	}
-	kt, err := newKeyTemplate(path, objectKey, node, chunkKeys)
+	kt, err := layout.NewKeys(path, objectKey, node, chunkKeys)
 	if err != nil {
 		return nil, fmt.Errorf("output %s: %w", out.Name, err)
 	}
@@ -75,7 +76,7 @@ func newCommon(opts Options, enc *config.Encoding, path, objectKey string, chunk
 	case "parquet":
 		var reserved []string
 		var athena *config.Athena = enc.Athena
-		if l, err := PathLayout(path, athena); err == nil {
+		if l, err := layout.Parse(path, athena); err == nil {
 			for _, p := range l.Partitions {
 				reserved = append(reserved, p.Name)
 			}
@@ -115,74 +116,6 @@ func (c *common) logStats(info delivery.ChunkInfo, st encodeStats) {
 	if st.colsAdded > 0 {
 		c.log.Info("table schema grew", "chunk", info.ID, "columns_added", st.colsAdded)
 	}
-}
-
-// keyTemplate renders object keys (or file paths) for chunks.
-type keyTemplate struct {
-	path      string // the output's path template, for chunks without Path
-	objectKey template
-	node      string
-}
-
-func newKeyTemplate(path, objectKey, node string, chunkKeys []string) (*keyTemplate, error) {
-	known := map[string]bool{}
-	for _, k := range chunkKeys {
-		known[k] = true
-	}
-	check := func(what string, t template, extra ...string) error {
-		for _, tk := range t {
-			if tk.kind != tokName || known[tk.name] {
-				continue
-			}
-			ok := false
-			for _, e := range extra {
-				ok = ok || tk.name == e
-			}
-			if !ok {
-				return fmt.Errorf("%s: unknown placeholder %s (known: ${tag}, ${tag_parts[N]}, %s and the buffer's chunk_keys)", what, tk.text, strings.Join(extra, ", "))
-			}
-		}
-		return nil
-	}
-	if err := check("path", parseTemplate(path)); err != nil {
-		return nil, err
-	}
-	ot := parseTemplate(objectKey)
-	if err := check("object_key", ot, "path", "node", "hostname", "chunk_id", "ext"); err != nil {
-		return nil, err
-	}
-	has := false
-	for _, tk := range ot {
-		has = has || tk.kind == tokName && tk.name == "chunk_id"
-	}
-	if !has {
-		return nil, fmt.Errorf("object_key %q must contain ${chunk_id}", objectKey)
-	}
-	return &keyTemplate{path: path, objectKey: ot, node: SanitizeValue(node)}, nil
-}
-
-// render returns the object key of a chunk: the same chunk always gets the
-// same key. Path and object key are rendered with the chunk's time slice
-// (or, without one, its creation time) in UTC.
-func (k *keyTemplate) render(info delivery.ChunkInfo, ext string) (string, error) {
-	t := info.Slice
-	if t.IsZero() {
-		t = info.Created
-	}
-	t = t.UTC()
-	v := &renderVars{t: t, tag: info.Tag, keys: info.Keys, strict: true}
-	pt := info.Path
-	if pt == "" {
-		pt = k.path
-	}
-	path, err := parseTemplate(pt).render(v)
-	if err != nil {
-		return "", err
-	}
-	v.vars = map[string]string{
-		"path": path, "node": k.node, "hostname": k.node, "chunk_id": SanitizeValue(info.ID), "ext": ext,
-	}
-	return k.objectKey.render(v)
 }
 
 // since returns the seconds since t, for duration histograms.

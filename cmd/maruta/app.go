@@ -23,6 +23,7 @@ import (
 	"github.com/marutalog/maruta/internal/event"
 	"github.com/marutalog/maruta/router"
 	"github.com/marutalog/maruta/sinks"
+	"github.com/marutalog/maruta/sinks/layout"
 )
 
 // app is one running maruta: sources → front switch → router → output
@@ -132,7 +133,7 @@ func (a *app) buildOutput(cfg *config.Config, o *config.Output, slot *switchCons
 		}
 		var resolve func(string) string
 		if p := outputPath(o); p != "" {
-			resolve = sinks.TagResolver(p)
+			resolve = layout.TagResolver(p)
 		}
 		var sealSize func() int64
 		if st, ok := sink.(delivery.SizeTarget); ok {

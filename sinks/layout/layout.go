@@ -1,4 +1,10 @@
-package sinks
+// Package layout is where an output puts its objects: the path and
+// object_key templates (strftime, ${tag}, ${tag_parts[N]}, chunk keys),
+// rendered per chunk into deterministic keys (Keys), resolved per tag for
+// the buffer (TagResolver), and what a path means to a query engine: the
+// table location and its partition columns with Athena's partition
+// projection (Parse). Placeholder values are sanitized (SanitizeValue).
+package layout
 
 import (
 	"fmt"
@@ -42,11 +48,11 @@ type Partition struct {
 // to the query time, five years back.
 const DateProjectionRange = "NOW-5YEARS,NOW"
 
-// PathLayout derives the table layout of a path template. athena (may be
-// nil) names placeholder partitions and lists enum values. It fails for
-// paths a projection cannot describe, such as a folder mixing a placeholder
-// with a strftime directive.
-func PathLayout(path string, athena *config.Athena) (Layout, error) {
+// Parse derives the table layout of a path template. athena (may be nil)
+// names placeholder partitions and lists enum values. It fails for paths a
+// projection cannot describe, such as a folder mixing a placeholder with a
+// strftime directive.
+func Parse(path string, athena *config.Athena) (Layout, error) {
 	var l Layout
 	segs := strings.Split(strings.TrimSuffix(path, "/"), "/")
 	i := 0

@@ -1,4 +1,4 @@
-package sinks
+package layout
 
 import (
 	"fmt"
@@ -51,7 +51,7 @@ func TestTagResolverConcurrentAndCacheBound(t *testing.T) {
 
 func TestKeyRenderDeterministic(t *testing.T) {
 	path := "logs/${tag_parts[1]}/dt=%Y-%m-%d/hour=%H/${region}/"
-	kt, err := newKeyTemplate(path, "${path}${node}-${chunk_id}.${ext}", "web-1", []string{"region"})
+	kt, err := NewKeys(path, "${path}${node}-${chunk_id}.${ext}", "web-1", []string{"region"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,7 +62,7 @@ func TestKeyRenderDeterministic(t *testing.T) {
 	}
 	want := "logs/api/dt=2026-01-01/hour=18/eu_west/web-1-0abc9z.parquet"
 	for i := 0; i < 3; i++ {
-		got, err := kt.render(info, "parquet")
+		got, err := kt.Render(info, "parquet")
 		if err != nil || got != want {
 			t.Fatalf("render = %q, %v; want %q", got, err, want)
 		}
@@ -70,7 +70,7 @@ func TestKeyRenderDeterministic(t *testing.T) {
 	// Without a slice the creation time is used; a chunk without Path uses
 	// the output's template.
 	info.Slice, info.Created, info.Path = time.Time{}, time.Date(2026, 5, 6, 7, 8, 9, 0, time.UTC), ""
-	if got, _ := kt.render(info, "jsonl.gz"); got != "logs/api/dt=2026-05-06/hour=07/eu_west/web-1-0abc9z.jsonl.gz" {
+	if got, _ := kt.Render(info, "jsonl.gz"); got != "logs/api/dt=2026-05-06/hour=07/eu_west/web-1-0abc9z.jsonl.gz" {
 		t.Errorf("render = %q", got)
 	}
 }
@@ -81,9 +81,9 @@ func TestKeyTemplateErrors(t *testing.T) {
 		{"${tag}/${nope}/", "${path}${chunk_id}", "unknown placeholder ${nope}"},
 		{"${tag}/", "${path}${chunk_id}-${what}", "unknown placeholder ${what}"},
 	} {
-		_, err := newKeyTemplate(c.path, c.key, "n", nil)
+		_, err := NewKeys(c.path, c.key, "n", nil)
 		if err == nil || !strings.Contains(err.Error(), c.want) {
-			t.Errorf("newKeyTemplate(%q, %q) = %v, want %q", c.path, c.key, err, c.want)
+			t.Errorf("NewKeys(%q, %q) = %v, want %q", c.path, c.key, err, c.want)
 		}
 	}
 }

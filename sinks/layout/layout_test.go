@@ -1,4 +1,4 @@
-package sinks
+package layout
 
 import (
 	"fmt"
@@ -29,7 +29,7 @@ func TestPathLayout(t *testing.T) {
 		{"x/day-%Y-%m-%d/svc-${tag}/${region}/", nil,
 			"prefix=x/ hive=false template=${dt}/svc-${tag}/${region}/ | dt string date 'day'-yyyy-MM-dd DAYS | tag string injected | region string injected"},
 	} {
-		l, err := PathLayout(c.path, c.athena)
+		l, err := Parse(c.path, c.athena)
 		if err != nil {
 			t.Errorf("%s: %v", c.path, err)
 			continue
@@ -62,7 +62,7 @@ func TestPathLayoutErrors(t *testing.T) {
 		"a/%Y/${node}/":            "${node} cannot be a folder",
 		"a/%c/":                    "",
 	} {
-		_, err := PathLayout(path, nil)
+		_, err := Parse(path, nil)
 		if want == "" {
 			if err != nil {
 				t.Errorf("%s: %v", path, err)
