@@ -27,15 +27,15 @@ import (
 )
 
 // benchChunk builds an in-memory chunk of n Docker-shaped records.
-func benchChunk(b *testing.B, n int, raw bool) *memChunk {
-	g := newDockerGen(7, 20, time.Date(2026, 11, 22, 13, 0, 0, 0, time.UTC), raw)
-	c := &memChunk{info: delivery.ChunkInfo{ID: "bench", Output: "lake", Tag: "docker.shop", Slice: time.Date(2026, 11, 22, 13, 0, 0, 0, time.UTC)}}
+func benchChunk(b *testing.B, n int, raw bool) *sinktest.Chunk {
+	g := sinktest.NewDockerGen(7, 20, time.Date(2026, 11, 22, 13, 0, 0, 0, time.UTC), raw)
+	c := &sinktest.Chunk{ChunkInfo: delivery.ChunkInfo{ID: "bench", Output: "lake", Tag: "docker.shop", Slice: time.Date(2026, 11, 22, 13, 0, 0, 0, time.UTC)}}
 	for i := 0; i < n; i++ {
-		tag, tm, rec := g.next(b, i)
-		c.events = append(c.events, testEvent{tag, tm, rec})
-		c.info.Bytes += int64(len(rec))
+		tag, tm, rec := g.Next(b, i)
+		c.Events = append(c.Events, sinktest.Event{Tag: tag, Time: tm, Record: rec})
+		c.ChunkInfo.Bytes += int64(len(rec))
 	}
-	c.info.Events = int64(n)
+	c.ChunkInfo.Events = int64(n)
 	return c
 }
 
@@ -53,7 +53,7 @@ func benchParquet(b *testing.B, compression string, raw bool) {
 	const n = 100000
 	c := benchChunk(b, n, raw)
 	cw := &countWriter{}
-	b.SetBytes(c.info.Bytes)
+	b.SetBytes(c.ChunkInfo.Bytes)
 	b.ResetTimer()
 	cpu0 := cpuTime()
 	for b.Loop() {
@@ -67,7 +67,7 @@ func benchParquet(b *testing.B, compression string, raw bool) {
 	// one core does, even when other processes share the machine.
 	b.ReportMetric(float64(n*b.N)/(cpuTime()-cpu0).Seconds(), "records/cpu-s")
 	b.ReportMetric(float64(cw.n), "file_bytes")
-	b.ReportMetric(float64(c.info.Bytes)/float64(cw.n), "ratio")
+	b.ReportMetric(float64(c.ChunkInfo.Bytes)/float64(cw.n), "ratio")
 }
 
 // cpuTime returns the process's user+sys CPU time.
@@ -155,9 +155,9 @@ func BenchmarkParquetEncode256MB(b *testing.B) {
 	}
 	dir := b.TempDir()
 	_, out := sinktest.Output(b, dir, "  - type: file\n    name: lake\n")
-	g := newDockerGen(11, 50, time.Date(2026, 11, 22, 13, 0, 0, 0, time.UTC), false)
-	c := writeFileChunk(b, dir, delivery.ChunkInfo{ID: "big", Tag: "docker.shop"}, func(_ int, bytes int64) bool { return bytes < mb<<20 },
-		func(i int) (string, event.Time, []byte) { return g.next(b, i) })
+	g := sinktest.NewDockerGen(11, 50, time.Date(2026, 11, 22, 13, 0, 0, 0, time.UTC), false)
+	c := sinktest.WriteFileChunk(b, dir, delivery.ChunkInfo{ID: "big", Tag: "docker.shop"}, func(_ int, bytes int64) bool { return bytes < mb<<20 },
+		func(i int) (string, event.Time, []byte) { return g.Next(b, i) })
 	for _, onePass := range []bool{false, true} {
 		name := "two_pass"
 		if onePass {
@@ -178,7 +178,7 @@ func BenchmarkParquetEncode256MB(b *testing.B) {
 					b.Fatal(err)
 				}
 			}
-			b.SetBytes(c.info.Bytes)
+			b.SetBytes(c.ChunkInfo.Bytes)
 			var size int64
 			var peakRSS int64
 			var peakHeap uint64
@@ -208,12 +208,12 @@ func BenchmarkParquetEncode256MB(b *testing.B) {
 				peakRSS, peakHeap = max(peakRSS, s.peakRSS), max(peakHeap, s.peakHeap)
 				b.StartTimer()
 			}
-			b.ReportMetric(float64(c.info.Events), "records")
+			b.ReportMetric(float64(c.ChunkInfo.Events), "records")
 			// Records per CPU second of the process (the memory sampler's
 			// share is small): what one core does, whatever else runs.
-			b.ReportMetric(float64(c.info.Events*int64(b.N))/cpu.Seconds(), "records/cpu-s")
+			b.ReportMetric(float64(c.ChunkInfo.Events*int64(b.N))/cpu.Seconds(), "records/cpu-s")
 			b.ReportMetric(float64(size)/(1<<20), "parquet_MB")
-			b.ReportMetric(float64(c.info.Bytes)/float64(size), "ratio")
+			b.ReportMetric(float64(c.ChunkInfo.Bytes)/float64(size), "ratio")
 			b.ReportMetric(float64(peakRSS)/(1<<20), "peak_rss_MB")
 			b.ReportMetric(float64(peakHeap)/(1<<20), "peak_go_MB")
 		})
@@ -238,9 +238,9 @@ func BenchmarkLayoutBytesRead(b *testing.B) {
 		}
 		b.Run(name, func(b *testing.B) {
 			dir := b.TempDir()
-			g := newDockerGen(5, 20, time.Date(2026, 11, 22, 13, 0, 0, 0, time.UTC), raw)
-			c := writeFileChunk(b, dir, delivery.ChunkInfo{ID: "x", Tag: "docker.shop"}, func(i int, _ int64) bool { return i < n },
-				func(i int) (string, event.Time, []byte) { return g.next(b, i) })
+			g := sinktest.NewDockerGen(5, 20, time.Date(2026, 11, 22, 13, 0, 0, 0, time.UTC), raw)
+			c := sinktest.WriteFileChunk(b, dir, delivery.ChunkInfo{ID: "x", Tag: "docker.shop"}, func(i int, _ int64) bool { return i < n },
+				func(i int) (string, event.Time, []byte) { return g.Next(b, i) })
 			_, out := sinktest.Output(b, dir, "  - type: file\n    name: lake\n")
 			store, err := schema.Open(dir, out, nil)
 			if err != nil {
@@ -268,7 +268,7 @@ func BenchmarkLayoutBytesRead(b *testing.B) {
 			r3, pqRead2 := db.BytesRead(b, "SELECT count(*) FROM "+readPQ+" WHERE "+where2)
 			for b.Loop() { // nothing to time: the metrics are sizes
 			}
-			b.ReportMetric(float64(c.info.Bytes)/(1<<20), "msgpack_MB")
+			b.ReportMetric(float64(c.ChunkInfo.Bytes)/(1<<20), "msgpack_MB")
 			b.ReportMetric(float64(pq)/(1<<20), "parquet_MB")
 			b.ReportMetric(float64(js)/(1<<20), "jsonl_gz_MB")
 			b.ReportMetric(float64(pqRead), "parquet_read_B")
@@ -303,7 +303,7 @@ func BenchmarkJSONLEncodeGzip(b *testing.B) {
 	c := benchChunk(b, n, true)
 	enc := &jsonlEncoder{timeKey: "time", format: strftime.Compile(DefaultJSONTimeFormat), gzip: true}
 	cw := &countWriter{}
-	b.SetBytes(c.info.Bytes)
+	b.SetBytes(c.ChunkInfo.Bytes)
 	cpu0 := cpuTime()
 	for b.Loop() {
 		cw.n = 0

@@ -288,14 +288,14 @@ func idRecord(id string, pad int) []byte {
 }
 
 // idChunk is a chunk of n events of one tag, ids "<chunk id>-<i>".
-func idChunk(id, tag string, n, pad int) *memChunk {
-	c := &memChunk{info: delivery.ChunkInfo{ID: id, Output: "fwd", Tag: tag, Created: time.Now()}}
+func idChunk(id, tag string, n, pad int) *sinktest.Chunk {
+	c := &sinktest.Chunk{ChunkInfo: delivery.ChunkInfo{ID: id, Output: "fwd", Tag: tag, Created: time.Now()}}
 	for i := range n {
 		r := idRecord(fmt.Sprintf("%s-%d", id, i), pad)
-		c.events = append(c.events, testEvent{tag: tag, t: event.FromUnix(1700000000, int64(i)), rec: r})
-		c.info.Bytes += int64(len(r))
+		c.Events = append(c.Events, sinktest.Event{Tag: tag, Time: event.FromUnix(1700000000, int64(i)), Record: r})
+		c.ChunkInfo.Bytes += int64(len(r))
 	}
-	c.info.Events = int64(n)
+	c.ChunkInfo.Events = int64(n)
 	return c
 }
 

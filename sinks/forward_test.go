@@ -14,6 +14,7 @@ import (
 	"github.com/marutalog/maruta/internal/config"
 	"github.com/marutalog/maruta/internal/delivery"
 	"github.com/marutalog/maruta/internal/event"
+	"github.com/marutalog/maruta/sinks/sinktest"
 )
 
 // Chunks spread over the active servers in proportion to their weights.
@@ -141,13 +142,13 @@ func TestForwardStandby(t *testing.T) {
 func TestForwardSplit(t *testing.T) {
 	a := startAggregator(t, "a", nil)
 	f, _ := newFwdSink(t, fwdSinkYAML([]string{serverEntry("a", a, "")}, "max_request_size: 2KiB\ncompress: gzip"))
-	c := &memChunk{info: delivery.ChunkInfo{ID: "split", Created: time.Now()}}
+	c := &sinktest.Chunk{ChunkInfo: delivery.ChunkInfo{ID: "split", Created: time.Now()}}
 	tags := []string{"web", "db", "web", "cache", "db", "web"}
 	want := map[string][]string{}
 	for i := range 600 {
 		tag := tags[i%len(tags)]
 		id := fmt.Sprintf("e%04d", i)
-		c.events = append(c.events, testEvent{tag: tag, t: event.FromUnix(1700000000, int64(i)), rec: idRecord(id, 40)})
+		c.Events = append(c.Events, sinktest.Event{Tag: tag, Time: event.FromUnix(1700000000, int64(i)), Record: idRecord(id, 40)})
 		want[tag] = append(want[tag], id)
 	}
 	if err := f.Write(context.Background(), c); err != nil {
@@ -214,13 +215,13 @@ func TestForwardLostAckDedup(t *testing.T) {
 func TestForwardResumesAfterPartialFailure(t *testing.T) {
 	a := startAggregator(t, "a", func(s *config.Source) { s.Dedup = nil })
 	f, _ := newFwdSink(t, fwdSinkYAML([]string{serverEntry("a", a, "")}, "max_request_size: 1KiB\nack_response_timeout: 300ms"))
-	c := &memChunk{info: delivery.ChunkInfo{ID: "partial", Created: time.Now()}}
+	c := &sinktest.Chunk{ChunkInfo: delivery.ChunkInfo{ID: "partial", Created: time.Now()}}
 	for i := range 60 {
 		tag := "first"
 		if i >= 40 {
 			tag = "second"
 		}
-		c.events = append(c.events, testEvent{tag: tag, t: event.FromUnix(1700000000, 0), rec: idRecord(fmt.Sprintf("p%02d", i), 60)})
+		c.Events = append(c.Events, sinktest.Event{Tag: tag, Time: event.FromUnix(1700000000, 0), Record: idRecord(fmt.Sprintf("p%02d", i), 60)})
 	}
 	a.coll.setFail("second")
 	if err := f.Write(context.Background(), c); err == nil {
@@ -258,12 +259,12 @@ func TestForwardProgressSurvivesRestart(t *testing.T) {
 	dataDir := t.TempDir()
 	yaml := fwdSinkYAML([]string{fmt.Sprintf("{name: a, host: %s, port: %s, weight: 1000}", host, port), serverEntry("b", b, "weight: 1")},
 		"max_request_size: 1KiB\nack_response_timeout: 300ms")
-	c := &memChunk{info: delivery.ChunkInfo{ID: "restart1", Created: time.Now()}}
+	c := &sinktest.Chunk{ChunkInfo: delivery.ChunkInfo{ID: "restart1", Created: time.Now()}}
 	for i := range 40 {
-		c.events = append(c.events, testEvent{tag: "app", t: event.FromUnix(1700000000, 0), rec: idRecord(fmt.Sprintf("r%02d", i), 60)})
+		c.Events = append(c.Events, sinktest.Event{Tag: "app", Time: event.FromUnix(1700000000, 0), Record: idRecord(fmt.Sprintf("r%02d", i), 60)})
 	}
 	f1, _ := newFwdSinkIn(t, dataDir, yaml)
-	if home(f1.servers, chunkHash(c.info.ID)).name != "a" {
+	if home(f1.servers, chunkHash(c.ChunkInfo.ID)).name != "a" {
 		t.Fatal("test chunk is not homed on a")
 	}
 	px.pauseAfterReplies(2) // parts 0 and 1 are acked, part 2 hangs
@@ -469,7 +470,7 @@ func TestForwardAckTimeoutHold(t *testing.T) {
 		t.Fatalf("write after a resumed: %v", err)
 	}
 	for i := range 5 {
-		if n := a.coll.get(fmt.Sprintf("%s-%d", c.info.ID, i)); n != 1 {
+		if n := a.coll.get(fmt.Sprintf("%s-%d", c.ChunkInfo.ID, i)); n != 1 {
 			t.Fatalf("event %d stored %d times on a", i, n)
 		}
 	}
@@ -600,11 +601,11 @@ func BenchmarkForwardSink(b *testing.B) {
 	a.coll.mu.Unlock()
 	f, _ := newFwdSink(b, fwdSinkYAML([]string{serverEntry("a", a, "")}, "heartbeat_type: none"))
 	c := idChunk("bench", "docker.app", 2000, 230)
-	b.SetBytes(c.info.Bytes)
+	b.SetBytes(c.ChunkInfo.Bytes)
 	b.ReportAllocs()
 	i := 0
 	for b.Loop() {
-		c.info.ID = fmt.Sprintf("bench%d", i)
+		c.ChunkInfo.ID = fmt.Sprintf("bench%d", i)
 		i++
 		if err := f.Write(context.Background(), c); err != nil {
 			b.Fatal(err)

@@ -15,7 +15,7 @@ func BenchmarkJSONLEncode(b *testing.B) {
 	c := benchChunk(b, n, true)
 	enc := &jsonlEncoder{timeKey: "time", format: strftime.Compile(DefaultJSONTimeFormat)}
 	cw := &countWriter{}
-	b.SetBytes(c.info.Bytes)
+	b.SetBytes(c.ChunkInfo.Bytes)
 	b.ReportAllocs()
 	cpu0 := cpuTime()
 	for b.Loop() {

@@ -21,6 +21,7 @@ import (
 	tu "github.com/marutalog/maruta/internal/testutil"
 	"github.com/marutalog/maruta/sinks/layout"
 	"github.com/marutalog/maruta/sinks/schema"
+	"github.com/marutalog/maruta/sinks/sinktest"
 )
 
 func TestJSONLFileOutput(t *testing.T) {
@@ -51,7 +52,7 @@ func TestJSONLReadByDuckDB(t *testing.T) {
 	db := tu.NewDuckDB(t)
 	dir := t.TempDir()
 	l := newLake(t, "  - type: file\n    name: j\n    format: jsonl\n    path: "+dir+"/${tag}/\n")
-	var evs []testEvent
+	var evs []sinktest.Event
 	for i := 0; i < 100; i++ {
 		evs = append(evs, ev(t, "t", slice13.Add(time.Duration(i)*time.Millisecond), map[string]any{"i": i, "big": int64(1) << 62, "u": "✓"}))
 	}
@@ -67,7 +68,7 @@ func TestStdoutAndNull(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	s := NewStdout(&buf, Options{Registerer: reg})
 	b := &event.Batch{Tag: "app.x", Events: []event.Event{
-		{Time: event.Time(time.Date(2026, 1, 2, 3, 4, 5, 6e6, time.UTC).UnixNano()), Record: mp(t, map[string]any{"log": "hi", "tag": "mine"})},
+		{Time: event.Time(time.Date(2026, 1, 2, 3, 4, 5, 6e6, time.UTC).UnixNano()), Record: sinktest.Msgpack(t, map[string]any{"log": "hi", "tag": "mine"})},
 		{Time: 0, Record: []byte{0x01}},
 	}}
 	if err := s.Consume(context.Background(), b); err != nil {
@@ -87,7 +88,7 @@ func TestStdoutAndNull(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for i := 0; i < 50; i++ {
-				s.Consume(context.Background(), &event.Batch{Tag: "t", Events: []event.Event{{Record: mp(t, map[string]any{"a": 1})}, {Record: mp(t, map[string]any{"a": 2})}}})
+				s.Consume(context.Background(), &event.Batch{Tag: "t", Events: []event.Event{{Record: sinktest.Msgpack(t, map[string]any{"a": 1})}, {Record: sinktest.Msgpack(t, map[string]any{"a": 2})}}})
 			}
 		}()
 	}
@@ -128,7 +129,7 @@ func TestFileSinkAtomicAndIdempotent(t *testing.T) {
 	// A failing encode leaves no file behind: a canceled context.
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	var evs []testEvent
+	var evs []sinktest.Event
 	for i := 0; i < 5000; i++ {
 		evs = append(evs, ev(t, "a", slice13.Add(time.Hour), map[string]any{"i": i}))
 	}
@@ -152,11 +153,11 @@ func TestConcurrentWritesShareSchema(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			var evs []testEvent
+			var evs []sinktest.Event
 			for i := 0; i < 200; i++ {
 				evs = append(evs, ev(t, "a", slice13, map[string]any{"common": i, fmt.Sprintf("only_%d", w): "v"}))
 			}
-			c := &memChunk{info: delivery.ChunkInfo{ID: fmt.Sprintf("w%d", w), Output: "lake", Path: layout.TagResolver(l.out.File.Path)("a"), Tag: "a", Slice: slice13}, events: evs}
+			c := &sinktest.Chunk{ChunkInfo: delivery.ChunkInfo{ID: fmt.Sprintf("w%d", w), Output: "lake", Path: layout.TagResolver(l.out.File.Path)("a"), Tag: "a", Slice: slice13}, Events: evs}
 			errs <- l.sink.Write(context.Background(), c)
 		}()
 	}

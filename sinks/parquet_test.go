@@ -52,15 +52,15 @@ func newLake(t *testing.T, outputYAML string) *lake {
 }
 
 // chunk makes a chunk of the lake's output from events (tag of the first).
-func (l *lake) chunk(slice time.Time, evs ...testEvent) *memChunk {
+func (l *lake) chunk(slice time.Time, evs ...sinktest.Event) *sinktest.Chunk {
 	l.n++
 	path := l.out.File.Path
-	return &memChunk{
-		info: delivery.ChunkInfo{
-			ID: fmt.Sprintf("c%04d", l.n), Output: l.out.Name, Path: layout.TagResolver(path)(evs[0].tag),
-			Tag: evs[0].tag, Slice: slice, Created: slice,
+	return &sinktest.Chunk{
+		ChunkInfo: delivery.ChunkInfo{
+			ID: fmt.Sprintf("c%04d", l.n), Output: l.out.Name, Path: layout.TagResolver(path)(evs[0].Tag),
+			Tag: evs[0].Tag, Slice: slice, Created: slice,
 		},
-		events: evs,
+		Events: evs,
 	}
 }
 
@@ -78,8 +78,8 @@ func (l *lake) read() string {
 	return "read_parquet(" + l.glob() + ", hive_partitioning=true, union_by_name=true)"
 }
 
-func ev(t testing.TB, tag string, tm time.Time, rec map[string]any) testEvent {
-	return testEvent{tag: tag, t: event.Time(tm.UnixNano()), rec: mp(t, rec)}
+func ev(t testing.TB, tag string, tm time.Time, rec map[string]any) sinktest.Event {
+	return sinktest.Event{Tag: tag, Time: event.Time(tm.UnixNano()), Record: sinktest.Msgpack(t, rec)}
 }
 
 func counter(t *testing.T, reg *prometheus.Registry, name string, labels ...string) float64 {
@@ -122,7 +122,7 @@ func TestParquetValuesReadByDuckDB(t *testing.T) {
 		{"msg": 17, "n": "not a number", "f": "NaN?", "ok": "yes", "extra": nil},
 		{"msg": "big", "n": uint64(math.MaxUint64), "f": 2.0},
 	}
-	var evs []testEvent
+	var evs []sinktest.Event
 	for i, r := range records {
 		evs = append(evs, ev(t, "docker.shop", base.Add(time.Duration(i)*time.Millisecond), r))
 	}
@@ -321,10 +321,10 @@ func TestParquetDeclaredSchema(t *testing.T) {
 
 func TestParquetSortByTimeAndRowGroups(t *testing.T) {
 	db := tu.NewDuckDB(t)
-	// 1000 rows per row group, 5000 shuffled events: sorting spills runs
+	// 1000 rows per row group, 5000 shuffled Events: sorting spills runs
 	// and merges them.
 	l := newLake(t, "  - type: file\n    name: lake\n    sort_by_time: true\n    row_group_rows: 1000\n")
-	var evs []testEvent
+	var evs []sinktest.Event
 	for i := 0; i < 5000; i++ {
 		j := (i * 7919) % 5000 // a permutation
 		evs = append(evs, ev(t, "s", slice13.Add(time.Duration(j)*time.Millisecond), map[string]any{"i": j, "level": []string{"a", "b"}[j%2]}))
@@ -400,9 +400,9 @@ func TestParquetInvalidRecordsAndColumnLimit(t *testing.T) {
 	nonStringKey := msgpack.AppendString(msgpack.AppendInt(msgpack.AppendMapHeader(nil, 1), 5), "five")
 	l.write(t, l.chunk(slice13,
 		ev(t, "x", slice13, map[string]any{"a": 1, "b": 2, "c": 3, "": "empty key"}),
-		testEvent{"x", event.Time(slice13.UnixNano()), []byte{0x92, 0x01}}, // an array, not a map
-		testEvent{"x", event.Time(slice13.UnixNano()), []byte{0x81, 0xa1}}, // truncated
-		testEvent{"x", event.Time(slice13.UnixNano()), nonStringKey}))
+		sinktest.Event{Tag: "x", Time: event.Time(slice13.UnixNano()), Record: []byte{0x92, 0x01}}, // an array, not a map
+		sinktest.Event{Tag: "x", Time: event.Time(slice13.UnixNano()), Record: []byte{0x81, 0xa1}}, // truncated
+		sinktest.Event{Tag: "x", Time: event.Time(slice13.UnixNano()), Record: nonStringKey}))
 	r := db.Query(t, "SELECT a, b, _overflow FROM "+l.read()+" ORDER BY a NULLS LAST").Maps()
 	if len(r) != 2 {
 		t.Fatalf("rows: %v", r)
@@ -424,10 +424,10 @@ func TestParquetInvalidRecordsAndColumnLimit(t *testing.T) {
 func TestParquetDuckDBColumnsEqualSchema(t *testing.T) {
 	db := tu.NewDuckDB(t)
 	l := newLake(t, "  - type: file\n    name: lake\n")
-	g := newDockerGen(3, 4, slice13, false)
-	var evs []testEvent
+	g := sinktest.NewDockerGen(3, 4, slice13, false)
+	var evs []sinktest.Event
 	for i := 0; i < 500; i++ {
-		evs = append(evs, testEvent(docker(t, g, i)))
+		evs = append(evs, sinktest.Event(docker(t, g, i)))
 	}
 	l.write(t, l.chunk(slice13, evs...))
 	l.write(t, l.chunk(slice13, ev(t, "docker.shop", slice13, map[string]any{"late_key": 1.5})))
@@ -456,9 +456,9 @@ func TestParquetDuckDBColumnsEqualSchema(t *testing.T) {
 	}
 }
 
-func docker(t testing.TB, g *dockerGen, i int) testEvent {
-	tag, tm, rec := g.next(t, i)
-	return testEvent{tag, tm, rec}
+func docker(t testing.TB, g *sinktest.DockerGen, i int) sinktest.Event {
+	tag, tm, rec := g.Next(t, i)
+	return sinktest.Event{Tag: tag, Time: tm, Record: rec}
 }
 
 // After the first file a chunk is written in one pass with the columns of
@@ -470,10 +470,10 @@ func TestParquetOnePassPlan(t *testing.T) {
 	db := tu.NewDuckDB(t)
 	l := newLake(t, "  - type: file\n    name: lake\n")
 	at := func(s int) time.Time { return slice13.Add(time.Duration(s) * time.Second) }
-	write := func(evs ...testEvent) string {
+	write := func(evs ...sinktest.Event) string {
 		c := l.chunk(slice13, evs...)
 		l.write(t, c)
-		return tu.SQLString(filepath.Join(l.dir, "lake", "tag=a", "dt=2026-11-22", "hour=13", "node-1-"+c.info.ID+".parquet"))
+		return tu.SQLString(filepath.Join(l.dir, "lake", "tag=a", "dt=2026-11-22", "hour=13", "node-1-"+c.ChunkInfo.ID+".parquet"))
 	}
 	columns := func(file string) []string {
 		var names []string

@@ -37,14 +37,14 @@ func BenchmarkS3Upload(b *testing.B) {
 			defer s.Close()
 			const n = 50000
 			c := dockerChunk(b, "c", out.S3.Path, n, false)
-			for _, e := range c.events {
-				c.info.Bytes += int64(len(e.rec))
+			for _, e := range c.Events {
+				c.ChunkInfo.Bytes += int64(len(e.Record))
 			}
-			b.SetBytes(c.info.Bytes)
+			b.SetBytes(c.ChunkInfo.Bytes)
 			i := 0
 			for b.Loop() {
 				i++
-				c.info.ID = fmt.Sprintf("bench%s%06d", format, i)
+				c.ChunkInfo.ID = fmt.Sprintf("bench%s%06d", format, i)
 				if err := s.Write(context.Background(), c); err != nil {
 					b.Fatal(err)
 				}

@@ -69,11 +69,11 @@ func newS3(t *testing.T, out *config.Output, dataDir string, reg prometheus.Regi
 	return s
 }
 
-func dockerChunk(t testing.TB, id, path string, n int, raw bool) *memChunk {
-	g := newDockerGen(uint64(len(id)), 8, slice13, raw)
-	c := &memChunk{info: delivery.ChunkInfo{ID: id, Output: "s3lake", Path: layout.TagResolver(path)("docker.shop"), Tag: "docker.shop", Slice: slice13, Created: slice13}}
+func dockerChunk(t testing.TB, id, path string, n int, raw bool) *sinktest.Chunk {
+	g := sinktest.NewDockerGen(uint64(len(id)), 8, slice13, raw)
+	c := &sinktest.Chunk{ChunkInfo: delivery.ChunkInfo{ID: id, Output: "s3lake", Path: layout.TagResolver(path)("docker.shop"), Tag: "docker.shop", Slice: slice13, Created: slice13}}
 	for i := 0; i < n; i++ {
-		c.events = append(c.events, docker(t, g, i))
+		c.Events = append(c.Events, docker(t, g, i))
 	}
 	return c
 }
@@ -293,8 +293,8 @@ func TestS3EndpointFromEnvironment(t *testing.T) {
 		t.Fatalf("force_path_style defaulted without an endpoint")
 	}
 	s := newS3(t, out, dir, nil)
-	c := &memChunk{info: delivery.ChunkInfo{ID: "e1", Tag: "shop.event.order_placed", Path: layout.TagResolver(out.S3.Path)("shop.event.order_placed"), Slice: slice13},
-		events: []testEvent{ev(t, "shop.event.order_placed", slice13, map[string]any{"event_type": "order_placed"})}}
+	c := &sinktest.Chunk{ChunkInfo: delivery.ChunkInfo{ID: "e1", Tag: "shop.event.order_placed", Path: layout.TagResolver(out.S3.Path)("shop.event.order_placed"), Slice: slice13},
+		Events: []sinktest.Event{ev(t, "shop.event.order_placed", slice13, map[string]any{"event_type": "order_placed"})}}
 	if err := s.Write(context.Background(), c); err != nil {
 		t.Fatal(err)
 	}
@@ -330,7 +330,7 @@ func TestS3ReplannedChunk(t *testing.T) {
 	// buffer); the last one brings a new column, so the one pass has staged
 	// most of a file when it stops.
 	c2 := dockerChunk(t, "c2", out.S3.Path, 80000, false)
-	c2.events = append(c2.events, ev(t, "docker.shop", slice13.Add(time.Hour-time.Second), map[string]any{"log": "last", "trace_id": "t-1"}))
+	c2.Events = append(c2.Events, ev(t, "docker.shop", slice13.Add(time.Hour-time.Second), map[string]any{"log": "last", "trace_id": "t-1"}))
 	if err := s.Write(context.Background(), c2); err != nil {
 		t.Fatal(err)
 	}

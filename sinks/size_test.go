@@ -21,11 +21,11 @@ func TestTargetFileSizeLearnsTheRatio(t *testing.T) {
 	}
 	// After 1 MiB+ of objects: the measured ratio of this output.
 	c := dockerChunk(t, "big", l.out.File.Path, 5000, true)
-	for _, e := range c.events {
-		c.info.Bytes += int64(len(e.rec)) // the buffer sets the payload size
+	for _, e := range c.Events {
+		c.ChunkInfo.Bytes += int64(len(e.Record)) // the buffer sets the payload size
 	}
 	l.write(t, c)
-	in := float64(c.info.Bytes)
+	in := float64(c.ChunkInfo.Bytes)
 	out := counter(t, l.reg, "maruta_sink_bytes_total")
 	if out < 1<<20 {
 		t.Fatalf("only %v object bytes written; the test needs 1 MiB", out)
