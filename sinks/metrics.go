@@ -4,6 +4,8 @@ import (
 	"errors"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/marutalog/maruta/sinks/encode"
 )
 
 // sinkMetrics are one output's metrics, all labelled output=<name>. Several
@@ -104,22 +106,22 @@ func register[C prometheus.Collector](r prometheus.Registerer, c C) C {
 }
 
 // delivered records a delivered object and what encoding found.
-func (m *sinkMetrics) delivered(size int64, st encodeStats) {
+func (m *sinkMetrics) delivered(size int64, st encode.Stats) {
 	m.objects.Inc()
 	m.bytes.Add(float64(size))
 	m.addStats(st)
 }
 
 // addStats adds what encoding found.
-func (m *sinkMetrics) addStats(st encodeStats) {
-	m.rows.Add(float64(st.rows))
-	m.inputBytes.Add(float64(st.inputBytes))
-	m.columnsAdded.Add(float64(st.colsAdded))
-	m.invalidUTF8.Add(float64(st.invalidUTF8))
-	for r, n := range st.overflow {
+func (m *sinkMetrics) addStats(st encode.Stats) {
+	m.rows.Add(float64(st.Rows))
+	m.inputBytes.Add(float64(st.InputBytes))
+	m.columnsAdded.Add(float64(st.ColsAdded))
+	m.invalidUTF8.Add(float64(st.InvalidUTF8))
+	for r, n := range st.Overflow {
 		m.overflow.WithLabelValues(r).Add(float64(n))
 	}
-	if st.invalid > 0 {
-		m.dropped.WithLabelValues("invalid_record").Add(float64(st.invalid))
+	if st.Invalid > 0 {
+		m.dropped.WithLabelValues("invalid_record").Add(float64(st.Invalid))
 	}
 }

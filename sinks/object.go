@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/marutalog/maruta/internal/delivery"
+	"github.com/marutalog/maruta/sinks/encode"
 )
 
 // An objectStore is a transport that keeps each chunk as one object: a file
@@ -83,19 +84,19 @@ func (s *objectSink) Write(ctx context.Context, c delivery.Chunk) error {
 	start := time.Now()
 	defer func() { s.metrics.duration.Observe(since(start)) }()
 	info := c.Info()
-	key, err := s.keys.Render(info, s.enc.ext())
+	key, err := s.keys.Render(info, s.enc.Ext())
 	if err != nil {
 		s.metrics.errors.WithLabelValues(kindOther).Inc()
 		return delivery.Permanent(fmt.Errorf("%s sink %s: object key: %w", s.kind, s.name, err))
 	}
 	o, st, err := s.encodeObject(ctx, c, key, false)
-	if errors.Is(err, errPlanMiss) {
+	if errors.Is(err, encode.ErrPlanMiss) {
 		s.log.Debug("chunk has keys outside the file plan: encoding it in two passes", "chunk", info.ID)
 		s.metrics.replans.Inc()
 		o, st, err = s.encodeObject(ctx, c, key, true)
 	}
-	s.metrics.columnsAdded.Add(float64(st.colsAdded))
-	st.colsAdded = 0
+	s.metrics.columnsAdded.Add(float64(st.ColsAdded))
+	st.ColsAdded = 0
 	if err != nil {
 		return err
 	}
@@ -109,13 +110,13 @@ func (s *objectSink) Write(ctx context.Context, c delivery.Chunk) error {
 	s.metrics.delivered(o.size, st)
 	s.size.observe(info.Bytes, o.size)
 	s.logStats(info, st)
-	s.log.Debug("chunk delivered", "chunk", info.ID, "key", key, "bytes", o.size, "rows", st.rows)
+	s.log.Debug("chunk delivered", "chunk", info.ID, "key", key, "bytes", o.size, "rows", st.Rows)
 	return nil
 }
 
 // encodeObject encodes c into a new staged file. On error nothing is left
-// staged; errPlanMiss and context errors come back as they are.
-func (s *objectSink) encodeObject(ctx context.Context, c delivery.Chunk, key string, twoPass bool) (*object, encodeStats, error) {
+// staged; encode.ErrPlanMiss and context errors come back as they are.
+func (s *objectSink) encodeObject(ctx context.Context, c delivery.Chunk, key string, twoPass bool) (*object, encode.Stats, error) {
 	var f *os.File
 	var err error
 	if sg, ok := s.store.(stager); ok {
@@ -125,15 +126,15 @@ func (s *objectSink) encodeObject(ctx context.Context, c delivery.Chunk, key str
 	}
 	if err != nil {
 		s.metrics.errors.WithLabelValues(kindIO).Inc()
-		return nil, encodeStats{}, fmt.Errorf("%s sink %s: stage: %w", s.kind, s.name, err)
+		return nil, encode.Stats{}, fmt.Errorf("%s sink %s: stage: %w", s.kind, s.name, err)
 	}
-	o := &object{key: key, info: c.Info(), file: f, contentType: s.enc.contentType()}
+	o := &object{key: key, info: c.Info(), file: f, contentType: s.enc.ContentType()}
 	dw := &directWriter{f: f} // through the page cache
 	if s.direct {
 		dw = newDirectWriter(f)
 	}
 	bw := bufio.NewWriterSize(dw, 1<<20)
-	st, err := s.enc.encode(ctx, c, bw, twoPass)
+	st, err := s.enc.Encode(ctx, c, bw, twoPass)
 	if err == nil {
 		err = bw.Flush()
 	}
@@ -143,7 +144,7 @@ func (s *objectSink) encodeObject(ctx context.Context, c delivery.Chunk, key str
 	if err != nil {
 		dw.closeDirect()
 		o.discard()
-		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, errPlanMiss) {
+		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, encode.ErrPlanMiss) {
 			return nil, st, err
 		}
 		s.metrics.errors.WithLabelValues(kindEncode).Inc()

@@ -10,6 +10,7 @@ import (
 
 	"github.com/marutalog/maruta/internal/config"
 	"github.com/marutalog/maruta/internal/delivery"
+	"github.com/marutalog/maruta/sinks/encode"
 	"github.com/marutalog/maruta/sinks/layout"
 	"github.com/marutalog/maruta/sinks/schema"
 )
@@ -49,7 +50,7 @@ func New(opts Options) (delivery.Sink, error) {
 // common is what the file and s3 sinks share: the encoder and the keys.
 type common struct {
 	name    string
-	enc     encoder
+	enc     encode.Encoder
 	keys    *layout.Keys
 	log     *slog.Logger
 	metrics *sinkMetrics
@@ -85,20 +86,20 @@ func newCommon(opts Options, enc *config.Encoding, path, objectKey string, chunk
 		if err != nil {
 			return nil, fmt.Errorf("output %s: %w", out.Name, err)
 		}
-		pe, err := newParquetEncoder(enc, store, tmpDir, log)
+		pe, err := encode.NewParquet(enc, store, tmpDir, log)
 		if err != nil {
 			return nil, fmt.Errorf("output %s: %w", out.Name, err)
 		}
 		c.enc = pe
 	case "jsonl":
-		c.enc = newJSONLEncoder(enc)
+		c.enc = encode.NewJSONL(enc.TimeKey, "", enc.TimeFormat, enc.Compression == "gzip")
 	default:
 		return nil, fmt.Errorf("output %s: unknown format %q", out.Name, enc.Format)
 	}
 	for _, k := range []string{kindThrottle, kindServer, kindNetwork, kindPermanent, kindConflict, kindEncode, kindIO} {
 		c.metrics.errors.WithLabelValues(k)
 	}
-	for _, r := range overflowReasons {
+	for _, r := range encode.OverflowReasons {
 		c.metrics.overflow.WithLabelValues(r)
 	}
 	return c, nil
@@ -106,15 +107,15 @@ func newCommon(opts Options, enc *config.Encoding, path, objectKey string, chunk
 
 // logStats logs what encoding a chunk kept in the overflow column or
 // skipped, once per chunk.
-func (c *common) logStats(info delivery.ChunkInfo, st encodeStats) {
-	for reason, n := range st.overflow {
-		c.log.Warn("values kept as text in the overflow column", "chunk", info.ID, "reason", reason, "values", n, "keys", strings.Join(st.samples[reason], ","))
+func (c *common) logStats(info delivery.ChunkInfo, st encode.Stats) {
+	for reason, n := range st.Overflow {
+		c.log.Warn("values kept as text in the overflow column", "chunk", info.ID, "reason", reason, "values", n, "keys", strings.Join(st.Samples[reason], ","))
 	}
-	if st.invalid > 0 {
-		c.log.Error("events dropped: record is not a msgpack map", "chunk", info.ID, "reason", "invalid_record", "events", st.invalid)
+	if st.Invalid > 0 {
+		c.log.Error("events dropped: record is not a msgpack map", "chunk", info.ID, "reason", "invalid_record", "events", st.Invalid)
 	}
-	if st.colsAdded > 0 {
-		c.log.Info("table schema grew", "chunk", info.ID, "columns_added", st.colsAdded)
+	if st.ColsAdded > 0 {
+		c.log.Info("table schema grew", "chunk", info.ID, "columns_added", st.ColsAdded)
 	}
 }
 

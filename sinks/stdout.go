@@ -8,7 +8,7 @@ import (
 	"sync"
 
 	"github.com/marutalog/maruta/internal/event"
-	"github.com/marutalog/maruta/internal/strftime"
+	"github.com/marutalog/maruta/sinks/encode"
 )
 
 // stdoutConsumer prints events as JSON lines: the record's keys, then
@@ -18,7 +18,7 @@ import (
 type stdoutConsumer struct {
 	mu      sync.Mutex
 	w       io.Writer
-	enc     *jsonlEncoder
+	enc     *encode.JSONL
 	buf     []byte
 	metrics *sinkMetrics
 	log     *slog.Logger
@@ -40,7 +40,7 @@ func NewStdout(w io.Writer, opts Options) event.Consumer {
 	}
 	return &stdoutConsumer{
 		w:       w,
-		enc:     &jsonlEncoder{timeKey: "time", tagKey: "tag", format: strftime.Compile(DefaultJSONTimeFormat)},
+		enc:     encode.NewJSONL("time", "tag", "", false),
 		metrics: newSinkMetrics(opts.Registerer, name),
 		log:     log.With("component", "sink", "output", name),
 	}
@@ -51,17 +51,17 @@ func (s *stdoutConsumer) Consume(ctx context.Context, b *event.Batch) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	buf := s.buf[:0]
-	var st encodeStats
+	var st encode.Stats
 	for _, ev := range b.Events {
 		var inv int
 		var ok bool
-		buf, inv, ok = s.enc.appendLine(buf, b.Tag, ev.Time, ev.Record, nil)
-		st.invalidUTF8 += int64(inv)
-		st.inputBytes += int64(len(ev.Record))
+		buf, inv, ok = s.enc.AppendLine(buf, b.Tag, ev.Time, ev.Record)
+		st.InvalidUTF8 += int64(inv)
+		st.InputBytes += int64(len(ev.Record))
 		if ok {
-			st.rows++
+			st.Rows++
 		} else {
-			st.invalid++
+			st.Invalid++
 		}
 	}
 	s.buf = buf
@@ -74,8 +74,8 @@ func (s *stdoutConsumer) Consume(ctx context.Context, b *event.Batch) error {
 	}
 	s.metrics.bytes.Add(float64(len(buf)))
 	s.metrics.addStats(st)
-	if st.invalid > 0 {
-		s.log.Error("events dropped: record is not a msgpack map", "tag", b.Tag, "reason", "invalid_record", "events", st.invalid)
+	if st.Invalid > 0 {
+		s.log.Error("events dropped: record is not a msgpack map", "tag", b.Tag, "reason", "invalid_record", "events", st.Invalid)
 	}
 	return nil
 }

@@ -1,4 +1,4 @@
-package sinks
+package encode
 
 import (
 	"bufio"
@@ -20,7 +20,6 @@ import (
 	"github.com/marutalog/maruta/internal/config"
 	"github.com/marutalog/maruta/internal/delivery"
 	"github.com/marutalog/maruta/internal/event"
-	"github.com/marutalog/maruta/internal/strftime"
 	tu "github.com/marutalog/maruta/internal/testutil"
 	"github.com/marutalog/maruta/sinks/schema"
 	"github.com/marutalog/maruta/sinks/sinktest"
@@ -46,7 +45,7 @@ func benchParquet(b *testing.B, compression string, raw bool) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	enc, err := newParquetEncoder(&out.File.Encoding, store, dir, slog.Default())
+	enc, err := NewParquet(&out.File.Encoding, store, dir, slog.Default())
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -58,7 +57,7 @@ func benchParquet(b *testing.B, compression string, raw bool) {
 	cpu0 := cpuTime()
 	for b.Loop() {
 		cw.n = 0
-		if _, err := enc.encode(context.Background(), c, cw, false); err != nil {
+		if _, err := enc.Encode(context.Background(), c, cw, false); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -168,13 +167,13 @@ func BenchmarkParquetEncode256MB(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			enc, err := newParquetEncoder(&out.File.Encoding, store, dir, slog.Default())
+			enc, err := NewParquet(&out.File.Encoding, store, dir, slog.Default())
 			if err != nil {
 				b.Fatal(err)
 			}
 			ctx := context.Background()
 			if onePass {
-				if _, err := enc.encode(ctx, c, io.Discard, true); err != nil { // makes the plan
+				if _, err := enc.Encode(ctx, c, io.Discard, true); err != nil { // makes the plan
 					b.Fatal(err)
 				}
 			}
@@ -196,7 +195,7 @@ func BenchmarkParquetEncode256MB(b *testing.B) {
 				cpu0 := cpuTime()
 				b.StartTimer()
 				bw := bufio.NewWriterSize(f, 1<<20)
-				if _, err := enc.encode(ctx, c, bw, !onePass); err != nil {
+				if _, err := enc.Encode(ctx, c, bw, !onePass); err != nil {
 					b.Fatal(err)
 				}
 				bw.Flush()
@@ -246,11 +245,11 @@ func BenchmarkLayoutBytesRead(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			pe, err := newParquetEncoder(&out.File.Encoding, store, dir, slog.Default())
+			pe, err := NewParquet(&out.File.Encoding, store, dir, slog.Default())
 			if err != nil {
 				b.Fatal(err)
 			}
-			je := &jsonlEncoder{timeKey: "time", format: strftime.Compile(DefaultJSONTimeFormat), gzip: true}
+			je := NewJSONL("time", "", "", true)
 			pq := encodeToFile(b, pe, c, filepath.Join(dir, "x.parquet"))
 			js := encodeToFile(b, je, c, filepath.Join(dir, "x.jsonl.gz"))
 			readPQ := "read_parquet(" + tu.SQLString(filepath.Join(dir, "x.parquet")) + ")"
@@ -279,14 +278,14 @@ func BenchmarkLayoutBytesRead(b *testing.B) {
 	}
 }
 
-func encodeToFile(b *testing.B, enc encoder, c delivery.Chunk, path string) int64 {
+func encodeToFile(b *testing.B, enc Encoder, c delivery.Chunk, path string) int64 {
 	f, err := os.Create(path)
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer f.Close()
 	bw := bufio.NewWriterSize(f, 1<<20)
-	if _, err := enc.encode(context.Background(), c, bw, false); err != nil {
+	if _, err := enc.Encode(context.Background(), c, bw, false); err != nil {
 		b.Fatal(err)
 	}
 	if err := bw.Flush(); err != nil {
@@ -301,13 +300,13 @@ func encodeToFile(b *testing.B, enc encoder, c delivery.Chunk, path string) int6
 func BenchmarkJSONLEncodeGzip(b *testing.B) {
 	const n = 100000
 	c := benchChunk(b, n, true)
-	enc := &jsonlEncoder{timeKey: "time", format: strftime.Compile(DefaultJSONTimeFormat), gzip: true}
+	enc := NewJSONL("time", "", "", true)
 	cw := &countWriter{}
 	b.SetBytes(c.ChunkInfo.Bytes)
 	cpu0 := cpuTime()
 	for b.Loop() {
 		cw.n = 0
-		if _, err := enc.encode(context.Background(), c, cw, false); err != nil {
+		if _, err := enc.Encode(context.Background(), c, cw, false); err != nil {
 			b.Fatal(err)
 		}
 	}

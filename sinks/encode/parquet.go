@@ -1,8 +1,7 @@
-package sinks
+package encode
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -44,7 +43,7 @@ import (
 // file, as Athena shows an absent column anyway) and encodings (dictionary
 // or plain, as sampled from the latest chunk with enough values of the
 // column, so a file follows its predecessor); the first value of a key
-// outside the plan stops that pass with errPlanMiss, and the sink writes the
+// outside the plan stops that pass with ErrPlanMiss, and the sink writes the
 // chunk again in two passes (encode with twoPass), which also widens the plan. With
 // sort_by_time the encoder always makes two passes (pass 1 also finds
 // whether the chunk is in time order).
@@ -103,60 +102,9 @@ func colTypeOf(t string) colType {
 	return ctString
 }
 
-// Overflow reasons (label values of maruta_sink_overflow_values_total).
-const (
-	reasonTypeConflict = "type_conflict" // value does not fit its column's type
-	reasonUndeclared   = "undeclared"    // declared mode: key without a column
-	reasonInvalidName  = "invalid_name"  // key cannot be a column name (empty, too long, not a string)
-	reasonColumnLimit  = "column_limit"  // schema.max_columns reached
-	reasonDuplicate    = "duplicate"     // two keys of one record map to one column
-)
-
-var overflowReasons = []string{reasonTypeConflict, reasonUndeclared, reasonInvalidName, reasonColumnLimit, reasonDuplicate}
-
-// encodeStats is what encoding one chunk found; the sink adds it to its
-// metrics once the object is delivered.
-type encodeStats struct {
-	rows        int64
-	inputBytes  int64
-	invalidUTF8 int64
-	overflow    map[string]int64 // by reason
-	invalid     int64            // records skipped: not a msgpack map
-	colsAdded   int
-	samples     map[string][]string // a few keys per overflow reason, for the log
-}
-
-func (s *encodeStats) addOverflow(reason string, key []byte) {
-	if s.overflow == nil {
-		s.overflow = map[string]int64{}
-		s.samples = map[string][]string{}
-	}
-	s.overflow[reason]++
-	if ks := s.samples[reason]; len(ks) < 5 {
-		k := string(key)
-		for _, x := range ks {
-			if x == k {
-				return
-			}
-		}
-		s.samples[reason] = append(ks, k)
-	}
-}
-
-// encoder turns a chunk into the bytes of one object.
-type encoder interface {
-	// ext is the object name extension: parquet, jsonl, jsonl.gz.
-	ext() string
-	contentType() string
-	// encode writes the object for c to w. It may be called concurrently.
-	// twoPass makes the Parquet encoder read the chunk twice (keys first),
-	// as it must after a one-pass encode failed with errPlanMiss; the other
-	// encoders make one pass anyway.
-	encode(ctx context.Context, c delivery.Chunk, w io.Writer, twoPass bool) (encodeStats, error)
-}
-
-// parquetEncoder writes Parquet files. Safe for concurrent use.
-type parquetEncoder struct {
+// Parquet writes Parquet files (see the top of this file). Safe for
+// concurrent use.
+type Parquet struct {
 	store        *schema.Store
 	declared     bool
 	overflow     string
@@ -176,12 +124,8 @@ type filePlan struct {
 	present, dict []bool
 }
 
-// errPlanMiss stops a one-pass encode at a key outside the plan; the sink
-// then encodes the chunk again with twoPass.
-var errPlanMiss = errors.New("parquet: a key outside the file plan (the chunk is encoded again in two passes)")
-
 // widenPlan adds the columns (and encodings) of a two-pass file to the plan.
-func (e *parquetEncoder) widenPlan(st *pqState) {
+func (e *Parquet) widenPlan(st *pqState) {
 	e.planMu.Lock()
 	defer e.planMu.Unlock()
 	p := e.plan
@@ -206,7 +150,7 @@ func (e *parquetEncoder) widenPlan(st *pqState) {
 	e.plan = np
 }
 
-func (e *parquetEncoder) currentPlan() *filePlan {
+func (e *Parquet) currentPlan() *filePlan {
 	e.planMu.Lock()
 	defer e.planMu.Unlock()
 	return e.plan
@@ -219,7 +163,10 @@ func (e *parquetEncoder) currentPlan() *filePlan {
 // bounded (see pageZstd).
 var zstdCodec compress.Codec = &pageZstd{}
 
-func newParquetEncoder(enc *config.Encoding, store *schema.Store, tmpDir string, log *slog.Logger) (*parquetEncoder, error) {
+// NewParquet returns the Parquet encoder of an output's encoding, writing
+// the table of store. Sorting (sort_by_time) spills under tmpDir ("" =
+// the system's temporary folder).
+func NewParquet(enc *config.Encoding, store *schema.Store, tmpDir string, log *slog.Logger) (*Parquet, error) {
 	var codec compress.Codec
 	switch enc.Compression {
 	case "zstd":
@@ -233,7 +180,7 @@ func newParquetEncoder(enc *config.Encoding, store *schema.Store, tmpDir string,
 	default:
 		return nil, fmt.Errorf("parquet compression %q is not zstd, snappy, gzip or none", enc.Compression)
 	}
-	return &parquetEncoder{
+	return &Parquet{
 		store:        store,
 		declared:     enc.Schema.Mode == "declared",
 		overflow:     enc.Schema.OverflowColumn,
@@ -245,8 +192,11 @@ func newParquetEncoder(enc *config.Encoding, store *schema.Store, tmpDir string,
 	}, nil
 }
 
-func (e *parquetEncoder) ext() string         { return "parquet" }
-func (e *parquetEncoder) contentType() string { return "application/vnd.apache.parquet" }
+// Ext implements Encoder.
+func (e *Parquet) Ext() string { return "parquet" }
+
+// ContentType implements Encoder.
+func (e *Parquet) ContentType() string { return "application/vnd.apache.parquet" }
 
 // keyRef is what a record key maps to.
 type keyRef struct {
@@ -292,8 +242,8 @@ type pendingCol struct {
 
 // pqState is the per-encode state.
 type pqState struct {
-	e       *parquetEncoder
-	stats   encodeStats
+	e       *Parquet
+	stats   Stats
 	cols    []schema.Column // table columns (snapshot, then after add)
 	byName  map[string]int  // column name → index in cols
 	keys    map[string]*keyRef
@@ -334,7 +284,8 @@ type mapRef struct {
 	start, end int // into entries
 }
 
-func (e *parquetEncoder) encode(ctx context.Context, c delivery.Chunk, w io.Writer, twoPass bool) (encodeStats, error) {
+// Encode implements Encoder.
+func (e *Parquet) Encode(ctx context.Context, c delivery.Chunk, w io.Writer, twoPass bool) (Stats, error) {
 	cols, _ := e.store.Snapshot()
 	st := &pqState{e: e, keys: map[string]*keyRef{}, samples: map[string]*cardSample{}, pendBy: map[string]int{}, sorted: true}
 	st.setColumns(cols)
@@ -380,7 +331,7 @@ func (e *parquetEncoder) encode(ctx context.Context, c delivery.Chunk, w io.Writ
 }
 
 // write is pass 2: the file with the columns st marks present.
-func (st *pqState) write(ctx context.Context, c delivery.Chunk, w io.Writer) (encodeStats, error) {
+func (st *pqState) write(ctx context.Context, c delivery.Chunk, w io.Writer) (Stats, error) {
 	e := st.e
 	var err error
 	schema := st.fileSchema()
@@ -401,7 +352,7 @@ func (st *pqState) write(ctx context.Context, c delivery.Chunk, w io.Writer) (en
 		err = wr.flushBatch()
 	}
 	if st.missed {
-		return st.stats, errPlanMiss
+		return st.stats, ErrPlanMiss
 	}
 	if err != nil {
 		return st.stats, fmt.Errorf("encode parquet: %w", err)
@@ -493,7 +444,7 @@ type posEntry struct {
 func (st *pqState) resolve(key string) *keyRef {
 	name, ok := st.e.store.ColumnFor(key)
 	if !ok {
-		return &keyRef{col: -1, pending: -1, reason: reasonInvalidName}
+		return &keyRef{col: -1, pending: -1, reason: ReasonInvalidName}
 	}
 	sample := st.samples[name]
 	if sample == nil {
@@ -504,7 +455,7 @@ func (st *pqState) resolve(key string) *keyRef {
 		return &keyRef{col: int32(i), pending: -1, sample: sample}
 	}
 	if st.e.declared {
-		return &keyRef{col: -1, pending: -1, reason: reasonUndeclared}
+		return &keyRef{col: -1, pending: -1, reason: ReasonUndeclared}
 	}
 	p, ok := st.pendBy[name]
 	if !ok {
@@ -529,7 +480,7 @@ func (st *pqState) addPending() error {
 		if err != nil {
 			return err
 		}
-		st.stats.colsAdded = added
+		st.stats.ColsAdded = added
 		st.setColumns(cols)
 	}
 	for _, ref := range st.keys {
@@ -544,7 +495,7 @@ func (st *pqState) addPending() error {
 		} else if p.typ == "" {
 			ref.col = -2
 		} else {
-			ref.col, ref.reason = -1, reasonColumnLimit
+			ref.col, ref.reason = -1, ReasonColumnLimit
 		}
 	}
 	return nil
@@ -654,15 +605,15 @@ func (wr *rowWriter) add(t event.Time, rec []byte) error {
 			return err
 		}
 	}
-	st.stats.inputBytes += int64(len(rec))
+	st.stats.InputBytes += int64(len(rec))
 	if !st.appendRow(t, rec) {
 		if st.missed {
-			return errPlanMiss
+			return ErrPlanMiss
 		}
-		st.stats.invalid++
+		st.stats.Invalid++
 		return nil
 	}
-	st.stats.rows++
+	st.stats.Rows++
 	wr.groupRows++
 	wr.groupBytes += int64(len(rec))
 	if st.batchRows >= rowBatch {
@@ -742,7 +693,7 @@ func (st *pqState) appendRow(t event.Time, rec []byte) bool {
 		}
 		if !stringKey {
 			txt := st.text(k)
-			st.toOverflow(reasonInvalidName, txt, v)
+			st.toOverflow(ReasonInvalidName, txt, v)
 			continue
 		}
 		ref := st.ref(i, k)
@@ -762,15 +713,15 @@ func (st *pqState) appendRow(t event.Time, rec []byte) bool {
 			return false
 		}
 		if fc < 0 {
-			st.toOverflow(reasonUndeclared, st.utf8(k), v)
+			st.toOverflow(ReasonUndeclared, st.utf8(k), v)
 			continue
 		}
 		if st.stamp[fc] == st.gen {
-			st.toOverflow(reasonDuplicate, st.utf8(k), v)
+			st.toOverflow(ReasonDuplicate, st.utf8(k), v)
 			continue
 		}
 		if !st.setValue(int(fc), v) {
-			st.toOverflow(reasonTypeConflict, st.utf8(k), v)
+			st.toOverflow(ReasonTypeConflict, st.utf8(k), v)
 			continue
 		}
 		st.stamp[fc] = st.gen
@@ -972,7 +923,7 @@ func (st *pqState) json(v []byte) []byte {
 		out = append(st.scratch[:0], "null"...)
 	}
 	st.scratch = out
-	st.stats.invalidUTF8 += int64(inv)
+	st.stats.InvalidUTF8 += int64(inv)
 	return st.arena.copy(out)
 }
 
@@ -987,7 +938,7 @@ func (st *pqState) utf8(s []byte) []byte {
 		r, size := utf8.DecodeRune(s[i:])
 		if r == utf8.RuneError && size == 1 {
 			out = utf8.AppendRune(out, utf8.RuneError)
-			st.stats.invalidUTF8++
+			st.stats.InvalidUTF8++
 		} else {
 			out = append(out, s[i:i+size]...)
 		}

@@ -1,4 +1,4 @@
-package sinks
+package encode
 
 import (
 	"bytes"
@@ -6,7 +6,6 @@ import (
 	"testing"
 
 	"github.com/marutalog/maruta/internal/msgpack"
-	"github.com/marutalog/maruta/internal/strftime"
 )
 
 // FuzzJSONLLine feeds arbitrary bytes as a record to the JSON-lines
@@ -26,7 +25,7 @@ func FuzzJSONLLine(f *testing.F) {
 	f.Add(rec[:len(rec)-3])
 	f.Add([]byte{0x81, 0x01, 0x02})
 	f.Add([]byte{0x81, 0xc4, 0x01, 0xff, 0xc0})
-	enc := &jsonlEncoder{timeKey: "time", tagKey: "tag", format: strftime.Compile(DefaultJSONTimeFormat)}
+	enc := NewJSONL("time", "tag", "", false)
 	f.Fuzz(func(t *testing.T, rec []byte) {
 		prefix := []byte("previous line\n")
 		out, _, ok := enc.appendLine(bytes.Clone(prefix), "t", 0, rec, nil)

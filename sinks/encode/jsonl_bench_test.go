@@ -1,10 +1,8 @@
-package sinks
+package encode
 
 import (
 	"context"
 	"testing"
-
-	"github.com/marutalog/maruta/internal/strftime"
 )
 
 // BenchmarkJSONLEncode encodes 100k Docker-shaped records (the JSON log
@@ -13,14 +11,14 @@ import (
 func BenchmarkJSONLEncode(b *testing.B) {
 	const n = 100000
 	c := benchChunk(b, n, true)
-	enc := &jsonlEncoder{timeKey: "time", format: strftime.Compile(DefaultJSONTimeFormat)}
+	enc := NewJSONL("time", "", "", false)
 	cw := &countWriter{}
 	b.SetBytes(c.ChunkInfo.Bytes)
 	b.ReportAllocs()
 	cpu0 := cpuTime()
 	for b.Loop() {
 		cw.n = 0
-		if _, err := enc.encode(context.Background(), c, cw, false); err != nil {
+		if _, err := enc.Encode(context.Background(), c, cw, false); err != nil {
 			b.Fatal(err)
 		}
 	}

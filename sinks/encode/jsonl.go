@@ -1,4 +1,4 @@
-package sinks
+package encode
 
 import (
 	"bufio"
@@ -8,19 +8,18 @@ import (
 
 	"github.com/klauspost/compress/gzip"
 
-	"github.com/marutalog/maruta/internal/config"
 	"github.com/marutalog/maruta/internal/delivery"
 	"github.com/marutalog/maruta/internal/event"
 	"github.com/marutalog/maruta/internal/msgpack"
 	"github.com/marutalog/maruta/internal/strftime"
 )
 
-// jsonlEncoder writes one JSON object per line, like fluentd's out_file and
+// JSONL writes one JSON object per line, like fluentd's out_file and
 // out_s3 with format json: the record's keys in order, then the event time
 // under timeKey (formatted with a strftime.Format; it replaces a record key of the
 // same name, as fluentd's include_time_key does) and, for stdout, the tag
 // under tagKey. Optionally gzip (.jsonl.gz). Safe for concurrent use.
-type jsonlEncoder struct {
+type JSONL struct {
 	timeKey string
 	tagKey  string
 	format  strftime.Format
@@ -30,30 +29,36 @@ type jsonlEncoder struct {
 // DefaultJSONTimeFormat renders the time key as RFC 3339 with milliseconds.
 const DefaultJSONTimeFormat = "%Y-%m-%dT%H:%M:%S.%LZ"
 
-func newJSONLEncoder(enc *config.Encoding) *jsonlEncoder {
-	f := enc.TimeFormat
-	if f == "" {
-		f = DefaultJSONTimeFormat
+// NewJSONL returns a JSON-lines encoder: the event time under timeKey
+// (none when empty) rendered with timeFormat (DefaultJSONTimeFormat when
+// empty), the tag under tagKey (none when empty), gzip-compressed when
+// gzip is set.
+func NewJSONL(timeKey, tagKey, timeFormat string, gzip bool) *JSONL {
+	if timeFormat == "" {
+		timeFormat = DefaultJSONTimeFormat
 	}
-	return &jsonlEncoder{timeKey: enc.TimeKey, format: strftime.Compile(f), gzip: enc.Compression == "gzip"}
+	return &JSONL{timeKey: timeKey, tagKey: tagKey, format: strftime.Compile(timeFormat), gzip: gzip}
 }
 
-func (e *jsonlEncoder) ext() string {
+// Ext implements Encoder.
+func (e *JSONL) Ext() string {
 	if e.gzip {
 		return "jsonl.gz"
 	}
 	return "jsonl"
 }
 
-func (e *jsonlEncoder) contentType() string {
+// ContentType implements Encoder.
+func (e *JSONL) ContentType() string {
 	if e.gzip {
 		return "application/gzip"
 	}
 	return "application/x-ndjson"
 }
 
-func (e *jsonlEncoder) encode(ctx context.Context, c delivery.Chunk, w io.Writer, _ bool) (encodeStats, error) {
-	var st encodeStats
+// Encode implements Encoder (one pass always).
+func (e *JSONL) Encode(ctx context.Context, c delivery.Chunk, w io.Writer, _ bool) (Stats, error) {
+	var st Stats
 	// The sinks hand over a large bufio.Writer already: write into it
 	// rather than through a second buffer.
 	bw, ok := w.(*bufio.Writer)
@@ -73,7 +78,7 @@ func (e *jsonlEncoder) encode(ctx context.Context, c delivery.Chunk, w io.Writer
 				return err
 			}
 		}
-		st.inputBytes += int64(len(rec))
+		st.InputBytes += int64(len(rec))
 		// Build the line in the writer's free space when it fits, so that
 		// Write does not copy it again.
 		inPlace := gz == nil && bw.Available() >= 2*len(rec)+256
@@ -85,12 +90,12 @@ func (e *jsonlEncoder) encode(ctx context.Context, c delivery.Chunk, w io.Writer
 		if !inPlace {
 			line = out
 		}
-		st.invalidUTF8 += int64(inv)
+		st.InvalidUTF8 += int64(inv)
 		if !ok {
-			st.invalid++
+			st.Invalid++
 			return nil
 		}
-		st.rows++
+		st.Rows++
 		if gz != nil {
 			_, err := gz.Write(out)
 			return err
@@ -112,9 +117,17 @@ func (e *jsonlEncoder) encode(ctx context.Context, c delivery.Chunk, w io.Writer
 	return st, nil
 }
 
+// AppendLine appends the JSON line of one event to dst. ok is false when
+// rec is not a well-formed msgpack map (dst is then unchanged); invalid
+// counts invalid UTF-8 sequences replaced by U+FFFD. Safe for concurrent
+// use.
+func (e *JSONL) AppendLine(dst []byte, tag string, t event.Time, rec []byte) (out []byte, invalid int, ok bool) {
+	return e.appendLine(dst, tag, t, rec, nil)
+}
+
 // appendLine appends one JSON line for an event. ok is false when rec is
 // not a well-formed msgpack map (dst is then unchanged).
-func (e *jsonlEncoder) appendLine(dst []byte, tag string, t event.Time, rec []byte, tc *strftime.Cache) (out []byte, invalid int, ok bool) {
+func (e *JSONL) appendLine(dst []byte, tag string, t event.Time, rec []byte, tc *strftime.Cache) (out []byte, invalid int, ok bool) {
 	// One pass: every read is checked, and a record that turns out not to
 	// be a valid msgpack map leaves dst as it was.
 	start := len(dst)
@@ -201,6 +214,6 @@ func (e *jsonlEncoder) appendLine(dst []byte, tag string, t event.Time, rec []by
 
 // skipKeyBytes reports whether a record key (the bytes of a string key) is
 // replaced by the time or tag key.
-func (e *jsonlEncoder) skipKeyBytes(s []byte) bool {
+func (e *JSONL) skipKeyBytes(s []byte) bool {
 	return e.timeKey != "" && string(s) == e.timeKey || e.tagKey != "" && string(s) == e.tagKey
 }

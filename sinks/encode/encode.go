@@ -1,0 +1,76 @@
+// Package encode turns a sealed chunk into the bytes of one object: a
+// Parquet file (parquet.go: the table schema of sinks/schema, a file plan
+// for one-pass encoding, sorting by time) or JSON lines (jsonl.go, like
+// fluentd's format json, optionally gzip). Encoders stream the chunk from
+// disk and bound their memory by a row group, not by the chunk. They know
+// nothing about where the object goes: the sinks' transports stage and
+// deliver what Encode writes.
+package encode
+
+import (
+	"context"
+	"errors"
+	"io"
+
+	"github.com/marutalog/maruta/internal/delivery"
+)
+
+// Encoder turns a chunk into the bytes of one object.
+type Encoder interface {
+	// Ext is the object name extension: parquet, jsonl, jsonl.gz.
+	Ext() string
+	// ContentType is the object's media type.
+	ContentType() string
+	// Encode writes the object for c to w. It may be called concurrently.
+	// twoPass makes the Parquet encoder read the chunk twice (keys first),
+	// as it must after a one-pass encode failed with ErrPlanMiss; the other
+	// encoders make one pass anyway. Context errors and ErrPlanMiss come
+	// back unwrapped.
+	Encode(ctx context.Context, c delivery.Chunk, w io.Writer, twoPass bool) (Stats, error)
+}
+
+// ErrPlanMiss stops a one-pass Parquet encode at a key outside the file
+// plan; the caller then encodes the chunk again with twoPass, into a new
+// object (what was written is not a whole file).
+var ErrPlanMiss = errors.New("parquet: a key outside the file plan (the chunk is encoded again in two passes)")
+
+// Overflow reasons (label values of maruta_sink_overflow_values_total).
+const (
+	ReasonTypeConflict = "type_conflict" // value does not fit its column's type
+	ReasonUndeclared   = "undeclared"    // declared mode: key without a column
+	ReasonInvalidName  = "invalid_name"  // key cannot be a column name (empty, too long, not a string)
+	ReasonColumnLimit  = "column_limit"  // schema.max_columns reached
+	ReasonDuplicate    = "duplicate"     // two keys of one record map to one column
+)
+
+// OverflowReasons lists every overflow reason, for metrics that start at 0.
+var OverflowReasons = []string{ReasonTypeConflict, ReasonUndeclared, ReasonInvalidName, ReasonColumnLimit, ReasonDuplicate}
+
+// Stats is what encoding one chunk found; the sink adds it to its metrics
+// once the object is delivered.
+type Stats struct {
+	Rows        int64
+	InputBytes  int64 // msgpack bytes of the records read
+	InvalidUTF8 int64
+	Overflow    map[string]int64    // by reason
+	Invalid     int64               // records skipped: not a msgpack map
+	ColsAdded   int                 // columns added to the table schema
+	Samples     map[string][]string // a few keys per overflow reason, for the log
+}
+
+func (s *Stats) addOverflow(reason string, key []byte) {
+	if s.Overflow == nil {
+		s.Overflow = map[string]int64{}
+		s.Samples = map[string][]string{}
+	}
+	s.Overflow[reason]++
+	if ks := s.Samples[reason]; len(ks) < 5 {
+		k := string(key)
+		for _, x := range ks {
+			if x == k {
+				return
+			}
+		}
+		s.Samples[reason] = append(ks, k)
+	}
+}
