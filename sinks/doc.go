@@ -1,7 +1,39 @@
 // Package sinks delivers sealed buffer chunks to their destination: S3, a
-// local folder, another Forward server, stdout or nowhere. It also owns the
-// object key templates and the Parquet and JSON-lines encoders.
+// local folder, another Forward server, stdout or nowhere. The contract
+// with the buffer (delivery.Sink, delivery.Chunk, delivery.Permanent) lives
+// in internal/delivery, so the buffer does not import this package; what a
+// chunk becomes lives beside it: sinks/encode (Parquet, JSON lines),
+// sinks/schema (table schemas), sinks/layout (paths, object keys, Athena
+// partitions). This package holds the transports.
 //
-// The contract with the buffer (Sink, Chunk, Permanent) lives in
-// internal/delivery, so the buffer does not import this package.
+// New builds the sink of a file, s3 or forward output; NewStdout and NewNull
+// the synchronous consumers of stdout and null outputs.
+//
+// # Adding a transport
+//
+// A transport that stores each chunk as one object (an object store) is an
+// objectStore: a put(ctx, *object) that stores the staged, encoded file
+// under its key and returns nil only once the destination confirmed it. A
+// retry of the same chunk must not make a second copy: overwrite the key, or
+// use a conditional put and recognise the object already there. put counts
+// its errors in metrics.errors (kindThrottle, kindServer, kindNetwork,
+// kindPermanent, …) and wraps those retrying cannot fix in
+// delivery.Permanent. objectSink does the rest (keys, staging under
+// <data_dir>/tmp/<output>/, encoding, the Parquet plan's two-pass retry,
+// metrics, size targets). Build it in a newXSink next to newS3Sink (s3.go is
+// the model; file.go also stages next to its target, a stager) and add the
+// config type to New's switch.
+//
+// A transport that sends events rather than objects (a log service, syslog,
+// a Forward server) implements delivery.Sink itself, as Forward does: Write
+// scans the chunk (delivery.Chunk.Scan streams it from disk), sends it in
+// requests within the destination's limits, and returns nil only when every
+// request was acknowledged. Make a resend of the same chunk recognisable to
+// the destination where it can dedup (Forward derives each request's chunk
+// id from the chunk id), and remember acked parts across retries if it
+// cannot. Register the common sink metrics with newSinkMetrics and classify
+// errors once, as s3.go's classifyS3Error does.
+//
+// Tests use real servers where one runs here (versitygw, maruta's own
+// Forward server) and sinks/sinktest for chunks and records.
 package sinks
