@@ -335,7 +335,7 @@ func (st *pqState) write(ctx context.Context, c delivery.Chunk, w io.Writer) (St
 	e := st.e
 	var err error
 	schema := st.fileSchema()
-	pw := parquet.NewWriter(w, schema,
+	pw := parquet.NewGenericWriter[any](w, schema,
 		parquet.Compression(e.codec),
 		parquet.DataPageVersion(1),
 		parquet.DataPageStatistics(true),
@@ -590,7 +590,7 @@ func nodeOf(ct colType, dict bool) parquet.Node {
 // rowWriter is pass 2: records in, rows out to parquet-go.
 type rowWriter struct {
 	st           *pqState
-	pw           *parquet.Writer
+	pw           *parquet.GenericWriter[any]
 	ctx          context.Context
 	rowGroupRows int
 	groupRows    int
