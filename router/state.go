@@ -1,6 +1,7 @@
 package router
 
 import (
+	"github.com/marutalog/maruta/internal/arena"
 	"github.com/marutalog/maruta/internal/event"
 	"github.com/marutalog/maruta/internal/msgpack"
 )
@@ -9,7 +10,7 @@ import (
 // the arena new records live in, the output groups, counters, and reusable
 // buffers. States are pooled; nothing in a state outlives the call.
 type state struct {
-	arena   arena
+	arena   arena.Arena
 	groups  []group
 	counts  []int64 // len(steps) * nCounters
 	last    *plan
@@ -40,14 +41,20 @@ type group struct {
 	events []event.Event
 }
 
+// State arenas: 64 KiB blocks, 4 MiB of them kept across calls.
+const (
+	arenaBlock     = 64 << 10
+	arenaKeepBytes = 4 << 20
+)
+
 func newState(steps int) any {
-	return &state{counts: make([]int64, steps*nCounters)}
+	return &state{counts: make([]int64, steps*nCounters), arena: arena.New(arenaBlock, arenaKeepBytes)}
 }
 
 func (r *Router) getState() *state { return r.states.Get().(*state) }
 
 func (r *Router) putState(st *state) {
-	st.arena.reset()
+	st.arena.Reset()
 	for i := range st.groups {
 		g := &st.groups[i]
 		clear(g.events)
@@ -108,58 +115,4 @@ func (st *state) add(out int, tag string, ev event.Event) {
 		return
 	}
 	st.groups = append(st.groups, group{out: out, tag: tag, events: []event.Event{ev}})
-}
-
-// arena hands out byte slices that stay valid until reset: blocks are never
-// moved, only added; reset keeps them for the next call.
-type arena struct {
-	blocks [][]byte
-	cur    int // index of the block being filled
-}
-
-const (
-	arenaBlock     = 64 << 10
-	arenaKeepBytes = 4 << 20 // blocks kept across resets
-)
-
-// copy returns a copy of b that lives in the arena.
-func (a *arena) copy(b []byte) []byte {
-	for {
-		if a.cur < len(a.blocks) {
-			blk := a.blocks[a.cur]
-			if len(b) <= cap(blk)-len(blk) {
-				n := len(blk)
-				blk = append(blk, b...)
-				a.blocks[a.cur] = blk
-				return blk[n:len(blk):len(blk)]
-			}
-			if a.cur+1 < len(a.blocks) {
-				a.cur++
-				continue
-			}
-		}
-		size := arenaBlock
-		if len(b) > size {
-			size = len(b)
-		}
-		a.blocks = append(a.blocks, make([]byte, 0, size))
-		a.cur = len(a.blocks) - 1
-	}
-}
-
-// reset forgets every slice handed out and keeps up to arenaKeepBytes of
-// blocks for reuse.
-func (a *arena) reset() {
-	kept, total := 0, 0
-	for _, blk := range a.blocks {
-		if total+cap(blk) > arenaKeepBytes {
-			continue
-		}
-		total += cap(blk)
-		a.blocks[kept] = blk[:0]
-		kept++
-	}
-	clear(a.blocks[kept:])
-	a.blocks = a.blocks[:kept]
-	a.cur = 0
 }

@@ -323,7 +323,7 @@ func (c *concatStep) evictOldest(st *state, s *stepRT, done []completed) []compl
 func (c *concatStep) build(st *state, l *pendingLine, text []byte) []byte {
 	n, rest, err := msgpack.ReadMapHeader(l.rec)
 	if err != nil {
-		return st.arena.copy(l.rec)
+		return st.arena.Copy(l.rec)
 	}
 	out := st.out[:0]
 	count := 0
@@ -368,7 +368,7 @@ func (c *concatStep) build(st *state, l *pendingLine, text []byte) []byte {
 		out = msgpack.AppendStringBytes(out, text)
 	}
 	st.out = out
-	return st.arena.copy(out)
+	return st.arena.Copy(out)
 }
 
 func isPartialKey(k []byte) bool {

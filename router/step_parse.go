@@ -144,7 +144,7 @@ func (p *parseStep) fail(r *Router, st *state, s *stepRT, pl *plan, ev *event.Ev
 		}
 		if p.hashField != "" {
 			// fluentd merges {hash_value_field => {}} into the record.
-			ev.Record = st.arena.copy(p.merge(st, ev.Record, []byte{0x80}, false))
+			ev.Record = st.arena.Copy(p.merge(st, ev.Record, []byte{0x80}, false))
 		}
 		return vPass, ""
 	}
@@ -241,7 +241,7 @@ func (p *parseStep) apply(r *Router, st *state, s *stepRT, pl *plan, ev *event.E
 		if p.types != nil {
 			if tc, ok := p.types[string(kb)]; ok && msgpack.Peek(v) != msgpack.Nil {
 				st.tmp = convertType(st.tmp[:0], v, tc)
-				v = st.arena.copy(st.tmp)
+				v = st.arena.Copy(st.tmp)
 			}
 		}
 		st.kvs = append(st.kvs, kv{key: kb, val: v})
@@ -265,7 +265,7 @@ func (p *parseStep) apply(r *Router, st *state, s *stepRT, pl *plan, ev *event.E
 	if p.hashField != "" || p.reserveData {
 		out = p.merge(st, ev.Record, vals, true)
 	}
-	ev.Record = st.arena.copy(out)
+	ev.Record = st.arena.Copy(out)
 	ev.Time = newTime
 	return vPass, ""
 }

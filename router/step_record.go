@@ -152,7 +152,7 @@ func (rs *recordStep) apply(r *Router, st *state, s *stepRT, p *plan, ev *event.
 			out = nr
 		}
 	}
-	ev.Record = st.arena.copy(out)
+	ev.Record = st.arena.Copy(out)
 	return vPass, ""
 }
 

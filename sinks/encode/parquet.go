@@ -15,6 +15,7 @@ import (
 	"github.com/parquet-go/parquet-go/compress"
 	"github.com/parquet-go/parquet-go/encoding"
 
+	"github.com/marutalog/maruta/internal/arena"
 	"github.com/marutalog/maruta/internal/config"
 	"github.com/marutalog/maruta/internal/delivery"
 	"github.com/marutalog/maruta/internal/event"
@@ -64,7 +65,8 @@ const (
 	dictionaryMaxBytes = 1 << 20
 	// maxDepth bounds msgpack nesting when converting nested values.
 	maxDepth = 100
-	// arenaBlock is the size of the arena blocks holding a batch's strings.
+	// arenaBlock is the size of the arena blocks holding a batch's records
+	// and strings; up to rowGroupBytes of blocks are kept from batch to batch.
 	arenaBlock = 1 << 20
 )
 
@@ -268,7 +270,7 @@ type pqState struct {
 	entries   []kv
 	overflow  []kv
 	gen       uint32
-	arena     arena
+	arena     arena.Arena
 	scratch   []byte
 	vals      [][]parquet.Value // values of the batch, per leaf column
 	batchRows int
@@ -287,7 +289,7 @@ type mapRef struct {
 // Encode implements Encoder.
 func (e *Parquet) Encode(ctx context.Context, c delivery.Chunk, w io.Writer, twoPass bool) (Stats, error) {
 	cols, _ := e.store.Snapshot()
-	st := &pqState{e: e, keys: map[string]*keyRef{}, samples: map[string]*cardSample{}, pendBy: map[string]int{}, sorted: true}
+	st := &pqState{e: e, keys: map[string]*keyRef{}, samples: map[string]*cardSample{}, pendBy: map[string]int{}, sorted: true, arena: arena.New(arenaBlock, rowGroupBytes)}
 	st.setColumns(cols)
 
 	if p := e.currentPlan(); p != nil && !e.sortByTime && !twoPass {
@@ -650,7 +652,7 @@ func (wr *rowWriter) flushBatch() error {
 		st.vals[leaf] = vals[:0]
 	}
 	st.batchRows = 0
-	st.arena.reset()
+	st.arena.Reset()
 	return err
 }
 
@@ -660,7 +662,7 @@ func (st *pqState) appendRow(t event.Time, rec []byte) bool {
 	if msgpack.Peek(rec) != msgpack.Map {
 		return false
 	}
-	rec = st.arena.copy(rec)
+	rec = st.arena.Copy(rec)
 	st.gen++
 	if st.gen == 0 { // wrapped: reset stamps
 		clear(st.stamp)
@@ -924,7 +926,7 @@ func (st *pqState) json(v []byte) []byte {
 	}
 	st.scratch = out
 	st.stats.InvalidUTF8 += int64(inv)
-	return st.arena.copy(out)
+	return st.arena.Copy(out)
 }
 
 // utf8 returns s, or a copy in the arena with invalid UTF-8 replaced by
@@ -945,40 +947,7 @@ func (st *pqState) utf8(s []byte) []byte {
 		i += size
 	}
 	st.scratch = out
-	return st.arena.copy(out)
-}
-
-// arena holds the bytes a batch of rows points to, in blocks reused from
-// batch to batch (appending to one slice would move earlier values).
-type arena struct {
-	blocks [][]byte
-	cur    int
-}
-
-func (a *arena) copy(b []byte) []byte {
-	if len(b) > arenaBlock/4 {
-		return append([]byte(nil), b...)
-	}
-	for {
-		if a.cur == len(a.blocks) {
-			a.blocks = append(a.blocks, make([]byte, 0, arenaBlock))
-		}
-		blk := a.blocks[a.cur]
-		if cap(blk)-len(blk) >= len(b) {
-			start := len(blk)
-			blk = append(blk, b...)
-			a.blocks[a.cur] = blk
-			return blk[start:len(blk):len(blk)]
-		}
-		a.cur++
-	}
-}
-
-func (a *arena) reset() {
-	for i := range a.blocks[:min(a.cur+1, len(a.blocks))] {
-		a.blocks[i] = a.blocks[i][:0]
-	}
-	a.cur = 0
+	return st.arena.Copy(out)
 }
 
 // orderedGroup is a Parquet group whose fields keep the order given (a
