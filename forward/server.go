@@ -3,7 +3,6 @@ package forward
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -167,13 +166,9 @@ func serverTLS(t *config.TLS) (*tls.Config, error) {
 	}
 	tc := &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
 	if t.CAFile != "" {
-		pem, err := os.ReadFile(t.CAFile)
+		pool, err := loadCAPool(t.CAFile)
 		if err != nil {
-			return nil, fmt.Errorf("read TLS CA file: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("read TLS CA file %s: no PEM certificate in it", t.CAFile)
+			return nil, err
 		}
 		tc.ClientCAs = pool
 	}

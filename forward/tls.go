@@ -17,13 +17,9 @@ import (
 func ClientTLSConfig(t *config.TLS) (*tls.Config, error) {
 	tc := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: t.ServerName, InsecureSkipVerify: t.InsecureSkipVerify}
 	if t.CAFile != "" {
-		pem, err := os.ReadFile(t.CAFile)
+		pool, err := loadCAPool(t.CAFile)
 		if err != nil {
-			return nil, fmt.Errorf("read TLS CA file: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("read TLS CA file %s: no PEM certificate in it", t.CAFile)
+			return nil, err
 		}
 		tc.RootCAs = pool
 	}
@@ -35,4 +31,19 @@ func ClientTLSConfig(t *config.TLS) (*tls.Config, error) {
 		tc.Certificates = []tls.Certificate{cert}
 	}
 	return tc, nil
+}
+
+// loadCAPool reads the PEM certificates of a tls section's ca_file: the
+// roots a client verifies servers with, and the CAs a server verifies
+// client certificates with.
+func loadCAPool(file string) (*x509.CertPool, error) {
+	pem, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("read TLS CA file: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("read TLS CA file %s: no PEM certificate in it", file)
+	}
+	return pool, nil
 }
