@@ -269,16 +269,6 @@ func validateConfig(name string, data []byte, env map[string]string) (*config.Co
 	return cfg, nil
 }
 
-// mustConfig validates a config that a test relies on.
-func mustConfig(t testing.TB, name string, data []byte, env map[string]string) *config.Config {
-	t.Helper()
-	cfg, err := validateConfig(name, data, env)
-	if err != nil {
-		t.Fatalf("%s: %v", name, err)
-	}
-	return cfg
-}
-
 // cleanEnv is the test's environment without variables that could change
 // what a config means.
 func cleanEnv(extra map[string]string) []string {

@@ -4,10 +4,8 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"io"
 	"log/slog"
 	"net"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -308,12 +306,6 @@ func (c *client) expectClosed(timeout time.Duration) {
 func isTimeout(err error) bool {
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout()
-}
-
-// isClosedErr reports errors of a connection the peer closed.
-func isClosedErr(err error) bool {
-	return errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) ||
-		strings.Contains(err.Error(), "reset by peer") || strings.Contains(err.Error(), "broken pipe")
 }
 
 // msgpack builders for requests.

@@ -1,7 +1,6 @@
 package router
 
 import (
-	"bytes"
 	"fmt"
 	"strconv"
 	"strings"
@@ -295,12 +294,4 @@ func keyBytes(k []byte) []byte {
 		return nil
 	}
 	return b
-}
-
-func sameKey(a, b []byte) bool {
-	ka, kb := keyBytes(a), keyBytes(b)
-	if ka == nil || kb == nil {
-		return bytes.Equal(a, b)
-	}
-	return bytes.Equal(ka, kb)
 }

@@ -74,8 +74,6 @@ func (r *Router) putState(st *state) {
 
 func (st *state) count(step, c int) { st.counts[step*nCounters+c]++ }
 
-func (st *state) countN(step, c int, n int64) { st.counts[step*nCounters+c] += n }
-
 // flushCounters adds the call's counts to the step counters and clears
 // them.
 func (st *state) flushCounters(r *Router) {

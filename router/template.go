@@ -61,13 +61,6 @@ func rewritePlaceholderKnown(m string) (byte, bool) {
 	return 0, false
 }
 
-func phIndex(m string) int {
-	open := strings.IndexByte(m, '[')
-	end := strings.IndexByte(m, ']')
-	n, _ := strconv.Atoi(m[open+1 : end])
-	return n
-}
-
 // tagContext is what placeholders expand to for one tag.
 type tagContext struct {
 	tag      string
@@ -286,8 +279,6 @@ func compileValueTemplate(s string) (valueTemplate, error) {
 	}
 	return t, nil
 }
-
-func (t valueTemplate) static() bool { return len(t) == 1 && t[0].kind == 0 }
 
 func (t valueTemplate) expand(dst []byte, tc *tagContext) []byte {
 	for _, sg := range t {

@@ -8,7 +8,6 @@ import (
 	"os"
 	"runtime/debug"
 	"sort"
-	"strings"
 )
 
 // Set by the linker: -X main.version=… -X main.commit=…. Without them,
@@ -88,9 +87,4 @@ func init() {
 		fmt.Fprintf(stdout, "maruta %s (commit %s)\n", version, commit)
 		return 0
 	}}
-}
-
-// indent prefixes every line of s.
-func indent(s, prefix string) string {
-	return prefix + strings.ReplaceAll(strings.TrimRight(s, "\n"), "\n", "\n"+prefix)
 }

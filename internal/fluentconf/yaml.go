@@ -37,8 +37,6 @@ func ybare(s string) *ynode { return &ynode{kind: yBare, text: s} }
 
 func ybool(b bool) *ynode { return ybare(strconv.FormatBool(b)) }
 
-func yint(i int) *ynode { return ybare(strconv.Itoa(i)) }
-
 // set adds or replaces key.
 func (n *ynode) set(key string, v *ynode) *ynode {
 	for i, k := range n.keys {

@@ -119,16 +119,6 @@ func (t template) hasTag() bool {
 	return false
 }
 
-// hasTime reports whether the template has a strftime directive.
-func (t template) hasTime() bool {
-	for _, tk := range t {
-		if tk.kind == tokTime {
-			return true
-		}
-	}
-	return false
-}
-
 // resolveTag renders the tag placeholders of t for tag and leaves every
 // other construct as written.
 func (t template) resolveTag(tag string) string {
