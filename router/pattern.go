@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+
+	"github.com/marutalog/maruta/internal/ruby"
 )
 
 // Pattern is a compiled fluentd tag pattern: the argument of <match> and
@@ -17,7 +19,7 @@ import (
 //     nest;
 //   - "\" makes the next character literal;
 //   - "/re/" is a Ruby regular expression anchored at both ends, translated
-//     to RE2 (see CompileRubyRegexp).
+//     to RE2 (see ruby.CompileRegexp).
 //
 // A Pattern is immutable and safe for concurrent use.
 type Pattern struct {
@@ -42,11 +44,11 @@ func CompilePattern(src string) (*Pattern, error) {
 			if len(f) < 2 || !strings.HasSuffix(f, "/") {
 				return nil, fmt.Errorf("tag pattern %q: a regular expression must end with '/'", f)
 			}
-			re, err := CompileRubyRegexp(`\A(?:`+f[1:len(f)-1]+`)\Z`, "")
+			re, err := ruby.CompileRegexp(`\A(?:`+f[1:len(f)-1]+`)\Z`, "")
 			if err != nil {
 				return nil, fmt.Errorf("tag pattern %q: %w", f, err)
 			}
-			p.res = append(p.res, re.full)
+			p.res = append(p.res, re.RE2())
 		default:
 			g, err := compileGlob(f)
 			if err != nil {

@@ -6,6 +6,7 @@ import (
 
 	"github.com/marutalog/maruta/internal/config"
 	"github.com/marutalog/maruta/internal/event"
+	"github.com/marutalog/maruta/internal/ruby"
 )
 
 // grepStep is fluentd's filter_grep: an event is kept only when every
@@ -18,7 +19,7 @@ type grepStep struct {
 
 type grepRule struct {
 	key accessor
-	re  *RubyRegexp
+	re  *ruby.Regexp
 }
 
 func newGrepStep(cfg *config.Config, path string, c *config.GrepStep) (*grepStep, error) {
@@ -32,7 +33,7 @@ func newGrepStep(cfg *config.Config, path string, c *config.GrepStep) (*grepStep
 			if r.key, err = parseAccessor(rc.Key); err != nil {
 				return nil, cfg.Errorf(rp+".key", "%v", err)
 			}
-			if r.re, err = CompileRubyRegexpLiteral(rc.Pattern); err != nil {
+			if r.re, err = ruby.CompileRegexpLiteral(rc.Pattern); err != nil {
 				return nil, cfg.Errorf(rp+".pattern", "%v", err)
 			}
 			out = append(out, r)
@@ -55,7 +56,7 @@ func (g *grepStep) matches(st *state, rec []byte, r *grepRule) bool {
 		text = valueText(st, raw)
 	}
 	if !utf8.Valid(text) {
-		st.tmp = appendScrub(st.tmp[:0], text)
+		st.tmp = ruby.AppendScrub(st.tmp[:0], text)
 		text = st.tmp
 	}
 	return r.re.Match(text)

@@ -3,12 +3,12 @@ package router
 import (
 	"math"
 	"sort"
-	"strconv"
 	"strings"
 
 	"github.com/marutalog/maruta/internal/config"
 	"github.com/marutalog/maruta/internal/event"
 	"github.com/marutalog/maruta/internal/msgpack"
+	"github.com/marutalog/maruta/internal/ruby"
 )
 
 // parseStep is fluentd's filter_parser with the json and regexp parsers.
@@ -33,7 +33,7 @@ type parseStep struct {
 	topKey      string
 	isTop       bool
 	json        bool
-	re          *RubyRegexp
+	re          *ruby.Regexp
 	names       []string
 	reserveData bool
 	reserveTime bool
@@ -42,7 +42,7 @@ type parseStep struct {
 	hashField   string
 	timeKey     string
 	keepTimeKey bool
-	tp          *timeParser
+	tp          *ruby.TimeParser
 	types       map[string]typeConv
 	onlyObjects bool
 	emitError   bool
@@ -77,7 +77,7 @@ func newParseStep(cfg *config.Config, path string, c *config.ParseStep) (*parseS
 			return nil, cfg.Errorf(path+".expression", "expression applies to format regexp only")
 		}
 	case "regexp":
-		if p.re, err = CompileRubyRegexpLiteral(c.Expression); err != nil {
+		if p.re, err = ruby.CompileRegexpLiteral(c.Expression); err != nil {
 			return nil, cfg.Errorf(path+".expression", "%v", err)
 		}
 		for _, n := range p.re.SubexpNames() {
@@ -92,12 +92,12 @@ func newParseStep(cfg *config.Config, path string, c *config.ParseStep) (*parseS
 		return nil, cfg.Errorf(path+".format", "%q is not json or regexp", c.Format)
 	}
 	if c.Timezone != "" {
-		if _, err := parseTimezone(c.Timezone); err != nil {
+		if _, err := ruby.ParseTimezone(c.Timezone); err != nil {
 			return nil, cfg.Errorf(path+".timezone", "%v", err)
 		}
 	}
 	if c.TimeKey != "" {
-		if p.tp, err = newTimeParser(c.TimeType, c.TimeFormat, c.Timezone); err != nil {
+		if p.tp, err = ruby.NewTimeParser(c.TimeType, c.TimeFormat, c.Timezone); err != nil {
 			return nil, cfg.Errorf(path+".time_format", "%v", err)
 		}
 	} else if c.TimeFormat != "" || c.TimeType != "" {
@@ -224,7 +224,7 @@ func (p *parseStep) apply(r *Router, st *state, s *stepRT, pl *plan, ev *event.E
 		rest = r2
 		kb := keyBytes(k)
 		if p.tp != nil && string(kb) == p.timeKey {
-			tm, err := p.tp.parse(v)
+			tm, err := p.tp.Parse(v)
 			if err != nil {
 				if ok, sup := s.dropLog.allow(); ok {
 					r.log.Warn("parse: time field does not parse", "step", s.name, "tag", pl.tag, "error", err, "suppressed", sup)
@@ -384,7 +384,7 @@ func convertType(dst, v []byte, tc typeConv) []byte {
 	var buf [64]byte
 	switch tc.kind {
 	case "string":
-		return msgpack.AppendStringBytes(dst, appendToS(buf[:0], v))
+		return msgpack.AppendStringBytes(dst, ruby.AppendToS(buf[:0], v))
 	case "integer":
 		switch msgpack.Peek(v) {
 		case msgpack.Int:
@@ -396,7 +396,7 @@ func convertType(dst, v []byte, tc typeConv) []byte {
 			}
 			return msgpack.AppendInt(dst, int64(f))
 		}
-		return msgpack.AppendInt(dst, rubyToI(appendToS(buf[:0], v)))
+		return msgpack.AppendInt(dst, ruby.ToI(ruby.AppendToS(buf[:0], v)))
 	case "float":
 		switch msgpack.Peek(v) {
 		case msgpack.Float:
@@ -409,12 +409,12 @@ func convertType(dst, v []byte, tc typeConv) []byte {
 			i, _, _ := msgpack.ReadInt(v)
 			return msgpack.AppendFloat64(dst, float64(i))
 		}
-		return msgpack.AppendFloat64(dst, rubyToF(appendToS(buf[:0], v)))
+		return msgpack.AppendFloat64(dst, ruby.ToF(ruby.AppendToS(buf[:0], v)))
 	case "bool":
-		s := strings.ToLower(string(appendToS(buf[:0], v)))
+		s := strings.ToLower(string(ruby.AppendToS(buf[:0], v)))
 		return msgpack.AppendBool(dst, s == "true" || s == "yes" || s == "1")
 	case "array":
-		s := string(appendToS(buf[:0], v))
+		s := string(ruby.AppendToS(buf[:0], v))
 		parts := strings.Split(s, tc.delim)
 		if s == "" {
 			parts = nil
@@ -429,54 +429,4 @@ func convertType(dst, v []byte, tc typeConv) []byte {
 		return dst
 	}
 	return append(dst, v...)
-}
-
-// rubyToF is String#to_f: the longest leading float, 0.0 when none.
-func rubyToF(s []byte) float64 {
-	i := 0
-	for i < len(s) && (s[i] == ' ' || s[i] >= '\t' && s[i] <= '\r') {
-		i++
-	}
-	start := i
-	if i < len(s) && (s[i] == '+' || s[i] == '-') {
-		i++
-	}
-	digits := func() int {
-		n := 0
-		for i < len(s) && (s[i] >= '0' && s[i] <= '9' || s[i] == '_' && n > 0 && i+1 < len(s) && s[i+1] >= '0' && s[i+1] <= '9') {
-			i++
-			n++
-		}
-		return n
-	}
-	if digits() == 0 {
-		return 0
-	}
-	end := i
-	if i+1 < len(s) && s[i] == '.' && s[i+1] >= '0' && s[i+1] <= '9' {
-		i++
-		digits()
-		end = i
-	}
-	if i < len(s) && (s[i] == 'e' || s[i] == 'E') {
-		j := i
-		i++
-		if i < len(s) && (s[i] == '+' || s[i] == '-') {
-			i++
-		}
-		if digits() > 0 {
-			end = i
-		} else {
-			i = j
-		}
-	}
-	txt := strings.ReplaceAll(string(s[start:end]), "_", "")
-	f, err := strconv.ParseFloat(txt, 64)
-	if err != nil {
-		if ne, ok := err.(*strconv.NumError); ok && ne.Err == strconv.ErrRange {
-			return f
-		}
-		return 0
-	}
-	return f
 }

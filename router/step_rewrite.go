@@ -7,6 +7,7 @@ import (
 	"github.com/marutalog/maruta/internal/config"
 	"github.com/marutalog/maruta/internal/event"
 	"github.com/marutalog/maruta/internal/msgpack"
+	"github.com/marutalog/maruta/internal/ruby"
 )
 
 // rewriteStep is fluent-plugin-rewrite-tag-filter. Rules are tried in order
@@ -27,7 +28,7 @@ type rewriteRule struct {
 	key    accessor
 	topKey string
 	isTop  bool
-	re     *RubyRegexp
+	re     *ruby.Regexp
 	invert bool
 	tmpl   tagTemplate
 }
@@ -54,7 +55,7 @@ func newRewriteStep(cfg *config.Config, path string, c *config.RewriteTagStep, h
 			return nil, cfg.Errorf(rp+".key", "%v", err)
 		}
 		rule.topKey, rule.isTop = rule.key.topLevel()
-		if rule.re, err = CompileRubyRegexpLiteral(rc.Pattern); err != nil {
+		if rule.re, err = ruby.CompileRegexpLiteral(rc.Pattern); err != nil {
 			return nil, cfg.Errorf(rp+".pattern", "%v", err)
 		}
 		if rule.tmpl, err = compileTagTemplate(rc.Tag); err != nil {
@@ -92,7 +93,7 @@ func (w *rewriteStep) apply(r *Router, st *state, s *stepRT, p *plan, ev *event.
 			continue
 		}
 		if !utf8.Valid(text) {
-			st.tmp = appendScrub(st.tmp[:0], text)
+			st.tmp = ruby.AppendScrub(st.tmp[:0], text)
 			text = st.tmp
 		}
 		var loc []int
@@ -145,6 +146,6 @@ func valueText(st *state, raw []byte) []byte {
 		}
 		return b
 	}
-	st.text = appendToS(st.text[:0], raw)
+	st.text = ruby.AppendToS(st.text[:0], raw)
 	return st.text
 }

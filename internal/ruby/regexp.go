@@ -1,4 +1,4 @@
-package router
+package ruby
 
 import (
 	"fmt"
@@ -7,7 +7,7 @@ import (
 	"strings"
 )
 
-// RubyRegexp is a Ruby (Onigmo) regular expression translated to RE2.
+// Regexp is a Ruby (Onigmo) regular expression translated to RE2.
 //
 // Ruby and RE2 differ in ways that matter for configs written for fluentd:
 // in Ruby '^' and '$' are always line anchors, /m means "dot matches
@@ -21,16 +21,16 @@ import (
 // Two programs are compiled: the faithful one, and one without the line
 // mode for the common case of a value without a newline, where both mean the
 // same and RE2 can use its faster one-pass matcher.
-type RubyRegexp struct {
+type Regexp struct {
 	src  string
 	full *regexp.Regexp // with (?m)
 	nonl *regexp.Regexp // without (?m): used when the input has no '\n'
 }
 
-// ParseRubyRegexpLiteral splits fluentd's regexp parameter syntax: "/re/"
+// ParseRegexpLiteral splits fluentd's regexp parameter syntax: "/re/"
 // with optional flags i and m after the closing slash, or a bare pattern.
 // It returns the pattern and flags.
-func ParseRubyRegexpLiteral(s string) (pattern, flags string, err error) {
+func ParseRegexpLiteral(s string) (pattern, flags string, err error) {
 	if !strings.HasPrefix(s, "/") {
 		return s, "", nil
 	}
@@ -47,9 +47,9 @@ func ParseRubyRegexpLiteral(s string) (pattern, flags string, err error) {
 	return s[1:r], flags, nil
 }
 
-// CompileRubyRegexp translates and compiles a Ruby pattern with flags ("i"
+// CompileRegexp translates and compiles a Ruby pattern with flags ("i"
 // ignore case, "m" dot matches newline).
-func CompileRubyRegexp(pattern, flags string) (*RubyRegexp, error) {
+func CompileRegexp(pattern, flags string) (*Regexp, error) {
 	body, err := translateRuby(pattern)
 	if err != nil {
 		return nil, err
@@ -75,21 +75,21 @@ func CompileRubyRegexp(pattern, flags string) (*RubyRegexp, error) {
 	if err != nil {
 		return nil, fmt.Errorf("regexp %q: %v", pattern, err)
 	}
-	return &RubyRegexp{src: pattern, full: full, nonl: nonl}, nil
+	return &Regexp{src: pattern, full: full, nonl: nonl}, nil
 }
 
-// CompileRubyRegexpLiteral is ParseRubyRegexpLiteral then CompileRubyRegexp.
-func CompileRubyRegexpLiteral(s string) (*RubyRegexp, error) {
-	p, f, err := ParseRubyRegexpLiteral(s)
+// CompileRegexpLiteral is ParseRegexpLiteral then CompileRegexp.
+func CompileRegexpLiteral(s string) (*Regexp, error) {
+	p, f, err := ParseRegexpLiteral(s)
 	if err != nil {
 		return nil, err
 	}
-	return CompileRubyRegexp(p, f)
+	return CompileRegexp(p, f)
 }
 
-func (r *RubyRegexp) String() string { return r.src }
+func (r *Regexp) String() string { return r.src }
 
-func (r *RubyRegexp) pick(b []byte) *regexp.Regexp {
+func (r *Regexp) pick(b []byte) *regexp.Regexp {
 	for _, c := range b {
 		if c == '\n' {
 			return r.full
@@ -99,16 +99,20 @@ func (r *RubyRegexp) pick(b []byte) *regexp.Regexp {
 }
 
 // Match reports whether b contains a match.
-func (r *RubyRegexp) Match(b []byte) bool { return r.pick(b).Match(b) }
+func (r *Regexp) Match(b []byte) bool { return r.pick(b).Match(b) }
 
 // FindSubmatchIndex is regexp.FindSubmatchIndex.
-func (r *RubyRegexp) FindSubmatchIndex(b []byte) []int { return r.pick(b).FindSubmatchIndex(b) }
+func (r *Regexp) FindSubmatchIndex(b []byte) []int { return r.pick(b).FindSubmatchIndex(b) }
 
 // SubexpNames is regexp.SubexpNames.
-func (r *RubyRegexp) SubexpNames() []string { return r.full.SubexpNames() }
+func (r *Regexp) SubexpNames() []string { return r.full.SubexpNames() }
 
 // NumSubexp is regexp.NumSubexp.
-func (r *RubyRegexp) NumSubexp() int { return r.full.NumSubexp() }
+func (r *Regexp) NumSubexp() int { return r.full.NumSubexp() }
+
+// RE2 returns the translated program as compiled (Ruby's line anchors
+// included), for callers that keep a list of *regexp.Regexp.
+func (r *Regexp) RE2() *regexp.Regexp { return r.full }
 
 type unsupportedError struct{ what, hint string }
 

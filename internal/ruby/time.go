@@ -1,4 +1,4 @@
-package router
+package ruby
 
 import (
 	"errors"
@@ -13,7 +13,7 @@ import (
 	"github.com/marutalog/maruta/internal/msgpack"
 )
 
-// timeParser turns a record's time field into an event time, as fluentd's
+// TimeParser turns a record's time field into an event time, as fluentd's
 // TimeParser and NumericTimeParser do:
 //
 //   - string: strptime with the time_format (the fields fluentd's strptime
@@ -28,7 +28,7 @@ import (
 // A format without %z/%Z reads times in the configured time zone (UTC by
 // default; fluentd uses its process's local zone, UTC in its container
 // image).
-type timeParser struct {
+type TimeParser struct {
 	typ    string // string, unixtime, float
 	format []strpItem
 	iso    bool
@@ -36,12 +36,18 @@ type timeParser struct {
 	now    func() time.Time
 }
 
-var errTimeValue = errors.New("time value must be a string")
+// ErrTimeValue is the error of a value that is not a string where a time
+// string is expected.
+var ErrTimeValue = errors.New("time value must be a string")
 
-func newTimeParser(typ, format, tz string) (*timeParser, error) {
-	tp := &timeParser{typ: typ, loc: time.UTC, now: time.Now}
+// NewTimeParser returns the parser of a parse step's time_type (string,
+// unixtime, float; "" = string with a format, else a lenient parse or a
+// number), time_format ("%iso8601" for ISO 8601) and timezone (for
+// formats without a zone; UTC when empty).
+func NewTimeParser(typ, format, tz string) (*TimeParser, error) {
+	tp := &TimeParser{typ: typ, loc: time.UTC, now: time.Now}
 	if tz != "" {
-		loc, err := parseTimezone(tz)
+		loc, err := ParseTimezone(tz)
 		if err != nil {
 			return nil, err
 		}
@@ -68,8 +74,8 @@ func newTimeParser(typ, format, tz string) (*timeParser, error) {
 	return tp, nil
 }
 
-// parseTimezone reads "+09:00", "+0900", "-05", "UTC" or an IANA name.
-func parseTimezone(tz string) (*time.Location, error) {
+// ParseTimezone reads "+09:00", "+0900", "-05", "UTC" or an IANA name.
+func ParseTimezone(tz string) (*time.Location, error) {
 	if tz == "UTC" || tz == "Z" || tz == "GMT" {
 		return time.UTC, nil
 	}
@@ -86,8 +92,8 @@ func parseTimezone(tz string) (*time.Location, error) {
 	return loc, nil
 }
 
-// parse reads the raw msgpack value v.
-func (tp *timeParser) parse(v []byte) (event.Time, error) {
+// Parse reads the raw msgpack value v.
+func (tp *TimeParser) Parse(v []byte) (event.Time, error) {
 	switch tp.typ {
 	case "unixtime":
 		switch msgpack.Peek(v) {
@@ -100,7 +106,7 @@ func (tp *timeParser) parse(v []byte) (event.Time, error) {
 			return event.FromUnix(int64(f), 0), nil
 		}
 		var buf [64]byte
-		return event.FromUnix(rubyToI(appendToS(buf[:0], v)), 0), nil
+		return event.FromUnix(ToI(AppendToS(buf[:0], v)), 0), nil
 	case "float":
 		switch msgpack.Peek(v) {
 		case msgpack.Str, msgpack.Bin, msgpack.Int, msgpack.Float:
@@ -108,27 +114,28 @@ func (tp *timeParser) parse(v []byte) (event.Time, error) {
 			return 0, fmt.Errorf("time value must be a string or a number")
 		}
 		var buf [64]byte
-		return floatTime(appendToS(buf[:0], v)), nil
+		return floatTime(AppendToS(buf[:0], v)), nil
 	case "auto":
 		switch msgpack.Peek(v) {
 		case msgpack.Int, msgpack.Float:
 			var buf [64]byte
-			return floatTime(appendToS(buf[:0], v)), nil
+			return floatTime(AppendToS(buf[:0], v)), nil
 		}
 	}
 	t := msgpack.Peek(v)
 	if t != msgpack.Str && t != msgpack.Bin {
-		return 0, errTimeValue
+		return 0, ErrTimeValue
 	}
 	s, _, _, _ := msgpack.ReadBytes(v)
 	if len(s) == 0 {
-		return tp.parseString("")
+		return tp.ParseString("")
 	}
 	// Not copied: the parsers keep no reference to the text.
-	return tp.parseString(unsafe.String(&s[0], len(s)))
+	return tp.ParseString(unsafe.String(&s[0], len(s)))
 }
 
-func (tp *timeParser) parseString(s string) (event.Time, error) {
+// ParseString reads a time string.
+func (tp *TimeParser) ParseString(s string) (event.Time, error) {
 	var t time.Time
 	var err error
 	switch {
@@ -156,42 +163,7 @@ func floatTime(s []byte) event.Time {
 		nsecS = nsecS[:9]
 	}
 	nsecS += strings.Repeat("0", 9-len(nsecS))
-	return event.FromUnix(rubyToI([]byte(secS)), rubyToI([]byte(nsecS)))
-}
-
-// rubyToI is String#to_i: leading white space, an optional sign, digits
-// (underscores allowed between them); 0 when there are none.
-func rubyToI(s []byte) int64 {
-	i := 0
-	for i < len(s) && (s[i] == ' ' || s[i] >= '\t' && s[i] <= '\r') {
-		i++
-	}
-	neg := false
-	if i < len(s) && (s[i] == '+' || s[i] == '-') {
-		neg = s[i] == '-'
-		i++
-	}
-	var v int64
-	prevDigit := false
-	for ; i < len(s); i++ {
-		c := s[i]
-		if c == '_' && prevDigit && i+1 < len(s) && s[i+1] >= '0' && s[i+1] <= '9' {
-			continue
-		}
-		if c < '0' || c > '9' {
-			break
-		}
-		prevDigit = true
-		if v > (math.MaxInt64-9)/10 {
-			v = math.MaxInt64 // Ruby would make a Bignum
-			continue
-		}
-		v = v*10 + int64(c-'0')
-	}
-	if neg {
-		return -v
-	}
-	return v
+	return event.FromUnix(ToI([]byte(secS)), ToI([]byte(nsecS)))
 }
 
 // strptime

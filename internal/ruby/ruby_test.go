@@ -1,4 +1,4 @@
-package router
+package ruby
 
 import (
 	"math"
@@ -41,7 +41,7 @@ func TestRubyRegexpTranslation(t *testing.T) {
 		{`[\b]`, "", "\b", true},             // backspace in a class
 		{`\0101`, "", "\b1", true},           // octal: three digits at most
 	} {
-		re, err := CompileRubyRegexp(c.pat, c.flags)
+		re, err := CompileRegexp(c.pat, c.flags)
 		if err != nil {
 			t.Errorf("%q: %v", c.pat, err)
 			continue
@@ -51,19 +51,19 @@ func TestRubyRegexpTranslation(t *testing.T) {
 		}
 	}
 	for _, bad := range []string{`(?=a)`, `(?!a)`, `(?<=a)`, `(?<!a)`, `(?>a)`, `(a)\1`, `\k<n>`, `\g<n>`, `a*+`, `a++`, `a?+`, `a{2}+`, `(?~a)`, `(?(1)a|b)`, `\G`, `\K`, `[a[b]]`, `[a-z&&[^b]]`, `(?x) a`} {
-		if _, err := CompileRubyRegexp(bad, ""); err == nil {
+		if _, err := CompileRegexp(bad, ""); err == nil {
 			t.Errorf("%q: accepted", bad)
 		}
 	}
 	for _, c := range []struct{ in, pat, flags string }{
 		{"/abc/", "abc", ""}, {"/abc/i", "abc", "i"}, {"/a/b/im", "a/b", "im"}, {"abc", "abc", ""}, {"a/b", "a/b", ""},
 	} {
-		p, f, err := ParseRubyRegexpLiteral(c.in)
+		p, f, err := ParseRegexpLiteral(c.in)
 		if err != nil || p != c.pat || f != c.flags {
-			t.Errorf("ParseRubyRegexpLiteral(%q) = %q, %q, %v", c.in, p, f, err)
+			t.Errorf("ParseRegexpLiteral(%q) = %q, %q, %v", c.in, p, f, err)
 		}
 	}
-	if _, _, err := ParseRubyRegexpLiteral("/api/v1/users"); err == nil {
+	if _, _, err := ParseRegexpLiteral("/api/v1/users"); err == nil {
 		t.Error("/api/v1/users: accepted (fluentd rejects a '/' start without a closing '/')")
 	}
 }
@@ -96,7 +96,7 @@ func TestRubyToS(t *testing.T) {
 		{msgpack.AppendString(msgpack.AppendArrayHeader(nil, 1), "\x01é\xff"), `["\u0001é\xFF"]`},
 		{msgpack.AppendEventTime(nil, 1700000000, 5), "1700000000"},
 	} {
-		if got := string(appendToS(nil, c.v)); got != c.want {
+		if got := string(AppendToS(nil, c.v)); got != c.want {
 			t.Errorf("to_s(%x) = %q, want %q", c.v, got, c.want)
 		}
 	}
@@ -106,7 +106,7 @@ func TestScrub(t *testing.T) {
 	for _, c := range []struct{ in, want string }{
 		{"ok", "ok"}, {"caf\xe9", "caf?"}, {"\xff\xfe", "??"}, {"\xe6\x97", "?"}, {"\xe6\x97x", "?x"}, {"日本", "日本"}, {"\xed\xa0\x80", "???"},
 	} {
-		if got := string(appendScrub(nil, []byte(c.in))); got != c.want {
+		if got := string(AppendScrub(nil, []byte(c.in))); got != c.want {
 			t.Errorf("scrub(%q) = %q, want %q", c.in, got, c.want)
 		}
 	}
@@ -152,11 +152,11 @@ func TestStrptime(t *testing.T) {
 		}
 	}
 	// A zone without %z comes from the timezone setting.
-	tp, err := newTimeParser("string", "%Y-%m-%d %H:%M:%S", "+09:00")
+	tp, err := NewTimeParser("string", "%Y-%m-%d %H:%M:%S", "+09:00")
 	if err != nil {
 		t.Fatal(err)
 	}
-	tm, err := tp.parseString("2026-11-22 09:00:00")
+	tm, err := tp.ParseString("2026-11-22 09:00:00")
 	if err != nil || tm.Std().Format(time.RFC3339) != "2026-11-22T00:00:00Z" {
 		t.Errorf("timezone +09:00: %v %v", tm.Std(), err)
 	}

@@ -1,14 +1,18 @@
-package router
+package ruby
 
 import (
 	"encoding/binary"
 	"math"
 	"strconv"
+	"strings"
 	"unicode"
 	"unicode/utf8"
 
 	"github.com/marutalog/maruta/internal/msgpack"
 )
+
+// maxDepth bounds msgpack nesting when values are read.
+const maxDepth = 100
 
 // Values are turned into text the way fluentd's plugins do it, with Ruby's
 // to_s: nil is "", booleans and integers as written, floats as Ruby prints
@@ -16,8 +20,8 @@ import (
 // Ruby's inspect ({"a"=>1, "b"=>[nil, true]}; the classic form before Ruby
 // 3.4 added spaces around =>).
 
-// appendToS appends Ruby's to_s of the msgpack value v.
-func appendToS(dst, v []byte) []byte {
+// AppendToS appends Ruby's to_s of the msgpack value v.
+func AppendToS(dst, v []byte) []byte {
 	switch msgpack.Peek(v) {
 	case msgpack.Nil:
 		return dst
@@ -33,11 +37,11 @@ func appendToS(dst, v []byte) []byte {
 			return strconv.AppendUint(dst, uint64(binary.BigEndian.Uint32(data)), 10)
 		}
 	}
-	return appendInspect(dst, v)
+	return AppendInspect(dst, v)
 }
 
-// appendInspect appends Ruby's inspect of the msgpack value v.
-func appendInspect(dst, v []byte) []byte {
+// AppendInspect appends Ruby's inspect of the msgpack value v.
+func AppendInspect(dst, v []byte) []byte {
 	switch msgpack.Peek(v) {
 	case msgpack.Nil:
 		return append(dst, "nil"...)
@@ -72,7 +76,7 @@ func appendInspect(dst, v []byte) []byte {
 			if i > 0 {
 				dst = append(dst, ", "...)
 			}
-			dst = appendInspect(dst, el)
+			dst = AppendInspect(dst, el)
 		}
 		return append(dst, ']')
 	case msgpack.Map:
@@ -94,9 +98,9 @@ func appendInspect(dst, v []byte) []byte {
 			if i > 0 {
 				dst = append(dst, ", "...)
 			}
-			dst = appendInspect(dst, k)
+			dst = AppendInspect(dst, k)
 			dst = append(dst, "=>"...)
-			dst = appendInspect(dst, val)
+			dst = AppendInspect(dst, val)
 		}
 		return append(dst, '}')
 	case msgpack.Ext:
@@ -289,10 +293,10 @@ func appendRubyStringInspect(dst, s []byte, binary bool) []byte {
 	return append(dst, '"')
 }
 
-// appendScrub appends s with every invalid UTF-8 sequence replaced by '?'
+// AppendScrub appends s with every invalid UTF-8 sequence replaced by '?'
 // (Ruby's String#scrub('?')): an incomplete multi-byte sequence counts as
 // one invalid sequence.
-func appendScrub(dst, s []byte) []byte {
+func AppendScrub(dst, s []byte) []byte {
 	for i := 0; i < len(s); {
 		c := s[i]
 		if c < utf8.RuneSelf {
@@ -349,4 +353,89 @@ func validSecond(lead, second byte, n int) bool {
 		return second <= 0x8f
 	}
 	return true
+}
+
+// ToI is String#to_i: leading white space, an optional sign, digits
+// (underscores allowed between them); 0 when there are none.
+func ToI(s []byte) int64 {
+	i := 0
+	for i < len(s) && (s[i] == ' ' || s[i] >= '\t' && s[i] <= '\r') {
+		i++
+	}
+	neg := false
+	if i < len(s) && (s[i] == '+' || s[i] == '-') {
+		neg = s[i] == '-'
+		i++
+	}
+	var v int64
+	prevDigit := false
+	for ; i < len(s); i++ {
+		c := s[i]
+		if c == '_' && prevDigit && i+1 < len(s) && s[i+1] >= '0' && s[i+1] <= '9' {
+			continue
+		}
+		if c < '0' || c > '9' {
+			break
+		}
+		prevDigit = true
+		if v > (math.MaxInt64-9)/10 {
+			v = math.MaxInt64 // Ruby would make a Bignum
+			continue
+		}
+		v = v*10 + int64(c-'0')
+	}
+	if neg {
+		return -v
+	}
+	return v
+}
+
+// ToF is String#to_f: the longest leading float, 0.0 when none.
+func ToF(s []byte) float64 {
+	i := 0
+	for i < len(s) && (s[i] == ' ' || s[i] >= '\t' && s[i] <= '\r') {
+		i++
+	}
+	start := i
+	if i < len(s) && (s[i] == '+' || s[i] == '-') {
+		i++
+	}
+	digits := func() int {
+		n := 0
+		for i < len(s) && (s[i] >= '0' && s[i] <= '9' || s[i] == '_' && n > 0 && i+1 < len(s) && s[i+1] >= '0' && s[i+1] <= '9') {
+			i++
+			n++
+		}
+		return n
+	}
+	if digits() == 0 {
+		return 0
+	}
+	end := i
+	if i+1 < len(s) && s[i] == '.' && s[i+1] >= '0' && s[i+1] <= '9' {
+		i++
+		digits()
+		end = i
+	}
+	if i < len(s) && (s[i] == 'e' || s[i] == 'E') {
+		j := i
+		i++
+		if i < len(s) && (s[i] == '+' || s[i] == '-') {
+			i++
+		}
+		if digits() > 0 {
+			end = i
+		} else {
+			i = j
+		}
+	}
+	txt := strings.ReplaceAll(string(s[start:end]), "_", "")
+	f, err := strconv.ParseFloat(txt, 64)
+	if err != nil {
+		if ne, ok := err.(*strconv.NumError); ok && ne.Err == strconv.ErrRange {
+			return f
+		}
+		return 0
+	}
+	return f
 }
