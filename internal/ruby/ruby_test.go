@@ -168,3 +168,87 @@ func TestStrptime(t *testing.T) {
 }
 
 func pointThree() float64 { a, b := 0.1, 0.2; return a + b }
+
+// TestStrptimeDirectives pins each directive: what it reads, and the error
+// (and offset) of what it refuses. Without a year, the leading fields come
+// from "now" (2026-03-04T05:06:07Z), the others default to their minimum.
+func TestStrptimeDirectives(t *testing.T) {
+	now := func() time.Time { return time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC) }
+	for _, c := range []struct{ format, in, want string }{
+		{"%Y", "2026", "2026-01-01T00:00:00Z"},
+		{"%Y", "-44", "-0044-01-01T00:00:00Z"},
+		{"%Y", "x", "error: want a year at offset 0"},
+		{"%y", "68", "2068-01-01T00:00:00Z"},
+		{"%y", "69", "1969-01-01T00:00:00Z"},
+		{"%y", "-", "error: want a two-digit year at offset 0"},
+		{"%m", "2", "2026-02-01T00:00:00Z"},
+		{"%m", "13", "error: month out of range at offset 2"},
+		{"%m", "x", "error: want %m at offset 0"},
+		{"%d", "31", "2026-03-31T00:00:00Z"},
+		{"%d", "0", "error: day out of range at offset 1"},
+		{"%e", " 7", "2026-03-07T00:00:00Z"},
+		{"%k", " 7", "2026-03-04T07:00:00Z"},
+		{"%l", " 7", "2026-03-04T07:00:00Z"},
+		{"%H", "23", "2026-03-04T23:00:00Z"},
+		{"%H", "24", "error: hour out of range at offset 2"},
+		{"%I %p", "12 AM", "2026-03-04T00:00:00Z"},
+		{"%I", "13", "error: hour out of range at offset 2"},
+		{"%M", "60", "error: minute out of range at offset 2"},
+		{"%S", "60", "2026-03-04T00:01:00Z"},
+		{"%S", "61", "error: second out of range at offset 2"},
+		{"%j", "366", "2027-01-01T00:00:00Z"},
+		{"%j", "0", "error: want a day of the year at offset 0"},
+		{"%N", "1234567891", "2026-03-04T00:00:00.123456789Z"},
+		{"%L", "5", "2026-03-04T00:00:00.5Z"},
+		{"%N", "x", "error: want fraction digits at offset 0"},
+		{"%s", "1700000000", "2023-11-14T22:13:20Z"},
+		{"%s %N", "-5 5", "1969-12-31T23:59:55.5Z"},
+		{"%s", "+", "error: want epoch seconds at offset 1"},
+		{"%z", "+09:00", "2026-03-03T15:00:00Z"},
+		{"%z", "-0130", "2026-03-04T01:30:00Z"},
+		{"%z", "Z", "2026-03-04T00:00:00Z"},
+		{"%z", "GMT+9", "2026-03-03T15:00:00Z"},
+		{"%z", "pdt", "2026-03-03T07:00:00Z"},
+		{"%z", "Zulu", "error: want a time zone at offset 0"},
+		{"%Z", "nowhere", "error: want a time zone at offset 0"},
+		{"%b", "Sept", "2026-09-01T00:00:00Z"},
+		{"%B", "september", "2026-09-01T00:00:00Z"},
+		{"%h", "x", "error: want a month name at offset 0"},
+		{"%a %d", "THU 5", "2026-03-05T00:00:00Z"},
+		{"%A", "Thursday", "2026-03-04T00:00:00Z"},
+		{"%a", "Th", "error: want a day name at offset 0"},
+		{"%p", "P.M.", "2026-03-04T00:00:00Z"},
+		{"%P", "xm", "error: want AM or PM at offset 0"},
+		{"%T", "13:04:05", "2026-03-04T13:04:05Z"},
+		{"%D", "11/22/26", "2026-11-22T00:00:00Z"},
+		{"%F", "2026-11-22", "2026-11-22T00:00:00Z"},
+		{"%R", "13:04", "2026-03-04T13:04:00Z"},
+		{"%r", "01:04:05 PM", "2026-03-04T13:04:05Z"},
+		{"%c", "Sun Nov 22 13:04:05 2026", "2026-11-22T13:04:05Z"},
+		{"%x %X", "11/22/26 13:04:05", "2026-11-22T13:04:05Z"},
+		{"%v", "22-Nov-2026", "2026-11-22T00:00:00Z"},
+		{"%%%n%t", "%  ", "2026-03-04T00:00:00Z"},
+		{"at %H", "at 7", "2026-03-04T07:00:00Z"},
+		{"at %H", "on 7", "error: want \"at\" at offset 0"},
+	} {
+		items, err := compileStrptime(c.format)
+		if err != nil {
+			t.Errorf("%q: %v", c.format, err)
+			continue
+		}
+		var got string
+		if tm, err := execStrptime(items, c.in, time.UTC, now); err != nil {
+			got = "error: " + err.Error()
+		} else {
+			got = tm.UTC().Format(time.RFC3339Nano)
+		}
+		if got != c.want {
+			t.Errorf("%q %q = %s, want %s", c.format, c.in, got, c.want)
+		}
+	}
+	for _, bad := range []string{"%Q", "%", "%E", "% "} {
+		if _, err := compileStrptime(bad); err == nil {
+			t.Errorf("%q compiled", bad)
+		}
+	}
+}
