@@ -124,279 +124,311 @@ func (e *unsupportedError) Error() string {
 	return s
 }
 
-// translateRuby rewrites a Ruby pattern into RE2 syntax.
+// translateRuby rewrites a Ruby pattern into RE2 syntax, one construct at a
+// time: escapes, character classes, groups and quantifiers are translated
+// by the functions below, any other byte is copied.
 func translateRuby(src string) (string, error) {
 	var b strings.Builder
-	fail := func(what, hint string) (string, error) {
-		return "", fmt.Errorf("regexp %q: %w", src, &unsupportedError{what, hint})
-	}
-	i := 0
-	n := len(src)
 	afterAtom := false // a quantifier may follow
-	for i < n {
+	for i := 0; i < len(src); {
 		c := src[i]
+		var out string
+		var adv int
+		var err error
+		atom := false // a quantifier may follow what this construct wrote
 		switch c {
 		case '\\':
-			if i+1 >= n {
+			if i+1 >= len(src) {
 				return "", fmt.Errorf("regexp %q: ends with a lone '\\'", src)
 			}
-			out, adv, err := rubyEscape(src, i, false)
-			if err != nil {
-				return "", err
-			}
-			b.WriteString(out)
-			i += adv
-			afterAtom = true
+			out, adv, err = rubyEscape(src, i, false)
+			atom = true
 		case '[':
-			out, adv, err := rubyClass(src, i)
-			if err != nil {
-				return "", err
-			}
-			b.WriteString(out)
-			i += adv
-			afterAtom = true
+			out, adv, err = rubyClass(src, i)
+			atom = true
 		case '(':
-			rest := src[i:]
-			switch {
-			case strings.HasPrefix(rest, "(?#"):
-				j := strings.IndexByte(rest, ')')
+			if strings.HasPrefix(src[i:], "(?#") {
+				j := strings.IndexByte(src[i:], ')')
 				if j < 0 {
 					return "", fmt.Errorf("regexp %q: unterminated (?# comment", src)
 				}
-				i += j + 1
+				i += j + 1 // a comment changes nothing, afterAtom included
 				continue
-			case strings.HasPrefix(rest, "(?="), strings.HasPrefix(rest, "(?!"):
-				return fail("lookahead "+rest[:3]+"…)", "")
-			case strings.HasPrefix(rest, "(?<="), strings.HasPrefix(rest, "(?<!"):
-				return fail("lookbehind "+rest[:4]+"…)", "")
-			case strings.HasPrefix(rest, "(?>"):
-				return fail("atomic group (?>…)", "")
-			case strings.HasPrefix(rest, "(?~"):
-				return fail("absent operator (?~…)", "")
-			case strings.HasPrefix(rest, "(?("):
-				return fail("conditional group (?(…)…)", "")
-			case strings.HasPrefix(rest, "(?<"):
-				j := strings.IndexByte(rest, '>')
-				if j < 0 {
-					return "", fmt.Errorf("regexp %q: unterminated group name", src)
-				}
-				b.WriteString("(?P<" + rest[3:j] + ">")
-				i += j + 1
-			case strings.HasPrefix(rest, "(?'"):
-				j := strings.IndexByte(rest[3:], '\'')
-				if j < 0 {
-					return "", fmt.Errorf("regexp %q: unterminated group name", src)
-				}
-				b.WriteString("(?P<" + rest[3:3+j] + ">")
-				i += 3 + j + 1
-			case strings.HasPrefix(rest, "(?"):
-				// Flag group: (?imx-imx) or (?imx-imx:…). Ruby's m is RE2's s.
-				j := 2
-				on, off := "", ""
-				neg := false
-				for ; j < len(rest); j++ {
-					f := rest[j]
-					if f == ')' || f == ':' {
-						break
-					}
-					switch f {
-					case '-':
-						neg = true
-						continue
-					case 'i':
-					case 'm':
-						f = 's'
-					case 'x':
-						if neg { // turning extended mode off changes nothing here
-							continue
-						}
-						return fail("extended mode (?x)", "remove the x flag and the white space it ignores")
-					default:
-						return "", fmt.Errorf("regexp %q: unknown group syntax %q", src, rest[:j+1])
-					}
-					if neg {
-						off += string(f)
-					} else {
-						on += string(f)
-					}
-				}
-				if j >= len(rest) {
-					return "", fmt.Errorf("regexp %q: unterminated group", src)
-				}
-				flags := on
-				if off != "" {
-					flags += "-" + off
-				}
-				if rest[j] == ')' {
-					if flags != "" {
-						b.WriteString("(?" + flags + ")")
-					}
-					i += j + 1
-					afterAtom = false
-					continue
-				}
-				if flags == "" {
-					b.WriteString("(?:")
-				} else {
-					b.WriteString("(?" + flags + ":")
-				}
-				i += j + 1
-			default:
-				b.WriteByte('(')
-				i++
 			}
-			afterAtom = false
-			continue
+			out, adv, err = rubyGroup(src, i)
 		case '*', '+', '?':
-			b.WriteByte(c)
-			i++
-			if i < n && src[i] == '+' && afterAtom {
-				return fail("possessive quantifier "+string(c)+"+", "drop the second '+'")
-			}
-			if i < n && src[i] == '?' { // lazy
-				b.WriteByte('?')
-				i++
-			}
-			afterAtom = false
-			continue
+			out, adv, err = rubyQuantifier(src, i, afterAtom)
 		case '{':
-			// {n}, {n,}, {n,m}, and Ruby's {,m}; anything else is literal.
-			j := i + 1
-			for j < n && (src[j] >= '0' && src[j] <= '9' || src[j] == ',') {
-				j++
-			}
-			inner := src[i+1 : j]
-			if j < n && src[j] == '}' && inner != "" && inner != "," && strings.Count(inner, ",") <= 1 {
-				if strings.HasPrefix(inner, ",") {
-					inner = "0" + inner
-				}
-				b.WriteString("{" + inner + "}")
-				i = j + 1
-				if i < n && src[i] == '+' {
-					return fail("possessive quantifier {…}+", "")
-				}
-				if i < n && src[i] == '?' {
-					b.WriteByte('?')
-					i++
-				}
-				afterAtom = false
-				continue
-			}
-			b.WriteString(`\{`)
-			i++
+			out, adv, atom, err = rubyBraces(src, i)
 		default:
-			b.WriteByte(c)
-			i++
+			out, adv, atom = src[i:i+1], 1, c != '|'
 		}
-		afterAtom = c != '(' && c != '|'
+		if err != nil {
+			return "", err
+		}
+		b.WriteString(out)
+		i += adv
+		afterAtom = atom
 	}
 	return b.String(), nil
 }
 
-// rubyEscape translates the escape at src[i] ('\'); inClass selects the
+// unsupported is the error of a construct RE2 cannot express.
+func unsupported(src, what, hint string) error {
+	return fmt.Errorf("regexp %q: %w", src, &unsupportedError{what, hint})
+}
+
+// refusedGroups are the group openings RE2 cannot run in linear time, with
+// how errors name them.
+var refusedGroups = []struct{ prefix, what string }{
+	{"(?=", "lookahead (?=…)"}, {"(?!", "lookahead (?!…)"},
+	{"(?<=", "lookbehind (?<=…)"}, {"(?<!", "lookbehind (?<!…)"},
+	{"(?>", "atomic group (?>…)"}, {"(?~", "absent operator (?~…)"},
+	{"(?(", "conditional group (?(…)…)"},
+}
+
+// rubyGroup translates the group opening at src[i] ('('): named groups
+// (?<n>…) and (?'n'…) become (?P<n>…), flag groups keep their flags (Ruby's
+// m is RE2's s).
+func rubyGroup(src string, i int) (string, int, error) {
+	rest := src[i:]
+	for _, g := range refusedGroups {
+		if strings.HasPrefix(rest, g.prefix) {
+			return "", 0, unsupported(src, g.what, "")
+		}
+	}
+	switch {
+	case strings.HasPrefix(rest, "(?<"):
+		j := strings.IndexByte(rest, '>')
+		if j < 0 {
+			return "", 0, fmt.Errorf("regexp %q: unterminated group name", src)
+		}
+		return "(?P<" + rest[3:j] + ">", j + 1, nil
+	case strings.HasPrefix(rest, "(?'"):
+		j := strings.IndexByte(rest[3:], '\'')
+		if j < 0 {
+			return "", 0, fmt.Errorf("regexp %q: unterminated group name", src)
+		}
+		return "(?P<" + rest[3:3+j] + ">", 3 + j + 1, nil
+	case strings.HasPrefix(rest, "(?"):
+		return rubyFlagGroup(src, rest)
+	}
+	return "(", 1, nil
+}
+
+// rubyFlagGroup translates (?imx-imx) and (?imx-imx:…) at the start of rest.
+func rubyFlagGroup(src, rest string) (string, int, error) {
+	j := 2
+	on, off := "", ""
+	neg := false
+	for ; j < len(rest) && rest[j] != ')' && rest[j] != ':'; j++ {
+		f := rest[j]
+		switch f {
+		case '-':
+			neg = true
+			continue
+		case 'i':
+		case 'm':
+			f = 's'
+		case 'x':
+			if neg { // turning extended mode off changes nothing here
+				continue
+			}
+			return "", 0, unsupported(src, "extended mode (?x)", "remove the x flag and the white space it ignores")
+		default:
+			return "", 0, fmt.Errorf("regexp %q: unknown group syntax %q", src, rest[:j+1])
+		}
+		if neg {
+			off += string(f)
+		} else {
+			on += string(f)
+		}
+	}
+	if j >= len(rest) {
+		return "", 0, fmt.Errorf("regexp %q: unterminated group", src)
+	}
+	flags := on
+	if off != "" {
+		flags += "-" + off
+	}
+	switch {
+	case rest[j] == ')' && flags == "":
+		return "", j + 1, nil
+	case rest[j] == ')':
+		return "(?" + flags + ")", j + 1, nil
+	case flags == "":
+		return "(?:", j + 1, nil
+	}
+	return "(?" + flags + ":", j + 1, nil
+}
+
+// rubyQuantifier copies the quantifier at src[i] and a lazy '?' after it; a
+// possessive '+' after it is refused (afterAtom: it follows an atom).
+func rubyQuantifier(src string, i int, afterAtom bool) (string, int, error) {
+	c := src[i]
+	if i+1 < len(src) && src[i+1] == '+' && afterAtom {
+		return "", 0, unsupported(src, "possessive quantifier "+string(c)+"+", "drop the second '+'")
+	}
+	if i+1 < len(src) && src[i+1] == '?' {
+		return src[i : i+2], 2, nil
+	}
+	return src[i : i+1], 1, nil
+}
+
+// rubyBraces translates the '{' at src[i]: a counted quantifier {n},
+// {n,}, {n,m} or Ruby's {,m} (with a lazy '?'; possessive refused), or else
+// a literal brace (literal is then true: a quantifier may follow it).
+func rubyBraces(src string, i int) (out string, adv int, literal bool, err error) {
+	j := i + 1
+	for j < len(src) && (src[j] >= '0' && src[j] <= '9' || src[j] == ',') {
+		j++
+	}
+	inner := src[i+1 : j]
+	if j >= len(src) || src[j] != '}' || inner == "" || inner == "," || strings.Count(inner, ",") > 1 {
+		return `\{`, 1, true, nil
+	}
+	if strings.HasPrefix(inner, ",") {
+		inner = "0" + inner
+	}
+	out = "{" + inner + "}"
+	j++
+	if j < len(src) && src[j] == '+' {
+		return "", 0, false, unsupported(src, "possessive quantifier {…}+", "")
+	}
+	if j < len(src) && src[j] == '?' {
+		out += "?"
+		j++
+	}
+	return out, j - i, false, nil
+}
+
+// escapeRule is how one escape letter translates: fixed text outside and
+// inside a character class, or a refusal ("" text and a name), or fn for
+// escapes that read what follows.
+type escapeRule struct {
+	out, inClass          string
+	refuse, refuseInClass string
+	fn                    func(src string, i int, inClass bool) (string, int, error)
+}
+
+// rubyEscapes are the escapes that differ between Ruby and RE2, or that RE2
+// lacks. Other letters and bytes: see rubyEscape.
+var rubyEscapes = map[byte]escapeRule{
+	'0': {fn: func(src string, i int, _ bool) (string, int, error) { return octal(src, i) }},
+	'G': {refuse: `\G`, refuseInClass: `\G`},
+	'K': {refuse: `\K`, refuseInClass: `\K`},
+	'X': {refuse: `\X`, refuseInClass: `\X`},
+	'h': {out: "[0-9a-fA-F]", inClass: "0-9a-fA-F"},
+	'H': {out: "[^0-9a-fA-F]", refuseInClass: `\H inside a character class`},
+	'Z': {out: `(?:\n?\z)`, inClass: "Z"},
+	'R': {out: `(?:\r\n|[\n\v\f\r\x{85}\x{2028}\x{2029}])`, refuseInClass: `\R inside a character class`},
+	'e': {out: `\x1b`, inClass: `\x1b`},
+	'a': {out: `\x07`, inClass: `\x07`},
+	'c': {refuse: `control escape \c`, refuseInClass: `control escape \c`},
+	'C': {refuse: `control escape \C`, refuseInClass: `control escape \C`},
+	'M': {refuse: `control escape \M`, refuseInClass: `control escape \M`},
+	'x': {fn: hexEscape},
+	'u': {fn: unicodeEscape},
+	'p': {fn: propertyEscape},
+	'P': {fn: propertyEscape},
+	'b': {out: `\b`, inClass: `\x08`}, // word boundary; backspace in a class
+	'B': {out: `\B`, inClass: "B"},
+	'A': {out: `\A`, inClass: "A"},
+	'z': {out: `\z`, inClass: "z"},
+}
+
+// rubyEscape translates the escape at src[i] ('\\'); inClass selects the
 // character-class form. It returns the RE2 text and how many bytes it used.
 func rubyEscape(src string, i int, inClass bool) (string, int, error) {
 	c := src[i+1]
-	unsupported := func(what string) (string, int, error) {
-		return "", 0, fmt.Errorf("regexp %q: %w", src, &unsupportedError{what, ""})
+	next := byte(0)
+	if i+2 < len(src) {
+		next = src[i+2]
 	}
 	switch {
-	case c >= '1' && c <= '9':
-		if inClass { // octal in a class
-			return octal(src, i)
-		}
-		return unsupported("backreference \\" + string(c))
-	case c == '0':
+	case c >= '1' && c <= '9' && inClass: // octal in a class
 		return octal(src, i)
-	case c == 'k' && i+2 < len(src) && (src[i+2] == '<' || src[i+2] == '\''):
-		return unsupported("named backreference \\k")
-	case c == 'g' && i+2 < len(src) && (src[i+2] == '<' || src[i+2] == '\''):
-		return unsupported("subexpression call \\g")
-	case c == 'G', c == 'K', c == 'X':
-		return unsupported("\\" + string(c))
-	case c == 'h':
+	case c >= '1' && c <= '9':
+		return "", 0, unsupported(src, "backreference \\"+string(c), "")
+	case c == 'k' && (next == '<' || next == '\''):
+		return "", 0, unsupported(src, "named backreference \\k", "")
+	case c == 'g' && (next == '<' || next == '\''):
+		return "", 0, unsupported(src, "subexpression call \\g", "")
+	}
+	if r, ok := rubyEscapes[c]; ok {
+		out, refuse := r.out, r.refuse
 		if inClass {
-			return "0-9a-fA-F", 2, nil
+			out, refuse = r.inClass, r.refuseInClass
 		}
-		return "[0-9a-fA-F]", 2, nil
-	case c == 'H':
-		if inClass {
-			return unsupported("\\H inside a character class")
+		switch {
+		case r.fn != nil:
+			return r.fn(src, i, inClass)
+		case refuse != "":
+			return "", 0, unsupported(src, refuse, "")
 		}
-		return "[^0-9a-fA-F]", 2, nil
-	case c == 'Z':
-		if inClass {
-			return "Z", 2, nil
-		}
-		return `(?:\n?\z)`, 2, nil
-	case c == 'R':
-		if inClass {
-			return unsupported("\\R inside a character class")
-		}
-		return `(?:\r\n|[\n\v\f\r\x{85}\x{2028}\x{2029}])`, 2, nil
-	case c == 'e':
-		return `\x1b`, 2, nil
-	case c == 'a':
-		return `\x07`, 2, nil
-	case c == 'c' || c == 'C' || c == 'M':
-		return unsupported("control escape \\" + string(c))
-	case c == 'x':
-		j := i + 2
-		for j < len(src) && j < i+4 && isHex(src[j]) {
-			j++
-		}
-		if j == i+2 {
-			return "", 0, fmt.Errorf("regexp %q: invalid \\x escape", src)
-		}
-		return `\x{` + src[i+2:j] + `}`, j - i, nil
-	case c == 'u':
-		if i+2 < len(src) && src[i+2] == '{' {
-			end := strings.IndexByte(src[i:], '}')
-			if end < 0 {
-				return "", 0, fmt.Errorf("regexp %q: invalid \\u{} escape", src)
-			}
-			return `\x{` + src[i+3:i+end] + `}`, end + 1, nil
-		}
-		if i+6 > len(src) || !isHex(src[i+2]) || !isHex(src[i+3]) || !isHex(src[i+4]) || !isHex(src[i+5]) {
-			return "", 0, fmt.Errorf("regexp %q: invalid \\u escape", src)
-		}
-		return `\x{` + src[i+2:i+6] + `}`, 6, nil
-	case c == 'p' || c == 'P':
-		if i+2 < len(src) && src[i+2] == '{' {
-			end := strings.IndexByte(src[i:], '}')
-			if end < 0 {
-				return "", 0, fmt.Errorf("regexp %q: invalid \\p escape", src)
-			}
-			name := src[i+3 : i+end]
-			if strings.HasPrefix(name, "^") { // Ruby negation
-				name = name[1:]
-				if c == 'p' {
-					c = 'P'
-				} else {
-					c = 'p'
-				}
-			}
-			if g, ok := rubyPropertyNames[strings.ToLower(name)]; ok {
-				name = g
-			}
-			return `\` + string(c) + "{" + name + "}", end + 1, nil
-		}
-		return `\` + src[i+1:i+2], 2, nil
-	case strings.IndexByte("dDwWsSbBAztnrfv", c) >= 0:
-		if inClass && (c == 'b' || c == 'B' || c == 'A' || c == 'z') {
-			if c == 'b' {
-				return `\x08`, 2, nil
-			}
-			return string(c), 2, nil
-		}
+		return out, 2, nil
+	}
+	switch {
+	case strings.IndexByte("dDwWsStnrfv", c) >= 0: // the same in RE2
 		return `\` + string(c), 2, nil
-	case c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z':
+	case c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= 0x80:
 		// Ruby reads an unknown letter escape as the letter itself.
-		return string(c), 2, nil
-	case c >= 0x80:
 		return string(c), 2, nil
 	}
 	return `\` + string(c), 2, nil
+}
+
+// hexEscape translates \xH and \xHH.
+func hexEscape(src string, i int, _ bool) (string, int, error) {
+	j := i + 2
+	for j < len(src) && j < i+4 && isHex(src[j]) {
+		j++
+	}
+	if j == i+2 {
+		return "", 0, fmt.Errorf("regexp %q: invalid \\x escape", src)
+	}
+	return `\x{` + src[i+2:j] + `}`, j - i, nil
+}
+
+// unicodeEscape translates \uHHHH and \u{H…}.
+func unicodeEscape(src string, i int, _ bool) (string, int, error) {
+	if i+2 < len(src) && src[i+2] == '{' {
+		end := strings.IndexByte(src[i:], '}')
+		if end < 0 {
+			return "", 0, fmt.Errorf("regexp %q: invalid \\u{} escape", src)
+		}
+		return `\x{` + src[i+3:i+end] + `}`, end + 1, nil
+	}
+	if i+6 > len(src) || !isHex(src[i+2]) || !isHex(src[i+3]) || !isHex(src[i+4]) || !isHex(src[i+5]) {
+		return "", 0, fmt.Errorf("regexp %q: invalid \\u escape", src)
+	}
+	return `\x{` + src[i+2:i+6] + `}`, 6, nil
+}
+
+// propertyEscape translates \p{Name}, \p{^Name} (Ruby's negation) and
+// \P{Name}, with Onigmo's POSIX-style names.
+func propertyEscape(src string, i int, _ bool) (string, int, error) {
+	c := src[i+1]
+	if i+2 >= len(src) || src[i+2] != '{' {
+		return `\` + src[i+1:i+2], 2, nil
+	}
+	end := strings.IndexByte(src[i:], '}')
+	if end < 0 {
+		return "", 0, fmt.Errorf("regexp %q: invalid \\p escape", src)
+	}
+	name := src[i+3 : i+end]
+	if strings.HasPrefix(name, "^") { // Ruby negation
+		name = name[1:]
+		if c == 'p' {
+			c = 'P'
+		} else {
+			c = 'p'
+		}
+	}
+	if g, ok := rubyPropertyNames[strings.ToLower(name)]; ok {
+		name = g
+	}
+	return `\` + string(c) + "{" + name + "}", end + 1, nil
 }
 
 func octal(src string, i int) (string, int, error) {
