@@ -5,6 +5,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // Regexp is a Ruby (Onigmo) regular expression translated to RE2.
@@ -371,9 +372,12 @@ func rubyEscape(src string, i int, inClass bool) (string, int, error) {
 	switch {
 	case strings.IndexByte("dDwWsStnrfv", c) >= 0: // the same in RE2
 		return `\` + string(c), 2, nil
-	case c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= 0x80:
+	case c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z':
 		// Ruby reads an unknown letter escape as the letter itself.
 		return string(c), 2, nil
+	case c >= utf8.RuneSelf: // an escaped non-ASCII character is itself
+		_, size := utf8.DecodeRuneInString(src[i+1:])
+		return src[i+1 : i+1+size], 1 + size, nil
 	}
 	return `\` + string(c), 2, nil
 }

@@ -40,6 +40,8 @@ func TestRubyRegexpTranslation(t *testing.T) {
 		{`\y`, "", "y", true},                // unknown escapes are the letter
 		{`[\b]`, "", "\b", true},             // backspace in a class
 		{`\0101`, "", "\b1", true},           // octal: three digits at most
+		{`caf\é`, "", "café", true},          // an escaped non-ASCII character is itself
+		{`[\é]`, "", "é", true},              //
 	} {
 		re, err := CompileRegexp(c.pat, c.flags)
 		if err != nil {
