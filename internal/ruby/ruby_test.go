@@ -131,18 +131,8 @@ func TestStrptime(t *testing.T) {
 		{"%F %T", "2026-11-22 13:04:05", "2026-11-22T13:04:05Z"},
 		{"%y%m%d", "261122", "2026-11-22T00:00:00Z"},
 	} {
-		items, err := compileStrptime(c.format)
-		if err != nil {
-			t.Errorf("%q: %v", c.format, err)
-			continue
-		}
-		got, err := execStrptime(items, c.in, time.UTC, now)
-		if err != nil {
-			t.Errorf("%q %q: %v", c.format, c.in, err)
-			continue
-		}
-		if s := got.UTC().Format(time.RFC3339Nano); s != c.want {
-			t.Errorf("%q %q = %s, want %s", c.format, c.in, s, c.want)
+		if got := strptime(c.format, c.in, now); got != c.want {
+			t.Errorf("%q %q = %s, want %s", c.format, c.in, got, c.want)
 		}
 	}
 	for _, c := range []struct{ format, in string }{
@@ -233,18 +223,7 @@ func TestStrptimeDirectives(t *testing.T) {
 		{"at %H", "at 7", "2026-03-04T07:00:00Z"},
 		{"at %H", "on 7", "error: want \"at\" at offset 0"},
 	} {
-		items, err := compileStrptime(c.format)
-		if err != nil {
-			t.Errorf("%q: %v", c.format, err)
-			continue
-		}
-		var got string
-		if tm, err := execStrptime(items, c.in, time.UTC, now); err != nil {
-			got = "error: " + err.Error()
-		} else {
-			got = tm.UTC().Format(time.RFC3339Nano)
-		}
-		if got != c.want {
+		if got := strptime(c.format, c.in, now); got != c.want {
 			t.Errorf("%q %q = %s, want %s", c.format, c.in, got, c.want)
 		}
 	}
@@ -253,4 +232,17 @@ func TestStrptimeDirectives(t *testing.T) {
 			t.Errorf("%q compiled", bad)
 		}
 	}
+}
+
+// strptime reads in with format in UTC: the time in RFC 3339 (UTC), or
+// "error: " and the error.
+func strptime(format, in string, now func() time.Time) string {
+	items, err := compileStrptime(format)
+	if err == nil {
+		var tm time.Time
+		if tm, err = execStrptime(items, in, time.UTC, now); err == nil {
+			return tm.UTC().Format(time.RFC3339Nano)
+		}
+	}
+	return "error: " + err.Error()
 }

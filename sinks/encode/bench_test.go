@@ -51,6 +51,14 @@ func benchParquet(b *testing.B, compression string, raw bool) {
 	}
 	const n = 100000
 	c := benchChunk(b, n, raw)
+	size := encodeLoop(b, enc, c, n)
+	b.ReportMetric(float64(size), "file_bytes")
+	b.ReportMetric(float64(c.ChunkInfo.Bytes)/float64(size), "ratio")
+}
+
+// encodeLoop encodes c (n records) once per b.Loop iteration, reports
+// records/s and records per CPU second, and returns the object's size.
+func encodeLoop(b *testing.B, enc Encoder, c *sinktest.Chunk, n int) int64 {
 	cw := &countWriter{}
 	b.SetBytes(c.ChunkInfo.Bytes)
 	b.ResetTimer()
@@ -65,8 +73,7 @@ func benchParquet(b *testing.B, compression string, raw bool) {
 	// Records per CPU second (user+sys of the process, GC included): what
 	// one core does, even when other processes share the machine.
 	b.ReportMetric(float64(n*b.N)/(cpuTime()-cpu0).Seconds(), "records/cpu-s")
-	b.ReportMetric(float64(cw.n), "file_bytes")
-	b.ReportMetric(float64(c.ChunkInfo.Bytes)/float64(cw.n), "ratio")
+	return cw.n
 }
 
 // cpuTime returns the process's user+sys CPU time.
@@ -300,17 +307,5 @@ func encodeToFile(b *testing.B, enc Encoder, c delivery.Chunk, path string) int6
 func BenchmarkJSONLEncodeGzip(b *testing.B) {
 	const n = 100000
 	c := benchChunk(b, n, true)
-	enc := NewJSONL("time", "", "", true)
-	cw := &countWriter{}
-	b.SetBytes(c.ChunkInfo.Bytes)
-	cpu0 := cpuTime()
-	for b.Loop() {
-		cw.n = 0
-		if _, err := enc.Encode(context.Background(), c, cw, false); err != nil {
-			b.Fatal(err)
-		}
-	}
-	b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "records/s")
-	b.ReportMetric(float64(n*b.N)/(cpuTime()-cpu0).Seconds(), "records/cpu-s")
-	b.ReportMetric(float64(cw.n), "file_bytes")
+	b.ReportMetric(float64(encodeLoop(b, NewJSONL("time", "", "", true), c, n)), "file_bytes")
 }
