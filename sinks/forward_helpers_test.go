@@ -417,8 +417,8 @@ func (p *lossyProxy) relay(dst, src net.Conn, swallow bool) {
 	for {
 		n, err := src.Read(buf)
 		if n > 0 {
-			//lint:ignore SA2001 the empty section waits while pause holds the gate
-			p.gate.RLock()
+			p.gate.RLock() // waits while pause holds the gate
+			//lint:ignore SA2001 the empty section is the wait
 			p.gate.RUnlock()
 			if swallow && p.drop.CompareAndSwap(1, 0) {
 				return
