@@ -248,7 +248,7 @@ func New(opts Options) (*Buffer, error) {
 	b.m = m
 	b.commit = newCommitter(func(d time.Duration) { m.fsync.Observe(d.Seconds()) })
 
-	if err := os.MkdirAll(b.dir, 0o755); err != nil {
+	if err := b.mkdirAll(b.dir); err != nil {
 		m.unregister()
 		return nil, fmt.Errorf("create buffer folder: %w", err)
 	}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/marutalog/maruta/internal/event"
+	"github.com/marutalog/maruta/internal/fsutil"
 )
 
 // Dead-letter file names (FORMAT.md, "Dead letters").
@@ -46,7 +47,7 @@ type DeadLetter struct {
 // a note saying why. If the move fails the chunk is retried later instead.
 func (b *Buffer) deadLetter(c *chunk, reason string, cause error) {
 	events, size := c.events.Load(), c.size.Load()
-	err := os.MkdirAll(b.deadDir, 0o755)
+	err := b.mkdirAll(b.deadDir)
 	if err == nil {
 		err = moveFile(filepath.Join(b.dir, c.name), b.deadDir, c.id+deadSuffix)
 	}
@@ -94,6 +95,18 @@ func writeNote(dir, id string, note *DeadLetter) error {
 		return err
 	}
 	return os.Rename(tmp, filepath.Join(dir, id+noteSuffix))
+}
+
+// syncDir fsyncs a folder so that renames and new entries in it are durable.
+var syncDir = fsutil.SyncDir
+
+// mkdirAll creates a folder; unless the buffer never fsyncs, the chain up
+// to it is made durable first (FORMAT.md, "Write path and durability").
+func (b *Buffer) mkdirAll(dir string) error {
+	if b.mode == fsyncOff {
+		return os.MkdirAll(dir, 0o755)
+	}
+	return fsutil.MkdirAll(dir)
 }
 
 // moveFile moves src to dir/name: a rename, or across file systems a copy
@@ -232,7 +245,7 @@ func Requeue(deadDir, bufferDir string, ids []string) (int, error) {
 			ids = append(ids, d.ID)
 		}
 	}
-	if err := os.MkdirAll(bufferDir, 0o755); err != nil {
+	if err := fsutil.MkdirAll(bufferDir); err != nil {
 		return 0, fmt.Errorf("requeue: %w", err)
 	}
 	var errs []error

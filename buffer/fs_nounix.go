@@ -6,6 +6,3 @@ import "os"
 
 // lockDir is a no-op where flock does not exist: run one maruta per folder.
 func lockDir(dir string) (*os.File, error) { return nil, nil }
-
-// syncDir is a no-op where directories cannot be fsynced.
-func syncDir(dir string) error { return nil }

@@ -26,16 +26,3 @@ func lockDir(dir string) (*os.File, error) {
 	}
 	return f, nil
 }
-
-// syncDir fsyncs a directory so renames and new entries in it are durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	return err
-}

@@ -216,7 +216,7 @@ func (b *Buffer) quarantine(name, reason string, cause error) {
 	if cause != nil {
 		msg += ": " + cause.Error()
 	}
-	if err := os.MkdirAll(b.quarDir, 0o755); err != nil {
+	if err := b.mkdirAll(b.quarDir); err != nil {
 		b.log.Error("quarantine: cannot create the folder; file left in place", "file", name, "reason", msg, "err", err)
 		return
 	}

@@ -11,8 +11,9 @@ import (
 
 // fileStore is the object store of a file output: each chunk is one file of
 // the lake layout under a local folder, staged as a temporary file
-// (".<name>.<random>.tmp") in its target folder, then fsynced, renamed to
-// its final name and the folder fsynced. A chunk written again replaces its
+// (".<name>.<random>.tmp") in its target folder (created with its parent
+// chain made durable), then fsynced, renamed to its final name and the
+// folder fsynced. A chunk written again replaces its
 // file atomically, so the same chunk never yields two files. It is the
 // embedded default output of `maruta run`.
 type fileStore struct {
@@ -33,7 +34,7 @@ func newFileSink(opts Options) (*objectSink, error) {
 // folder, so that a rename publishes it.
 func (s *fileStore) stage(path string) (*os.File, error) {
 	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := fsutil.MkdirAll(dir); err != nil {
 		return nil, err
 	}
 	return os.CreateTemp(dir, "."+filepath.Base(path)+".*.tmp")

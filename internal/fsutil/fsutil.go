@@ -1,5 +1,7 @@
 // Package fsutil holds the file-system steps that make a file durable:
-// write through a temporary file, fsync, rename, fsync the folder.
+// write through a temporary file, fsync, rename, fsync the folder; and
+// folders created with their parent chain made durable (MkdirAll). Safe for
+// concurrent use.
 package fsutil
 
 import (
@@ -8,10 +10,11 @@ import (
 )
 
 // WriteFileAtomic writes data to path through a temporary file in its
-// folder (created if missing), fsync and rename, then fsyncs the folder.
+// folder (created if missing, with MkdirAll), fsync and rename, then fsyncs
+// the folder.
 func WriteFileAtomic(path string, data []byte) error {
 	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := MkdirAll(dir); err != nil {
 		return err
 	}
 	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*.tmp")
@@ -35,15 +38,4 @@ func WriteFileAtomic(path string, data []byte) error {
 		return err
 	}
 	return SyncDir(dir)
-}
-
-// SyncDir fsyncs the folder dir, so that the names created, renamed or
-// removed in it are durable.
-func SyncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
