@@ -2,9 +2,15 @@ package sinks
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"regexp"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/marutalog/maruta/internal/fsutil"
 )
@@ -16,6 +22,10 @@ import (
 // folder fsynced. A chunk written again replaces its
 // file atomically, so the same chunk never yields two files. It is the
 // embedded default output of `maruta run`.
+//
+// A temporary file is garbage once its writer died (the chunk is still in
+// the buffer and is written again): at start the store removes those under
+// the output's root folder (removeTemps).
 type fileStore struct {
 	*common
 }
@@ -26,8 +36,71 @@ func newFileSink(opts Options) (*objectSink, error) {
 	if err != nil {
 		return nil, err
 	}
+	s := &fileStore{common: c}
+	reg := opts.Registerer
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
+	removed := register(prometheus.WrapRegistererWith(prometheus.Labels{"output": c.name}, reg),
+		prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "maruta_sink_temp_files_removed_total",
+			Help: "Temporary files of writes a crash interrupted, removed from the output's folder at start.",
+		}))
+	s.removeTemps(c.keys.Root(), processStart, removed)
 	// Lake files are not read back: written with O_DIRECT where possible.
-	return &objectSink{common: c, store: &fileStore{common: c}, kind: "file", direct: true}, nil
+	return &objectSink{common: c, store: s, kind: "file", direct: true}, nil
+}
+
+// processStart is when this process started (near enough): temporary files
+// older than it were left by an earlier run.
+var processStart = time.Now()
+
+// tempName matches the names of the store's temporary files: os.CreateTemp
+// with the pattern "."+name+".*.tmp" puts decimal digits for the star.
+var tempName = regexp.MustCompile(`^\..+\.[0-9]+\.tmp$`)
+
+// removeTemps deletes the temporary files an earlier run left under root
+// (the output's folder): only names of the store's own pattern, only files
+// last changed before this process started (so never a file a running
+// write owns, even one of another output sharing the folder). Each removal
+// is counted and logged. A root that is empty or "/" (a path that starts
+// with a placeholder) is not searched.
+func (s *fileStore) removeTemps(root string, before time.Time, removed prometheus.Counter) {
+	if root == "" || root == string(filepath.Separator) || root == "." {
+		s.log.Debug("output path has no fixed folder: temporary files of earlier runs are not looked for")
+		return
+	}
+	var n, bytes int64
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil
+			}
+			return err
+		}
+		if !d.Type().IsRegular() || !tempName.MatchString(d.Name()) {
+			return nil
+		}
+		info, err := d.Info()
+		if err != nil || !info.ModTime().Before(before) {
+			return nil
+		}
+		if err := os.Remove(p); err != nil {
+			s.log.Warn("cannot remove a temporary file left by an earlier run", "file", p, "err", err)
+			return nil
+		}
+		n++
+		bytes += info.Size()
+		removed.Inc()
+		s.log.Info("removed a temporary file left by an earlier run", "file", p, "bytes", info.Size())
+		return nil
+	})
+	if err != nil {
+		s.log.Warn("looking for temporary files of earlier runs", "root", root, "err", err)
+	}
+	if n > 0 {
+		s.log.Info("removed temporary files left by an earlier run", "root", root, "files", n, "bytes", bytes)
+	}
 }
 
 // stage implements stager: the temporary file is created in the target

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io/fs"
 	"math/rand/v2"
@@ -24,6 +25,12 @@ import (
 type ackLog struct {
 	mu    sync.Mutex
 	acked map[string]bool
+}
+
+func (a *ackLog) count() int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return len(a.acked)
 }
 
 func (a *ackLog) add(ids ...string) {
@@ -198,13 +205,22 @@ outputs:
 		}()
 	}
 
+	temps := 0
 	for k := range kills {
 		time.Sleep(time.Duration(200+rand.IntN(1200)) * time.Millisecond)
 		p.kill()
-		t.Logf("kill -9 #%d after %d acked events", k+1, len(acks.acked))
+		t.Logf("kill -9 #%d after %d acked events", k+1, acks.count())
 		time.Sleep(time.Duration(rand.IntN(300)) * time.Millisecond)
+		litter := lakeTemps(t, filepath.Join(dir, "out"))
+		temps += len(litter)
 		p = startMaruta(t, dir, nil, "-c", cfg)
+		for _, f := range litter {
+			if _, err := os.Stat(f); !errors.Is(err, fs.ErrNotExist) {
+				t.Errorf("temporary file %s left by kill #%d is still there after the restart (%v)", f, k+1, err)
+			}
+		}
 	}
+	t.Logf("%d temporary lake files left by the kills, removed at restart", temps)
 	time.Sleep(500 * time.Millisecond)
 	close(stop)
 	wg.Wait()

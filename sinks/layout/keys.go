@@ -2,6 +2,7 @@ package layout
 
 import (
 	"fmt"
+	"path/filepath"
 	"strings"
 
 	"github.com/marutalog/maruta/internal/delivery"
@@ -80,6 +81,43 @@ func (k *Keys) Render(info delivery.ChunkInfo, ext string) (string, error) {
 		"path": path, "node": k.node, "hostname": k.node, "chunk_id": SanitizeValue(info.ID), "ext": ext,
 	}
 	return k.objectKey.render(v)
+}
+
+// Root returns the folder every rendered key lies under: the object key's
+// literal start (with ${path} read as the path template's literal start),
+// cut after its last slash. It is "" when the key starts with a placeholder
+// or a strftime directive, "/" when only the root is fixed.
+func (k *Keys) Root() string {
+	var prefix strings.Builder
+	lit := func(t template) bool {
+		for _, tk := range t {
+			if tk.kind != tokLit {
+				return false
+			}
+			prefix.WriteString(tk.text)
+		}
+		return true
+	}
+	for _, tk := range k.objectKey {
+		if tk.kind == tokName && tk.name == "path" {
+			if !lit(parseTemplate(k.path)) {
+				break
+			}
+			continue
+		}
+		if !lit(template{tk}) {
+			break
+		}
+	}
+	p := prefix.String()
+	i := strings.LastIndexByte(p, '/')
+	if i < 0 {
+		return ""
+	}
+	if i == 0 {
+		return "/"
+	}
+	return filepath.Clean(p[:i])
 }
 
 // Node is the node name as it appears in keys (sanitized).

@@ -74,3 +74,24 @@ func TestPathLayoutErrors(t *testing.T) {
 		}
 	}
 }
+
+func TestKeysRoot(t *testing.T) {
+	for _, c := range []struct{ path, key, want string }{
+		{"/data/lake/tag=${tag}/dt=%Y-%m-%d/", "${path}${node}-${chunk_id}.${ext}", "/data/lake"},
+		{"/data/lake/", "${path}${node}-${chunk_id}.${ext}", "/data/lake"},
+		{"/data/lake/x-${tag}/", "${path}${chunk_id}", "/data/lake"},
+		{"lake/${tag}/", "${path}${chunk_id}", "lake"},
+		{"${tag}/", "${path}${chunk_id}", ""},
+		{"/${tag}/", "${path}${chunk_id}", "/"},
+		{"/ignored/${tag}/", "/other/%Y/${chunk_id}", "/other"},
+		{"/a/", "/a/b/${path}${chunk_id}", "/a/b/a"},
+	} {
+		k, err := NewKeys(c.path, c.key, "n", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := k.Root(); got != c.want {
+			t.Errorf("Root(%q, %q) = %q, want %q", c.path, c.key, got, c.want)
+		}
+	}
+}
