@@ -17,10 +17,17 @@ build:
 tools:
 	MARUTA_CACHE=$(CACHE) ./scripts/install-test-tools.sh >/dev/null
 
-## test: every test, with the real S3 server and DuckDB (installed first)
+# The concurrent packages' tests run with the race detector, instead of a
+# plain run (both would add the plain run's minutes again); the race build of
+# cmd/maruta's tests also builds the maruta binary they start with -race.
+RACE_PKGS  := ./forward/... ./buffer/... ./router/... ./sinks/... ./cmd/maruta/...
+PLAIN_PKGS  = $(filter-out $(shell $(GO) list $(RACE_PKGS)),$(shell $(GO) list ./...))
+
+## test: every test, with the real S3 server, DuckDB and FUSE (tools installed first)
 test: tools
 	$(GO) vet ./...
-	MARUTA_REQUIRE_TOOLS=1 $(GO) test -count=1 -timeout 20m ./...
+	MARUTA_REQUIRE_TOOLS=1 $(GO) test -count=1 -timeout 20m $(PLAIN_PKGS)
+	MARUTA_REQUIRE_TOOLS=1 $(GO) test -race -count=1 -timeout 30m $(RACE_PKGS)
 
 ## bench: the Go benchmarks of every hot path
 bench: tools

@@ -23,5 +23,15 @@ if [ ! -d "$cache/duckdb/node_modules/@duckdb/node-api" ] || [ "$(cat "$cache/du
   echo "$DUCKDB_NODE_API_VERSION" > "$cache/duckdb/.version"
 fi
 
+# FUSE for the power-loss tests (internal/crashfs): as root they mount with
+# mount(2) and need only /dev/fuse; without root they need the setuid
+# fusermount3 helper (Debian package fuse3), which root cannot install for
+# them here.
+if [ ! -c /dev/fuse ]; then
+  echo "warning: /dev/fuse is missing: the power-loss tests cannot mount (modprobe fuse, or run the container with --device /dev/fuse --cap-add SYS_ADMIN)" >&2
+elif [ "$(id -u)" != 0 ] && ! command -v fusermount3 >/dev/null && ! command -v fusermount >/dev/null; then
+  echo "warning: not root and no fusermount3: the power-loss tests cannot mount (apt-get install fuse3)" >&2
+fi
+
 echo "MARUTA_VERSITYGW=$cache/bin/versitygw"
 echo "MARUTA_DUCKDB_DIR=$cache/duckdb"

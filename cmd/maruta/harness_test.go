@@ -18,7 +18,9 @@ import (
 )
 
 // marutaBin is the binary built once for the tests that run maruta as a
-// separate process (kill -9 must hit a real process).
+// separate process (kill -9 must hit a real process). Under -race it is
+// built with the race detector, and a race it reports fails the test that
+// ran it (checkRace).
 var marutaBin string
 
 func TestMain(m *testing.M) {
@@ -28,7 +30,11 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	marutaBin = filepath.Join(dir, "maruta")
-	build := exec.Command("go", "build", "-o", marutaBin, ".")
+	args := []string{"build", "-o", marutaBin}
+	if raceBuild {
+		args = append(args, "-race")
+	}
+	build := exec.Command("go", append(args, ".")...)
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "build maruta:", err)
@@ -47,6 +53,10 @@ type proc struct {
 	stdout  *lockedBuffer
 	done    chan struct{}
 	exitErr error
+	// scanned is closed when every line of the process's stderr is in
+	// logs; raceSeen is set once a race report failed the test.
+	scanned  chan struct{}
+	raceSeen bool
 	// Forward and HTTP are the bound addresses, read from the start log line.
 	Forward string
 	HTTP    string
@@ -84,7 +94,9 @@ func startMaruta(t testing.TB, dir string, env []string, args ...string) *proc {
 		t.Fatal(err)
 	}
 	started := make(chan map[string]any, 1)
+	p.scanned = make(chan struct{})
 	go func() {
+		defer close(p.scanned)
 		sc := bufio.NewScanner(pr)
 		sc.Buffer(make([]byte, 1<<20), 1<<20)
 		for sc.Scan() {
@@ -122,6 +134,7 @@ func (p *proc) stop(timeout time.Duration) {
 	p.cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-p.done:
+		p.checkRace()
 		if p.exitErr != nil {
 			p.t.Fatalf("maruta exited with %v:\n%s", p.exitErr, p.logs)
 		}
@@ -140,6 +153,20 @@ func (p *proc) kill() {
 	}
 	p.cmd.Process.Kill()
 	<-p.done
+	p.checkRace()
+}
+
+// checkRace fails the test if the (race-enabled) process reported a data
+// race; it reports each process once.
+func (p *proc) checkRace() {
+	<-p.scanned
+	logs := p.logs.String()
+	i := strings.Index(logs, "WARNING: DATA RACE")
+	if i < 0 || p.raceSeen {
+		return
+	}
+	p.raceSeen = true
+	p.t.Errorf("maruta reported a data race:\n%s", logs[i:min(len(logs), i+6000)])
 }
 
 // get fetches a path from maruta's HTTP server.
