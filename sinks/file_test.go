@@ -2,6 +2,7 @@ package sinks
 
 import (
 	"bytes"
+	"context"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -9,8 +10,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/parquet-go/parquet-go"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/marutalog/maruta/internal/delivery"
 	"github.com/marutalog/maruta/sinks/sinktest"
 )
 
@@ -69,5 +72,65 @@ func TestFileSinkRemovesTempsOfEarlierRuns(t *testing.T) {
 	}
 	if v := counter(t, reg, "maruta_sink_temp_files_removed_total"); v != 2 {
 		t.Errorf("maruta_sink_temp_files_removed_total = %v, want 2", v)
+	}
+}
+
+// TestFileSinkRewriteAfterRestart: a chunk written again after a crash (the
+// buffer had not deleted it) replaces its lake file atomically, with a
+// file of another encoding: one file, whole, holding the chunk's events
+// once, no temporary file left.
+func TestFileSinkRewriteAfterRestart(t *testing.T) {
+	dir := t.TempDir()
+	_, out := sinktest.Output(t, dir, "  - type: file\n    name: lake\n    path: "+dir+"/lake/\n")
+	open := func() delivery.Sink {
+		s, err := New(Options{Output: out, Node: "node-1", DataDir: dir, Registerer: prometheus.NewRegistry()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	}
+	ctx := context.Background()
+	s := open()
+	// A wide file plan first, so c1 is written in one pass with NULL
+	// columns; after the restart it is written in two passes.
+	for _, c := range []*sinktest.Chunk{dockerChunk(t, "c0", out.File.Path, 200, true), dockerChunk(t, "c00", out.File.Path, 200, false)} {
+		if err := s.Write(ctx, c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c1 := dockerChunk(t, "c1", out.File.Path, 300, true)
+	if err := s.Write(ctx, c1); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "lake", "node-1-c1.parquet")
+	st1, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := open().Write(ctx, c1); err != nil {
+		t.Fatalf("c1 again after the restart: %v", err)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if int64(len(data)) == st1.Size() {
+		t.Fatalf("c1 encoded to %d bytes before and after the restart: the test needs encodings that differ", len(data))
+	}
+	pf, err := parquet.OpenFile(bytes.NewReader(data), int64(len(data)))
+	if err != nil {
+		t.Fatalf("the replaced file is not whole: %v", err)
+	}
+	if n := pf.NumRows(); n != 300 {
+		t.Errorf("replaced file has %d rows, want 300", n)
+	}
+	ents, _ := os.ReadDir(filepath.Join(dir, "lake"))
+	var names []string
+	for _, e := range ents {
+		names = append(names, e.Name())
+	}
+	if len(names) != 3 {
+		t.Errorf("lake holds %q, want the three chunks' files and nothing else", names)
 	}
 }

@@ -33,7 +33,7 @@ const (
 	kindServer    = "server"    // other 5xx: retried
 	kindNetwork   = "network"   // connection errors, timeouts: retried
 	kindPermanent = "permanent" // access denied, no such bucket, bad credentials: dead letter
-	kindConflict  = "conflict"  // 412 on an object of another size: dead letter
+	kindConflict  = "conflict"  // 412 on an object that holds another chunk: dead letter
 	kindEncode    = "encode"    // reading the chunk or encoding failed
 	kindIO        = "io"        // local file system
 	kindOther     = "other"
@@ -69,7 +69,7 @@ func newSinkMetrics(reg prometheus.Registerer, output string) *sinkMetrics {
 			Name: "maruta_sink_errors_total", Help: "Failed chunk deliveries by kind (throttle, server, network, permanent, conflict, encode, io, other).",
 		}, []string{"kind"})),
 		conflicts: register(r, prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "maruta_sink_conflicts_total", Help: "Conditional puts refused (412) because the object already existed with the same size: counted as delivered.",
+			Name: "maruta_sink_conflicts_total", Help: "Conditional puts refused (412) because the object already held this chunk (chunk id and record digest in its metadata): counted as delivered.",
 		})),
 		columnsAdded: register(r, prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "maruta_sink_schema_columns_added_total", Help: "Columns added to the table schema (auto mode).",

@@ -47,6 +47,10 @@ type object struct {
 	// moved is set by a put that renamed file into place: discard then
 	// leaves the name alone.
 	moved bool
+	// digest and events describe the chunk's records (digest.go), for
+	// stores that name them (objectSink.digest).
+	digest string
+	events int64
 }
 
 // discard closes the staged file and removes it, unless put moved it.
@@ -73,6 +77,8 @@ type objectSink struct {
 	// direct writes the staged file with O_DIRECT where possible: for files
 	// that are not read back (directWriter).
 	direct bool
+	// digest computes the record digest while encoding (object.digest).
+	digest bool
 }
 
 var _ delivery.Sink = (*objectSink)(nil)
@@ -134,12 +140,21 @@ func (s *objectSink) encodeObject(ctx context.Context, c delivery.Chunk, key str
 		dw = newDirectWriter(f)
 	}
 	bw := bufio.NewWriterSize(dw, 1<<20)
+	var dc *digestChunk
+	if s.digest {
+		dc = &digestChunk{Chunk: c}
+		c = dc
+	}
 	st, err := s.enc.Encode(ctx, c, bw, twoPass)
 	if err == nil {
 		err = bw.Flush()
 	}
 	if err == nil {
 		o.size, err = dw.finish()
+	}
+	if err == nil && dc != nil {
+		err = dc.ensure()
+		o.digest, o.events = dc.digest, dc.events
 	}
 	if err != nil {
 		dw.closeDirect()

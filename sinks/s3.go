@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"syscall"
 	"time"
@@ -30,9 +31,11 @@ import (
 // staged under <data_dir>/tmp/<output>/ (objectSink) and uploaded from the
 // staged file: in one PutObject up to multipart_threshold, above it in a
 // multipart upload read part by part from the file (uploadParts). Every
-// upload carries If-None-Match: * so S3 refuses to overwrite; a refusal
-// (412) of an object with the same size counts as delivered (a retry after
-// a crash between upload and the buffer's delete).
+// upload carries If-None-Match: * so S3 refuses to overwrite, and metadata
+// naming the chunk id and the digest of its records (digest.go); a refusal
+// (412) of an object whose metadata names the same chunk and digest counts
+// as delivered (a retry after a crash between upload and the buffer's
+// delete, whatever the new encoding's bytes).
 //
 // Errors: throttling, 5xx, timeouts and network errors are returned as is
 // (the buffer retries); access denied, no such bucket, invalid credentials
@@ -114,7 +117,7 @@ func newS3Sink(opts Options) (*objectSink, error) {
 		o.UsePathStyle = pathStyle
 	})
 	c.log.Info("s3 sink ready", "bucket", cfg.Bucket, "region", awsCfg.Region, "endpoint", s.endpoint, "path_style", pathStyle)
-	return &objectSink{common: c, store: s, kind: "s3", tmpDir: tmpDir}, nil
+	return &objectSink{common: c, store: s, kind: "s3", tmpDir: tmpDir, digest: true}, nil
 }
 
 // put implements objectStore: upload with If-None-Match: *; a refusal (412)
@@ -122,12 +125,13 @@ func newS3Sink(opts Options) (*objectSink, error) {
 func (s *s3Store) put(ctx context.Context, o *object) error {
 	uctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
-	err := s.upload(uctx, o)
+	meta := map[string]string{metaChunk: o.info.ID, metaDigest: o.digest, metaEvents: strconv.FormatInt(o.events, 10)}
+	err := s.upload(uctx, o, meta)
 	if err != nil && isPreconditionFailed(err) {
-		err = s.checkExisting(uctx, o.key, o.size)
+		err = s.checkExisting(uctx, o.key, o.size, meta)
 		if err == nil {
 			s.metrics.conflicts.Inc()
-			s.log.Info("object already exists with the same size: chunk counted as delivered", "chunk", o.info.ID, "key", o.key, "bytes", o.size)
+			s.log.Info("object already holds this chunk: counted as delivered", "chunk", o.info.ID, "key", o.key, "digest", o.digest)
 		}
 	}
 	if err != nil {
@@ -136,7 +140,7 @@ func (s *s3Store) put(ctx context.Context, o *object) error {
 	return nil
 }
 
-func (s *s3Store) upload(ctx context.Context, o *object) error {
+func (s *s3Store) upload(ctx context.Context, o *object, meta map[string]string) error {
 	f, key, size := o.file, o.key, o.size
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
 		return err
@@ -163,6 +167,7 @@ func (s *s3Store) upload(ctx context.Context, o *object) error {
 			Body:                 f,
 			ContentLength:        aws.Int64(size),
 			ContentType:          aws.String(o.contentType),
+			Metadata:             meta,
 			IfNoneMatch:          aws.String("*"),
 			ServerSideEncryption: sse,
 			SSEKMSKeyId:          kmsKey,
@@ -171,7 +176,7 @@ func (s *s3Store) upload(ctx context.Context, o *object) error {
 		})
 		return err
 	}
-	return s.uploadParts(ctx, o, sse, kmsKey, bucketKey)
+	return s.uploadParts(ctx, o, meta, sse, kmsKey, bucketKey)
 }
 
 // uploadParts uploads the staged file f as a multipart upload: part_size
@@ -181,7 +186,7 @@ func (s *s3Store) upload(ctx context.Context, o *object) error {
 // and up to four parts into memory per upload: 48 MB per flush worker with
 // the defaults, 268 MB of RSS in the overload scenario of BENCHMARKS.md.)
 // Completion carries If-None-Match: *; a failed upload is aborted.
-func (s *s3Store) uploadParts(ctx context.Context, o *object, sse s3types.ServerSideEncryption, kmsKey *string, bucketKey *bool) error {
+func (s *s3Store) uploadParts(ctx context.Context, o *object, meta map[string]string, sse s3types.ServerSideEncryption, kmsKey *string, bucketKey *bool) error {
 	f, key, size := o.file, o.key, o.size
 	partSize := max(int64(s.cfg.PartSize), 5<<20)
 	if n := (size + partSize - 1) / partSize; n > maxParts {
@@ -196,6 +201,7 @@ func (s *s3Store) uploadParts(ctx context.Context, o *object, sse s3types.Server
 		Bucket:               aws.String(s.cfg.Bucket),
 		Key:                  aws.String(key),
 		ContentType:          aws.String(o.contentType),
+		Metadata:             meta,
 		ServerSideEncryption: sse,
 		SSEKMSKeyId:          kmsKey,
 		BucketKeyEnabled:     bucketKey,
@@ -286,21 +292,34 @@ const (
 	partConcurrency = 3
 )
 
-// checkExisting decides about an object that refused the conditional put:
-// delivered when it has the size of the staged file, else a Permanent
-// conflict (another writer uses the same node name and chunk id, or the
-// encoding changed between attempts): the chunk goes to the dead letter
-// instead of being counted as delivered.
-func (s *s3Store) checkExisting(ctx context.Context, key string, size int64) error {
+// checkExisting decides about an object that refused the conditional put,
+// by what its metadata says it holds: the same chunk id and record digest
+// (meta) is this chunk, delivered earlier. Anything else is a Permanent
+// conflict (another writer uses the same node name): the chunk goes to the
+// dead letter instead of being counted as delivered. An object without
+// maruta's metadata (written by an older maruta, or by someone else) is
+// taken as this chunk only when its size equals the staged file's, the rule
+// before the metadata existed.
+func (s *s3Store) checkExisting(ctx context.Context, key string, size int64, meta map[string]string) error {
 	head, err := s.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(s.cfg.Bucket), Key: aws.String(key)})
 	if err != nil {
 		return fmt.Errorf("check existing object: %w", err)
 	}
-	if got := aws.ToInt64(head.ContentLength); got != size {
-		s.metrics.errors.WithLabelValues(kindConflict).Inc()
-		return delivery.Permanent(fmt.Errorf("object s3://%s/%s exists with %d bytes, this chunk encodes to %d: is another maruta using node name %q?", s.cfg.Bucket, key, got, size, s.keys.Node()))
+	id, digest := head.Metadata[metaChunk], head.Metadata[metaDigest]
+	legacy := id == "" && digest == ""
+	switch {
+	case !legacy && id == meta[metaChunk] && digest == meta[metaDigest]:
+		return nil
+	case legacy && aws.ToInt64(head.ContentLength) == size:
+		return nil
 	}
-	return nil
+	s.metrics.errors.WithLabelValues(kindConflict).Inc()
+	holds := fmt.Sprintf("chunk %s with records %s", id, digest)
+	if legacy {
+		holds = fmt.Sprintf("%d bytes without maruta metadata (this chunk encodes to %d)", aws.ToInt64(head.ContentLength), size)
+	}
+	return delivery.Permanent(fmt.Errorf("object s3://%s/%s holds %s, not chunk %s with records %s: is another maruta using node name %q?",
+		s.cfg.Bucket, key, holds, meta[metaChunk], meta[metaDigest], s.keys.Node()))
 }
 
 // failed classifies an upload error, counts and logs it.

@@ -18,6 +18,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/marutalog/maruta/internal/config"
@@ -349,5 +351,84 @@ func TestS3ReplannedChunk(t *testing.T) {
 	}
 	if left, _ := filepath.Glob(filepath.Join(dir, "tmp", "s3lake", ".upload-*")); len(left) != 0 {
 		t.Errorf("staged files left: %v", left)
+	}
+}
+
+// A chunk uploaded, then written again by a restarted maruta (killed between
+// the upload and the buffer's delete) encodes to other Parquet bytes — the
+// one-pass file plan depends on the files written before — but is the same
+// chunk: the 412 is resolved by the chunk id and record digest in the
+// object's metadata, and the chunk counts as delivered. An object naming
+// another chunk, or the same chunk id with other records, is a conflict.
+func TestS3RedeliveryAfterRestartParquet(t *testing.T) {
+	e := newS3Env(t, "logs", "    path: lake/dt=%Y-%m-%d/\n")
+	ctx := context.Background()
+	// Before the "crash": chunks of raw and of parsed Docker records make
+	// the file plan wide, then c1 (raw records, few columns) is written in
+	// one pass with the plan's columns (the parsed ones all NULL).
+	for _, c := range []*sinktest.Chunk{dockerChunk(t, "c0", e.out.S3.Path, 200, true), dockerChunk(t, "c00", e.out.S3.Path, 200, false)} {
+		if err := e.sink.Write(ctx, c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c1 := dockerChunk(t, "c1", e.out.S3.Path, 300, true)
+	if err := e.sink.Write(ctx, c1); err != nil {
+		t.Fatal(err)
+	}
+	var before int64
+	for _, o := range e.srv.Objects(t, "logs", "") {
+		if strings.HasSuffix(o.Key, "node-1-c1.parquet") {
+			before = o.Size
+		}
+	}
+
+	// The restart: a new sink on the same data folder writes c1 again.
+	reg := prometheus.NewRegistry()
+	s := newS3(t, e.out, e.dir, reg)
+	if err := s.Write(ctx, c1); err != nil {
+		t.Fatalf("c1 again after the restart: %v (a delivered chunk must not be refused)", err)
+	}
+	if n := counter(t, reg, "maruta_sink_conflicts_total"); n != 1 {
+		t.Errorf("conflicts %v, want 1", n)
+	}
+	again := int64(counter(t, reg, "maruta_sink_bytes_total"))
+	if again == before {
+		t.Fatalf("c1 encoded to %d bytes before and after the restart: the test needs encodings that differ", again)
+	}
+	t.Logf("c1: %d bytes before the restart, %d after; recognised by its metadata", before, again)
+	if objs := e.srv.Objects(t, "logs", ""); len(objs) != 3 {
+		t.Errorf("objects %v, want c0, c00 and c1", objs)
+	}
+
+	client := s.(*objectSink).store.(*s3Store).client
+	keyOf := func(id string) string { return "lake/dt=2026-11-22/node-1-" + id + ".parquet" }
+	head, err := client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String("logs"), Key: aws.String(keyOf("c1"))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := &digestChunk{Chunk: c1}
+	want.ensure()
+	if m := head.Metadata; m[metaChunk] != "c1" || m[metaDigest] != want.digest || m[metaEvents] != "300" {
+		t.Errorf("metadata %v, want chunk c1, digest %s, 300 events", m, want.digest)
+	}
+
+	// Objects under a chunk's key that hold something else.
+	for _, c := range []struct{ id, metaID, digest string }{
+		{"c2", "c9", want.digest},              // another chunk
+		{"c3", "c3", "xxh64:0000000000000000"}, // the same id, other records
+	} {
+		if _, err := client.PutObject(ctx, &s3.PutObjectInput{
+			Bucket: aws.String("logs"), Key: aws.String(keyOf(c.id)), Body: strings.NewReader("foreign"),
+			Metadata: map[string]string{metaChunk: c.metaID, metaDigest: c.digest},
+		}); err != nil {
+			t.Fatal(err)
+		}
+		err := s.Write(ctx, dockerChunk(t, c.id, e.out.S3.Path, 10, true))
+		if !delivery.IsPermanent(err) || !strings.Contains(err.Error(), "node name") {
+			t.Errorf("%s over an object of %s: %v (want a Permanent conflict)", c.id, c.metaID, err)
+		}
+	}
+	if n := counter(t, reg, "maruta_sink_errors_total", "kind", "conflict"); n != 2 {
+		t.Errorf("conflict errors %v, want 2", n)
 	}
 }
