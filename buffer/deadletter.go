@@ -91,7 +91,19 @@ func writeNote(dir, id string, note *DeadLetter) error {
 		return err
 	}
 	tmp := filepath.Join(dir, id+noteSuffix+tmpSuffix)
-	if err := os.WriteFile(tmp, append(data, '\n'), 0o644); err != nil {
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(append(data, '\n'))
+	if err == nil {
+		err = f.Sync() // the caller's folder fsync then keeps a whole note
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(tmp)
 		return err
 	}
 	return os.Rename(tmp, filepath.Join(dir, id+noteSuffix))
