@@ -74,8 +74,31 @@ func packedForward(tag, chunk string, records [][]byte) []byte {
 // rawSender sends PackedForward requests of n events with a chunk id and
 // waits for each ack, reconnecting whenever the server goes away.
 func rawSender(addr, name string, n int, stop <-chan struct{}, acks *ackLog, sent *atomic.Int64) {
+	s := &ackedSender{addr: addr, name: name, events: n, pad: 200, sent: sent,
+		tag:   func(int) string { return "crash.raw" },
+		acked: func(ids []string, _ time.Time) { acks.add(ids...) }}
+	s.run(stop)
+}
+
+// ackedSender sends PackedForward requests with a chunk id and waits for
+// each ack, reconnecting whenever the server goes away. A request without
+// an ack is abandoned: its events were never promised.
+type ackedSender struct {
+	addr   string
+	name   string // event ids are <name>-<seq>
+	events int    // per request
+	pad    int    // bytes of each record's "log"
+	// tag is the tag of the requests sent on the conn-th connection
+	// (from 1).
+	tag   func(conn int) string
+	acked func(ids []string, at time.Time)
+	sent  *atomic.Int64 // events sent; may be nil
+}
+
+func (s *ackedSender) run(stop <-chan struct{}) {
 	var conn net.Conn
-	seq := 0
+	seq, conns := 0, 0
+	tag := ""
 	for {
 		select {
 		case <-stop:
@@ -86,56 +109,62 @@ func rawSender(addr, name string, n int, stop <-chan struct{}, acks *ackLog, sen
 		default:
 		}
 		if conn == nil {
-			c, err := net.DialTimeout("tcp", addr, time.Second)
+			c, err := net.DialTimeout("tcp", s.addr, time.Second)
 			if err != nil {
-				time.Sleep(50 * time.Millisecond)
+				time.Sleep(20 * time.Millisecond)
 				continue
 			}
 			conn = c
+			conns++
+			tag = s.tag(conns)
 		}
-		ids := make([]string, n)
-		recs := make([][]byte, n)
+		ids := make([]string, s.events)
+		recs := make([][]byte, s.events)
 		for i := range recs {
-			ids[i] = fmt.Sprintf("%s-%d", name, seq)
+			ids[i] = fmt.Sprintf("%s-%d", s.name, seq)
 			seq++
 			r := msgpack.AppendMapHeader(nil, 2)
 			r = msgpack.AppendString(r, "id")
 			r = msgpack.AppendString(r, ids[i])
 			r = msgpack.AppendString(r, "log")
-			recs[i] = msgpack.AppendString(r, strings.Repeat("z", 200))
+			recs[i] = msgpack.AppendString(r, strings.Repeat("z", s.pad))
 		}
 		var cid [16]byte
 		binary.BigEndian.PutUint64(cid[:], rand.Uint64())
 		binary.BigEndian.PutUint64(cid[8:], uint64(seq))
 		chunk := base64.StdEncoding.EncodeToString(cid[:])
 		conn.SetDeadline(time.Now().Add(5 * time.Second))
-		if _, err := conn.Write(packedForward("crash.raw", chunk, recs)); err != nil {
+		if _, err := conn.Write(packedForward(tag, chunk, recs)); err != nil {
 			conn.Close()
 			conn = nil
 			continue
 		}
-		sent.Add(int64(n))
-		buf := make([]byte, 0, 64)
-		tmp := make([]byte, 64)
-		ok := false
-		for {
-			k, err := conn.Read(tmp)
-			buf = append(buf, tmp[:k]...)
-			if v, _, ferr := msgpack.MapGet(buf, "ack", 4); ferr == nil {
-				s, _, _ := msgpack.ReadStr(v)
-				ok = string(s) == chunk
-				break
-			}
-			if err != nil {
-				break
-			}
+		if s.sent != nil {
+			s.sent.Add(int64(s.events))
 		}
-		if !ok {
+		if !readAck(conn, chunk) {
 			conn.Close()
 			conn = nil
 			continue
 		}
-		acks.add(ids...)
+		s.acked(ids, time.Now())
+	}
+}
+
+// readAck reads one ack response and reports whether it acks chunk.
+func readAck(conn net.Conn, chunk string) bool {
+	buf := make([]byte, 0, 64)
+	tmp := make([]byte, 64)
+	for {
+		k, err := conn.Read(tmp)
+		buf = append(buf, tmp[:k]...)
+		if v, _, ferr := msgpack.MapGet(buf, "ack", 4); ferr == nil {
+			s, _, _ := msgpack.ReadStr(v)
+			return string(s) == chunk
+		}
+		if err != nil {
+			return false
+		}
 	}
 }
 

@@ -3,14 +3,11 @@ package main
 import (
 	"bufio"
 	"bytes"
-	"encoding/base64"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
 	"math/rand/v2"
-	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -272,75 +269,10 @@ func (a *powerAcks) snapshot() map[string]time.Time {
 // powerSender sends PackedForward requests of 20 events with a chunk id and
 // waits for each ack, reconnecting whenever maruta is gone. Each connection
 // uses a new tag (so new partition folders keep appearing in the lake).
-// An unacked request is abandoned: its events were never promised.
 func powerSender(addr string, n int, stop <-chan struct{}, acks *powerAcks) {
-	var conn net.Conn
-	seq, gen := 0, 0
-	tag := ""
-	for {
-		select {
-		case <-stop:
-			if conn != nil {
-				conn.Close()
-			}
-			return
-		default:
-		}
-		if conn == nil {
-			c, err := net.DialTimeout("tcp", addr, time.Second)
-			if err != nil {
-				time.Sleep(20 * time.Millisecond)
-				continue
-			}
-			conn = c
-			gen++
-			tag = fmt.Sprintf("power.s%d.g%d", n, gen)
-		}
-		ids := make([]string, 20)
-		recs := make([][]byte, len(ids))
-		for i := range recs {
-			ids[i] = fmt.Sprintf("s%d-%d", n, seq)
-			seq++
-			r := msgpack.AppendMapHeader(nil, 2)
-			r = msgpack.AppendString(r, "id")
-			r = msgpack.AppendString(r, ids[i])
-			r = msgpack.AppendString(r, "log")
-			recs[i] = msgpack.AppendString(r, strings.Repeat("p", 150))
-		}
-		var cid [16]byte
-		binary.BigEndian.PutUint64(cid[:], rand.Uint64())
-		binary.BigEndian.PutUint64(cid[8:], uint64(seq))
-		chunk := base64.StdEncoding.EncodeToString(cid[:])
-		conn.SetDeadline(time.Now().Add(5 * time.Second))
-		if _, err := conn.Write(packedForward(tag, chunk, recs)); err != nil {
-			conn.Close()
-			conn = nil
-			continue
-		}
-		if !readAck(conn, chunk) {
-			conn.Close()
-			conn = nil
-			continue
-		}
-		acks.add(ids, time.Now())
-	}
-}
-
-// readAck reads one ack response and reports whether it acks chunk.
-func readAck(conn net.Conn, chunk string) bool {
-	buf := make([]byte, 0, 64)
-	tmp := make([]byte, 64)
-	for {
-		k, err := conn.Read(tmp)
-		buf = append(buf, tmp[:k]...)
-		if v, _, ferr := msgpack.MapGet(buf, "ack", 4); ferr == nil {
-			s, _, _ := msgpack.ReadStr(v)
-			return string(s) == chunk
-		}
-		if err != nil {
-			return false
-		}
-	}
+	s := &ackedSender{addr: addr, name: fmt.Sprintf("s%d", n), events: 20, pad: 150, acked: acks.add,
+		tag: func(conn int) string { return fmt.Sprintf("power.s%d.g%d", n, conn) }}
+	s.run(stop)
 }
 
 // powerState returns the ids of every event in the lake and in the buffer's

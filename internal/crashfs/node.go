@@ -165,24 +165,13 @@ func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint3
 	return n.child(ctx, c, out), nil, 0, 0
 }
 
-func (n *node) Unlink(ctx context.Context, name string) syscall.Errno {
-	if e := n.fsys.lock(); e != 0 {
-		return e
-	}
-	defer n.fsys.mu.Unlock()
-	c := n.m.live[name]
-	switch {
-	case c == nil:
-		return syscall.ENOENT
-	case c.dir:
-		return syscall.EISDIR
-	}
-	delete(n.m.live, name)
-	n.m.mtime = time.Now()
-	return 0
-}
+func (n *node) Unlink(ctx context.Context, name string) syscall.Errno { return n.remove(name, false) }
 
-func (n *node) Rmdir(ctx context.Context, name string) syscall.Errno {
+func (n *node) Rmdir(ctx context.Context, name string) syscall.Errno { return n.remove(name, true) }
+
+// remove deletes the live entry name: an empty folder when dir, else a
+// file.
+func (n *node) remove(name string, dir bool) syscall.Errno {
 	if e := n.fsys.lock(); e != 0 {
 		return e
 	}
@@ -191,9 +180,11 @@ func (n *node) Rmdir(ctx context.Context, name string) syscall.Errno {
 	switch {
 	case c == nil:
 		return syscall.ENOENT
-	case !c.dir:
+	case c.dir && !dir:
+		return syscall.EISDIR
+	case !c.dir && dir:
 		return syscall.ENOTDIR
-	case len(c.live) > 0:
+	case dir && len(c.live) > 0:
 		return syscall.ENOTEMPTY
 	}
 	delete(n.m.live, name)
