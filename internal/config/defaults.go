@@ -277,6 +277,12 @@ func (o *Output) setDefaults(c *Config, name string, store bool) {
 			f.AckTimeoutHold = &d
 		}
 		f.Buffer.setDefaults(c, o.Name, "", DefaultForwardChunkLimitSize, DefaultForwardFlushInterval)
+	case o.CloudWatchLogs != nil:
+		o.CloudWatchLogs.setDefaults(c, o.Name)
+	case o.Syslog != nil:
+		o.Syslog.setDefaults(c, o.Name)
+	case o.TreasureData != nil:
+		o.TreasureData.setDefaults(c, o.Name)
 	case o.Copy != nil:
 		for i := range o.Copy.Stores {
 			st := &o.Copy.Stores[i]

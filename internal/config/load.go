@@ -386,6 +386,10 @@ func (o *Output) UnmarshalYAML(n ast.Node) error {
 		"s3":      func() any { return new(S3Output) },
 		"forward": func() any { return new(ForwardOutput) },
 		"copy":    func() any { return new(CopyOutput) },
+
+		"cloudwatch_logs": func() any { return new(CloudWatchLogsOutput) },
+		"syslog":          func() any { return new(SyslogOutput) },
+		"treasure_data":   func() any { return new(TreasureDataOutput) },
 	})
 	if err != nil {
 		return err
@@ -404,6 +408,12 @@ func (o *Output) UnmarshalYAML(n ast.Node) error {
 		o.Forward, o.OutputCommon = x, x.OutputCommon
 	case *CopyOutput:
 		o.Copy, o.OutputCommon = x, x.OutputCommon
+	case *CloudWatchLogsOutput:
+		o.CloudWatchLogs, o.OutputCommon = x, x.OutputCommon
+	case *SyslogOutput:
+		o.Syslog, o.OutputCommon = x, x.OutputCommon
+	case *TreasureDataOutput:
+		o.TreasureData, o.OutputCommon = x, x.OutputCommon
 	}
 	o.Type = typ
 	o.syncCommon()
@@ -425,6 +435,12 @@ func (o *Output) Body() any {
 		return o.Forward
 	case o.Copy != nil:
 		return o.Copy
+	case o.CloudWatchLogs != nil:
+		return o.CloudWatchLogs
+	case o.Syslog != nil:
+		return o.Syslog
+	case o.TreasureData != nil:
+		return o.TreasureData
 	}
 	return &o.OutputCommon
 }
@@ -446,6 +462,12 @@ func (o *Output) syncCommon() {
 		o.Forward.OutputCommon = o.OutputCommon
 	case o.Copy != nil:
 		o.Copy.OutputCommon = o.OutputCommon
+	case o.CloudWatchLogs != nil:
+		o.CloudWatchLogs.OutputCommon = o.OutputCommon
+	case o.Syslog != nil:
+		o.Syslog.OutputCommon = o.OutputCommon
+	case o.TreasureData != nil:
+		o.TreasureData.OutputCommon = o.OutputCommon
 	}
 }
 
@@ -459,6 +481,12 @@ func (o *Output) BufferConfig() *Buffer {
 		return &o.S3.Buffer
 	case o.Forward != nil:
 		return &o.Forward.Buffer
+	case o.CloudWatchLogs != nil:
+		return &o.CloudWatchLogs.Buffer
+	case o.Syslog != nil:
+		return &o.Syslog.Buffer
+	case o.TreasureData != nil:
+		return &o.TreasureData.Buffer
 	}
 	return nil
 }

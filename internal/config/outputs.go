@@ -10,11 +10,16 @@ type Output struct {
 	S3      *S3Output      `yaml:"-"`
 	Forward *ForwardOutput `yaml:"-"`
 	Copy    *CopyOutput    `yaml:"-"`
+
+	CloudWatchLogs *CloudWatchLogsOutput `yaml:"-"`
+	Syslog         *SyslogOutput         `yaml:"-"`
+	TreasureData   *TreasureDataOutput   `yaml:"-"`
 }
 
 // OutputCommon holds the keys every output has.
 type OutputCommon struct {
-	// Type is stdout, null, file, s3, forward or copy.
+	// Type is stdout, null, file, s3, forward, cloudwatch_logs, syslog,
+	// treasure_data or copy.
 	Type string `yaml:"type"`
 	// Name identifies the output in metrics, buffer folders and object keys:
 	// letters, digits, '_' and '-'. Default: type and index ("file_0"); copy

@@ -5,6 +5,7 @@ import (
 	"net"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -288,6 +289,12 @@ func (v *validator) output(p string, o *Output, store bool, names map[string]str
 			v.errorf(p+".max_request_size", "must be at least 1KiB")
 		}
 		v.buffer(p+".buffer", &f.Buffer, "")
+	case o.CloudWatchLogs != nil:
+		o.CloudWatchLogs.validate(v, p)
+	case o.Syslog != nil:
+		o.Syslog.validate(v, p)
+	case o.TreasureData != nil:
+		o.TreasureData.validate(v, p)
 	case o.Copy != nil:
 		if store {
 			v.errorf(p+".type", "a copy cannot be a store of another copy")
@@ -407,4 +414,32 @@ func (v *validator) buffer(p string, b *Buffer, path string) {
 			v.errorf(p+".timekey", "%s is coarser than the path's finest time unit (%s): a chunk would span two partitions", FormatDuration(tk), FormatDuration(g))
 		}
 	}
+}
+
+// templateLiterals returns a template without its ${...} placeholders: the
+// text every rendering contains.
+func templateLiterals(tmpl string) string {
+	var b strings.Builder
+	for {
+		i := strings.Index(tmpl, "${")
+		if i < 0 {
+			break
+		}
+		j := strings.IndexByte(tmpl[i:], '}')
+		if j < 0 {
+			break
+		}
+		b.WriteString(tmpl[:i])
+		tmpl = tmpl[i+j+1:]
+	}
+	b.WriteString(tmpl)
+	return b.String()
+}
+
+func joinInts(ns []int) string {
+	s := make([]string, len(ns))
+	for i, n := range ns {
+		s[i] = strconv.Itoa(n)
+	}
+	return strings.Join(s, ", ")
 }
