@@ -28,7 +28,8 @@ type Options struct {
 	Registerer prometheus.Registerer
 }
 
-// New builds the sink of a file, s3 or forward output. It checks what only the sink
+// New builds the sink of a buffered output (file, s3, forward,
+// cloudwatch_logs, syslog, treasure_data). It checks what only the sink
 // can (templates, schema) and, for s3, loads the AWS configuration without
 // contacting S3.
 func New(opts Options) (delivery.Sink, error) {
@@ -43,6 +44,8 @@ func New(opts Options) (delivery.Sink, error) {
 		return newS3Sink(opts)
 	case out.Forward != nil:
 		return NewForward(opts)
+	case out.TreasureData != nil:
+		return NewTreasureData(opts)
 	}
 	return nil, fmt.Errorf("new sink: output %s: type %s has no chunk sink here", out.Name, out.Type)
 }

@@ -167,13 +167,17 @@ func newSink(opts sinks.Options) (delivery.Sink, error) {
 	return sinks.New(opts)
 }
 
-// outputPath returns the path template of outputs that have one.
+// outputPath returns the path template of outputs that have one: the
+// buffer keeps chunks apart by its tag-resolved form.
 func outputPath(o *config.Output) string {
 	switch {
 	case o.File != nil:
 		return o.File.Path
 	case o.S3 != nil:
 		return o.S3.Path
+	case o.TreasureData != nil:
+		// Not a path: one chunk per table where the tag decides it.
+		return o.TreasureData.Database + "." + o.TreasureData.Table
 	}
 	return ""
 }

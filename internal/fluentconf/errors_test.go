@@ -21,7 +21,7 @@ func TestConvertErrors(t *testing.T) {
 		{"no output", src,
 			"f.conf:1: no <match> with an output: events would go nowhere"},
 		{"unknown output", src + "<match **>\n  @type elasticsearch\n  host es\n</match>\n",
-			"f.conf:4: <match **> @type elasticsearch is not supported (supported outputs: rewrite_tag_filter, copy, forest, s3, file, stdout, null, forward)"},
+			"f.conf:4: <match **> @type elasticsearch is not supported (supported outputs: rewrite_tag_filter, copy, forest, s3, file, stdout, null, forward, tdlog, cloudwatch_logs, papertrail, remote_syslog)"},
 		{"unknown filter", src + "<filter **>\n  @type kubernetes_metadata\n</filter>\n<match **>\n  @type null\n</match>\n",
 			"f.conf:5: <filter **> @type kubernetes_metadata is not supported (supported filters: parser, record_transformer, grep, concat)"},
 		{"unknown s3 param", src + "<match **>\n  @type s3\n  s3_bucket b\n  s3_bucket_typo x\n</match>\n",

@@ -30,6 +30,8 @@ var testEnv = map[string]string{
 	"FLUENT_SHARED_KEY":     "s3cr3t",
 	"STAGE":                 "prod",
 	"MARUTA_DATA_DIR":       "/tmp/maruta-test",
+	"TD_DATABASE":           "shop",
+	"TD_API_KEY":            "1/td-api-key",
 }
 
 func lookup(k string) (string, bool) { v, ok := testEnv[k]; return v, ok }

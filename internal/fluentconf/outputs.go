@@ -2,6 +2,7 @@ package fluentconf
 
 import (
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -63,10 +64,18 @@ func (c *converter) output(e *element, typ, what string, store, forest bool) (*y
 		}
 	case "forward":
 		err = c.forwardOut(e, n, what)
+	case "tdlog":
+		err = c.tdlogOut(e, n, what, forest)
+	case "cloudwatch_logs":
+		err = c.cloudwatchOut(e, n, what, forest)
+	case "papertrail":
+		err = c.papertrailOut(e, n, what)
+	case "remote_syslog":
+		err = c.remoteSyslogOut(e, n, what, forest)
 	case "relabel":
 		return nil, c.errorf(e.line, "%s is not supported: maruta has one pipeline (no labels besides @ERROR)", what)
 	default:
-		return nil, c.errorf(e.line, "%s is not supported (supported outputs: rewrite_tag_filter, copy, forest, s3, file, stdout, null, forward)", what)
+		return nil, c.errorf(e.line, "%s is not supported (supported outputs: rewrite_tag_filter, copy, forest, s3, file, stdout, null, forward, tdlog, cloudwatch_logs, papertrail, remote_syslog)", what)
 	}
 	if err != nil {
 		return nil, err
@@ -96,11 +105,15 @@ func moveNameSecond(n *ynode) {
 var forestPH = regexp.MustCompile(`__TAG__|__TAG_PARTS\[[^\]]*\]__|__ESCAPED_TAG__|__HOSTNAME__|\$\{escaped_tag\}|\$\{tag_parts\[[^\]]*\]\}|\$\{hostname\}|\$\{tag\}`)
 
 // checkForestParams rejects forest placeholders in parameters other than
-// paths: forest gave each tag its own value there, which maruta cannot.
+// paths and destination names: forest gave each tag its own value there,
+// which maruta cannot.
 func (c *converter) checkForestParams(e *element, what string) error {
 	for _, p := range e.params {
 		switch p.key {
 		case "path", "s3_object_key_format", "buffer_path":
+			continue
+		}
+		if slices.Contains(nameParams, p.key) {
 			continue
 		}
 		if m := forestPH.FindString(p.val); m != "" {
