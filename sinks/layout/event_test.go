@@ -17,7 +17,7 @@ func TestEventTemplate(t *testing.T) {
 	ts := event.FromUnix(time.Date(2026, 11, 22, 13, 4, 5, 0, time.UTC).Unix(), 0)
 	for _, c := range []struct {
 		tmpl, tag, want, missing string
-		record, timed              bool
+		record, timed            bool
 	}{
 		{"static", "a.b", "static", "", false, false},
 		{"event_${tag_parts[2]}", "shop.event.purchase", "event_purchase", "", false, false},
