@@ -46,6 +46,8 @@ func New(opts Options) (delivery.Sink, error) {
 		return NewForward(opts)
 	case out.TreasureData != nil:
 		return NewTreasureData(opts)
+	case out.CloudWatchLogs != nil:
+		return NewCloudWatchLogs(opts)
 	}
 	return nil, fmt.Errorf("new sink: output %s: type %s has no chunk sink here", out.Name, out.Type)
 }

@@ -176,8 +176,10 @@ func outputPath(o *config.Output) string {
 	case o.S3 != nil:
 		return o.S3.Path
 	case o.TreasureData != nil:
-		// Not a path: one chunk per table where the tag decides it.
+		// Not paths: one chunk per table or stream where the tag decides it.
 		return o.TreasureData.Database + "." + o.TreasureData.Table
+	case o.CloudWatchLogs != nil:
+		return o.CloudWatchLogs.LogGroupName + ":" + o.CloudWatchLogs.LogStreamName
 	}
 	return ""
 }
