@@ -140,7 +140,7 @@ func TestCloudWatchLogsLimits(t *testing.T) {
 		add("count", now.Add(-time.Duration(i)*time.Millisecond), "x")
 	}
 	kb := strings.Repeat("é", 5000) // 10,000 bytes
-	for range 300 {                  // 3 MB
+	for range 300 {                 // 3 MB
 		add("bytes", now, kb)
 	}
 	for h := range 72 {
