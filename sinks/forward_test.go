@@ -14,6 +14,7 @@ import (
 	"github.com/marutalog/maruta/internal/config"
 	"github.com/marutalog/maruta/internal/delivery"
 	"github.com/marutalog/maruta/internal/event"
+	"github.com/marutalog/maruta/internal/testutil"
 	"github.com/marutalog/maruta/sinks/sinktest"
 )
 
@@ -344,7 +345,7 @@ func TestForwardAllDown(t *testing.T) {
 // TLS with a CA and server-name check, and the shared-key handshake with a
 // user; a wrong key is retryable, counted as auth and logged as an error.
 func TestForwardTLSAndSecurity(t *testing.T) {
-	dir := writeTestCerts(t)
+	dir := testutil.WriteTestCerts(t)
 	secure := func(s *config.Source) {
 		s.TLS = &config.TLS{CertFile: filepath.Join(dir, "server.crt"), KeyFile: filepath.Join(dir, "server.key")}
 		s.Security = &config.Security{SharedKey: "s3cret", UserAuth: true, Users: []config.User{{Username: "agent", Password: "pw"}}}

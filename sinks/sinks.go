@@ -48,6 +48,8 @@ func New(opts Options) (delivery.Sink, error) {
 		return NewTreasureData(opts)
 	case out.CloudWatchLogs != nil:
 		return NewCloudWatchLogs(opts)
+	case out.Syslog != nil:
+		return NewSyslog(opts)
 	}
 	return nil, fmt.Errorf("new sink: output %s: type %s has no chunk sink here", out.Name, out.Type)
 }
