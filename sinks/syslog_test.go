@@ -60,7 +60,7 @@ func TestSyslogRsyslogTLS(t *testing.T) {
 `, port, rs.CertDir))
 	ts := time.Date(2026, 11, 22, 13, 4, 5, 123456000, time.UTC)
 	long := strings.Repeat("0123456789", 5000) // 50,000 bytes
-	huge := strings.Repeat("ü", 70000)          // 140,000 bytes: split
+	huge := strings.Repeat("ü", 70000)         // 140,000 bytes: split
 	recs := []map[string]any{
 		{"log": "plain ascii", "container_name": "/web-1", "level": "err", "pid": 42},
 		{"log": "日本語のログ ✓ émoji 🚀", "container_name": "/web-1", "level": "warn"},
