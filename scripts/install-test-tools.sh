@@ -33,5 +33,15 @@ elif [ "$(id -u)" != 0 ] && ! command -v fusermount3 >/dev/null && ! command -v 
   echo "warning: not root and no fusermount3: the power-loss tests cannot mount (apt-get install fuse3)" >&2
 fi
 
+# rsyslogd with its TLS driver, for the syslog output's tests (started by
+# internal/testutil/rsyslog.go on free ports with its own config).
+if ! command -v rsyslogd >/dev/null && [ ! -x /usr/sbin/rsyslogd ] || ! ls /usr/lib/*/rsyslog/lmnsd_gtls.so >/dev/null 2>&1; then
+  command -v apt-get >/dev/null || { echo "the syslog tests need rsyslog and rsyslog-gnutls (Debian packages): install them" >&2; exit 1; }
+  echo "installing rsyslog rsyslog-gnutls with apt-get (syslog server for the syslog output's tests)" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q >&2
+  apt-get install -y -q --no-install-recommends rsyslog rsyslog-gnutls >&2
+fi
+
 echo "MARUTA_VERSITYGW=$cache/bin/versitygw"
 echo "MARUTA_DUCKDB_DIR=$cache/duckdb"

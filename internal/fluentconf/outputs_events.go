@@ -3,6 +3,8 @@ package fluentconf
 import (
 	"strconv"
 	"strings"
+
+	"github.com/marutalog/maruta/internal/config"
 )
 
 // The event outputs: td-agent's tdlog (fluent-plugin-td),
@@ -32,6 +34,17 @@ func endpointURL(host string, ssl bool) string {
 	return "http://" + host
 }
 
+// tdRegionOf returns the TD region whose import or API host v is.
+func tdRegionOf(v string) string {
+	host := strings.TrimSuffix(strings.TrimPrefix(strings.TrimPrefix(v, "https://"), "http://"), "/")
+	for region, hosts := range config.TreasureDataRegions {
+		if host == hosts[0] || host == hosts[1] {
+			return region
+		}
+	}
+	return ""
+}
+
 func (c *converter) tdlogOut(e *element, n *ynode, what string, forest bool) error {
 	n.set("type", ystr("treasure_data"))
 	e.allow("apikey", "database", "table", "auto_create_table", "endpoint", "import_endpoint", "api_endpoint", "use_ssl",
@@ -51,9 +64,16 @@ func (c *converter) tdlogOut(e *element, n *ynode, what string, forest bool) err
 		ssl = b
 	}
 	for _, k := range [][2]string{{"endpoint", "endpoint"}, {"import_endpoint", "endpoint"}, {"api_endpoint", "api_endpoint"}} {
-		if v, ok := e.str(k[0]); ok {
-			n.set(k[1], ystr(endpointURL(v, ssl)))
+		v, ok := e.str(k[0])
+		if !ok {
+			continue
 		}
+		if region := tdRegionOf(v); region != "" && ssl {
+			// A site's own host: the region names both endpoints.
+			n.set("region", ystr(region))
+			continue
+		}
+		n.set(k[1], ystr(endpointURL(v, ssl)))
 	}
 	db, hasDB := e.get("database")
 	table, hasTable := e.get("table")
