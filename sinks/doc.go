@@ -6,8 +6,9 @@
 // sinks/schema (table schemas), sinks/layout (paths, object keys, Athena
 // partitions). This package holds the transports.
 //
-// New builds the sink of a file, s3 or forward output; NewStdout and NewNull
-// the synchronous consumers of stdout and null outputs.
+// New builds the sink of a file, s3, forward, cloudwatch_logs, syslog or
+// treasure_data output; NewStdout and NewNull the synchronous consumers of
+// stdout and null outputs.
 //
 // # Adding a transport
 //
@@ -31,8 +32,11 @@
 // request was acknowledged. Make a resend of the same chunk recognisable to
 // the destination where it can dedup (Forward derives each request's chunk
 // id from the chunk id), and remember acked parts across retries if it
-// cannot. Register the common sink metrics with newSinkMetrics and classify
-// errors once, as s3.go's classifyS3Error does.
+// cannot (eventProgress, progress.go, as cloudwatch.go does). Register the
+// common sink metrics with newSinkMetrics and classify errors once, as
+// s3.go's classifyS3Error does. cloudwatch.go, syslog.go and
+// treasuredata.go are the models; events.go holds what they share
+// (destination templates rendered per event, cutting long messages).
 //
 // Tests use real servers where one runs here (versitygw, maruta's own
 // Forward server) and sinks/sinktest for chunks and records.
