@@ -12,11 +12,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatchlogs"
 	cwtypes "github.com/aws/aws-sdk-go-v2/service/cloudwatchlogs/types"
 	"github.com/aws/smithy-go"
-	"github.com/aws/smithy-go/logging"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/marutalog/maruta/internal/config"
@@ -150,41 +148,21 @@ func NewCloudWatchLogs(opts Options) (*CloudWatchLogs, error) {
 	if s.maxMsg <= 0 || s.maxMsg > config.CloudWatchMaxMessage {
 		s.maxMsg = config.CloudWatchMaxMessage
 	}
-	r := prometheus.WrapRegistererWith(prometheus.Labels{"output": out.Name}, opts.Registerer)
-	if opts.Registerer == nil {
-		r = prometheus.NewRegistry()
-	}
-	s.oversize = register(r, prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "maruta_sink_oversize_messages_total", Help: "Messages longer than the output allows, by action: split (into several events or messages) or truncate.",
-	}, []string{"action"}))
+	s.oversize = newOversizeCounter(opts)
 	for _, k := range []string{kindThrottle, kindServer, kindNetwork, kindPermanent, kindOther} {
 		s.sm.errors.WithLabelValues(k)
 	}
 	for _, r := range []string{"too_old", "expired", "too_new", "empty_message"} {
 		s.sm.dropped.WithLabelValues(r)
 	}
-	s.oversize.WithLabelValues(cfg.Oversize)
 
-	var loadOpts []func(*awsconfig.LoadOptions) error
-	if cfg.Region != "" {
-		loadOpts = append(loadOpts, awsconfig.WithRegion(cfg.Region))
-	}
-	if cfg.AccessKeyID != "" {
-		loadOpts = append(loadOpts, awsconfig.WithCredentialsProvider(
-			credentials.NewStaticCredentialsProvider(cfg.AccessKeyID, cfg.SecretAccessKey, "")))
-	}
-	sdkLog := s.log.With("from", "aws-sdk")
-	loadOpts = append(loadOpts,
-		awsconfig.WithLogger(logging.LoggerFunc(func(_ logging.Classification, format string, v ...any) {
-			sdkLog.Debug(fmt.Sprintf(format, v...))
-		})),
+	awsCfg, err := loadAWSConfig(s.log, cfg.Region, cfg.AccessKeyID, cfg.SecretAccessKey,
 		awsconfig.WithRetryer(func() aws.Retryer {
 			return retry.NewStandard(func(o *retry.StandardOptions) {
 				o.MaxAttempts = 3
 				o.MaxBackoff = cwMaxBackoff
 			})
 		}))
-	awsCfg, err := awsconfig.LoadDefaultConfig(context.Background(), loadOpts...)
 	if err != nil {
 		return nil, fmt.Errorf("output %s: load AWS config: %w", out.Name, err)
 	}

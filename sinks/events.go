@@ -6,6 +6,8 @@ import (
 	"sync"
 	"unicode/utf8"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/marutalog/maruta/internal/config"
 	"github.com/marutalog/maruta/internal/event"
 	"github.com/marutalog/maruta/sinks/layout"
@@ -130,4 +132,19 @@ func splitUTF8(s []byte, n int, truncate bool, fn func([]byte) error) error {
 			return nil
 		}
 	}
+}
+
+// newOversizeCounter registers maruta_sink_oversize_messages_total of an
+// event output (cloudwatch_logs, syslog).
+func newOversizeCounter(opts Options) *prometheus.CounterVec {
+	var r prometheus.Registerer = prometheus.NewRegistry()
+	if opts.Registerer != nil {
+		r = prometheus.WrapRegistererWith(prometheus.Labels{"output": opts.Output.Name}, opts.Registerer)
+	}
+	v := register(r, prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "maruta_sink_oversize_messages_total", Help: "Messages longer than the output allows, by action: split (into several events or messages) or truncate.",
+	}, []string{"action"}))
+	v.WithLabelValues("split")
+	v.WithLabelValues("truncate")
+	return v
 }

@@ -16,12 +16,9 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
-	awsconfig "github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
-	"github.com/aws/smithy-go/logging"
 
 	"github.com/marutalog/maruta/internal/config"
 	"github.com/marutalog/maruta/internal/delivery"
@@ -74,19 +71,7 @@ func newS3Sink(opts Options) (*objectSink, error) {
 		s.timeout = config.DefaultS3Timeout
 	}
 
-	var loadOpts []func(*awsconfig.LoadOptions) error
-	if cfg.Region != "" {
-		loadOpts = append(loadOpts, awsconfig.WithRegion(cfg.Region))
-	}
-	if cfg.AccessKeyID != "" {
-		loadOpts = append(loadOpts, awsconfig.WithCredentialsProvider(
-			credentials.NewStaticCredentialsProvider(cfg.AccessKeyID, cfg.SecretAccessKey, "")))
-	}
-	sdkLog := c.log.With("from", "aws-sdk")
-	loadOpts = append(loadOpts, awsconfig.WithLogger(logging.LoggerFunc(func(cl logging.Classification, format string, v ...any) {
-		sdkLog.Debug(fmt.Sprintf(format, v...))
-	})))
-	awsCfg, err := awsconfig.LoadDefaultConfig(context.Background(), loadOpts...)
+	awsCfg, err := loadAWSConfig(c.log, cfg.Region, cfg.AccessKeyID, cfg.SecretAccessKey)
 	if err != nil {
 		return nil, fmt.Errorf("output %s: load AWS config: %w", opts.Output.Name, err)
 	}

@@ -140,14 +140,7 @@ func NewSyslog(opts Options) (*Syslog, error) {
 			s.caDesc = "ca_file " + cfg.TLS.CAFile
 		}
 	}
-	r := prometheus.WrapRegistererWith(prometheus.Labels{"output": out.Name}, opts.Registerer)
-	if opts.Registerer == nil {
-		r = prometheus.NewRegistry()
-	}
-	s.oversize = register(r, prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "maruta_sink_oversize_messages_total", Help: "Messages longer than the output allows, by action: split (into several events or messages) or truncate.",
-	}, []string{"action"}))
-	s.oversize.WithLabelValues(cfg.Oversize)
+	s.oversize = newOversizeCounter(opts)
 	for _, k := range []string{kindNetwork, kindPermanent} {
 		s.sm.errors.WithLabelValues(k)
 	}
