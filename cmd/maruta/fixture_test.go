@@ -20,7 +20,7 @@ import (
 func TestFluentConfFixture(t *testing.T) {
 	// The only edit: the archive store writes under /fluentd/log in the
 	// fluentd container; here it goes to the test's folder.
-	dir := runEventSplit(t, "event-split.fluent.conf", func(conf, dir string) string {
+	dir, _ := runEventSplit(t, "event-split.fluent.conf", func(conf, dir string) string {
 		return strings.ReplaceAll(conf, "/fluentd/log", dir+"/fluentd-log")
 	}, nil)
 
@@ -49,7 +49,7 @@ func TestFluentConfFixture(t *testing.T) {
 func TestFluentConfFixtureTD(t *testing.T) {
 	const key = "1/fixture-td-key"
 	td := testutil.StartTD(t, key)
-	runEventSplit(t, "event-split-td.fluent.conf", func(conf, _ string) string {
+	_, p := runEventSplit(t, "event-split-td.fluent.conf", func(conf, _ string) string {
 		return strings.Replace(conf, "type tdlog\n", "type tdlog\n      endpoint "+td.URL+"\n      api_endpoint "+td.URL+"\n", 1)
 	}, []string{"TD_API_KEY=" + key, "TD_DATABASE=shop"})
 
@@ -80,14 +80,17 @@ func TestFluentConfFixtureTD(t *testing.T) {
 	if _, dups, _ := td.Stats(); dups != 0 {
 		t.Errorf("%d duplicate imports", dups)
 	}
+	if strings.Contains(p.logs.String(), key) {
+		t.Error("maruta's log holds the TD API key")
+	}
 }
 
 // runEventSplit runs a fixture of the event-split family (edited by edit,
 // with env added) against a real S3 server, sends Docker-shaped EVENT lines
 // of three event types and some that fluentd would drop, stops maruta and
 // checks the S3 side: one Parquet folder per event type, read back by
-// DuckDB. It returns the test's folder.
-func runEventSplit(t *testing.T, fixtureName string, edit func(conf, dir string) string, env []string) string {
+// DuckDB. It returns the test's folder and the stopped maruta.
+func runEventSplit(t *testing.T, fixtureName string, edit func(conf, dir string) string, env []string) (string, *proc) {
 	fixture, err := os.ReadFile("../../../shared/fixtures/" + fixtureName)
 	if err != nil {
 		t.Skipf("fixture not found beside the repository: %v", err)
@@ -156,5 +159,5 @@ func runEventSplit(t *testing.T, fixtureName string, edit func(conf, dir string)
 	if strings.Join(got, "\n") != strings.Join(wantRows, "\n") {
 		t.Errorf("DuckDB rows:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(wantRows, "\n"))
 	}
-	return dir
+	return dir, p
 }
