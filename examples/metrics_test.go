@@ -149,6 +149,9 @@ func componentMetrics(t *testing.T, known knownMetrics) {
     name: upstream
     match: never.**
     servers: [{host: 127.0.0.1, port: 9}]
+  - {type: cloudwatch_logs, name: cwl, match: never.**, region: us-east-1, endpoint: "http://127.0.0.1:9", access_key_id: k, secret_access_key: s, log_group_name: g, log_stream_name: s}
+  - {type: syslog, name: papertrail, match: never.**, host: 127.0.0.1, port: 9}
+  - {type: treasure_data, name: td, match: never.**, apikey: k, endpoint: "http://127.0.0.1:9", api_endpoint: "http://127.0.0.1:9", database: db1, table: tb1}
 `
 	cfg, err := config.Parse("metrics.yaml", []byte(fmt.Sprintf(metricsConfig, dir, extra)), lookupIn(nil))
 	if err != nil {
