@@ -246,7 +246,7 @@ func New(opts Options) (*Buffer, error) {
 		return nil, fmt.Errorf("create buffer %s: %w", b.name, err)
 	}
 	b.m = m
-	b.commit = newCommitter(func(d time.Duration) { m.fsync.Observe(d.Seconds()) })
+	b.commit = newCommitter(func(d time.Duration) { m.fsync.Observe(d.Seconds()) }, b.commitFailed)
 
 	if err := b.mkdirAll(b.dir); err != nil {
 		m.unregister()
@@ -262,9 +262,13 @@ func New(opts Options) (*Buffer, error) {
 
 // Consume appends every event of batch to its chunk(s) and returns once they
 // are durable as the fsync mode promises (always: covered by an fsync;
-// interval, off: written to the file). It implements event.Consumer: it keeps
-// no reference to batch. When the buffer is full it blocks until there is
-// room or ctx is done (overflow_action block), drops the oldest queued chunk
+// interval, off: written to the file). With fsync always and batch.Commit
+// set, it returns once the events are appended and adds their writes to
+// batch.Commit instead (see event.Batch): the group commit that makes them
+// durable starts without waiting for anyone (FORMAT.md, "Write path and
+// durability"). It implements event.Consumer: it keeps no reference to
+// batch. When the buffer is full it blocks until there is room or ctx is
+// done (overflow_action block), drops the oldest queued chunk
 // (drop_oldest_chunk) or returns ErrFull (throw). total_limit_size bounds
 // the frames; the header of a chunk opened at the limit (a few hundred bytes)
 // and, with fsync always, the zero-filled preallocation of open chunks (up
@@ -286,7 +290,7 @@ func (b *Buffer) Consume(ctx context.Context, batch *event.Batch) error {
 		return err
 	}
 	written := int64(0)
-	var last uint64
+	var first, last uint64
 	var err error
 	for gi := range sc.groups {
 		g := &sc.groups[gi]
@@ -298,9 +302,10 @@ func (b *Buffer) Consume(ctx context.Context, batch *event.Batch) error {
 				break
 			}
 			written += int64(len(sc.buf))
-			if seq > last {
-				last = seq
+			if first == 0 {
+				first = seq
 			}
+			last = max(last, seq)
 		}
 		if err != nil {
 			break
@@ -313,13 +318,19 @@ func (b *Buffer) Consume(ctx context.Context, batch *event.Batch) error {
 		b.mu.Unlock()
 	}
 	if err != nil {
+		if last > 0 {
+			b.commit.kick() // what was appended still reaches the disk
+		}
 		if !errors.Is(err, ErrClosed) {
 			b.noteError(err)
 		}
 		return err
 	}
 	if b.mode == fsyncAlways && last > 0 {
-		if err := b.commit.wait(ctx, last); err != nil {
+		if batch.Commit != nil {
+			batch.Commit.Add(b.commit, first, last)
+			b.commit.kick()
+		} else if err := b.commit.wait(ctx, last); err != nil {
 			if ctx.Err() == nil {
 				b.noteError(err)
 			}
@@ -782,6 +793,18 @@ func (b *Buffer) notify() {
 func (b *Buffer) notifyLocked() {
 	close(b.changed)
 	b.changed = make(chan struct{})
+}
+
+// commitFailed reports a group-commit round whose write or fdatasync
+// failed. Its appends are not durable: requests that waited for the round
+// are not acknowledged (their clients resend); appends nobody waited for
+// (Forward requests without a chunk option) are lost unless the data
+// reached the disk anyway, and this log line and counter are all that tells.
+func (b *Buffer) commitFailed(err error, writes uint64) {
+	b.noteError(err)
+	b.m.commitFailures.Inc()
+	b.log.Error("group commit failed: its appends are not durable; acks are withheld, appends without ack may be lost",
+		"appends", writes, "err", err)
 }
 
 func (b *Buffer) noteError(err error) {

@@ -2,7 +2,6 @@ package buffer
 
 import (
 	"context"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -11,14 +10,16 @@ import (
 // committer group-commits fsyncs (FORMAT.md, "Write path and durability").
 //
 // Appenders register each write with register, which numbers it and marks its
-// chunk dirty, then call wait. A waiter whose write no round has taken yet
-// becomes a round runner (at most `depth` rounds run at once): the round
-// takes the highest write number and the dirty chunks, writes their pending
-// frames and fdatasyncs them (several chunk files in parallel), and
-// publishes the number as synced; every waiter whose write it covers
-// returns together. Rounds publish in the order they were taken, so
-// "synced" always means "everything up to here". No goroutine is needed
-// and ctx cancels a wait.
+// chunk dirty. A write nobody waits for is made durable by a background
+// round runner (kick starts one when none runs; it runs rounds back to back
+// while writes are registered and ends when it has taken them all). A waiter
+// (wait, WaitCommitted) whose write no round has taken yet may become a
+// round runner itself (at most `depth` rounds run at once): the round takes
+// the highest write number and the dirty chunks, writes their pending frames
+// and fdatasyncs them (several chunk files in parallel), and publishes the
+// number as synced; every waiter whose write it covers returns together.
+// Rounds publish in the order they were taken, so "synced" always means
+// "everything up to here". ctx cancels a wait.
 //
 // One round at a time: two rounds in flight fdatasync the same files, which
 // ext4 serializes, and split the appenders into two half-size rounds
@@ -35,14 +36,21 @@ type committer struct {
 	token    chan struct{} // capacity depth: the round runners
 	failures []failedRound
 	observe  func(time.Duration)
+	failed   func(err error, writes uint64)
+	bg       bool // a background round runner is running
+
+	// A round first waits for the crowd of the last one: until
+	// gatherAt writes are registered (register closes gathered then) or
+	// its time is up. Guarded by mu; gatherT is used by the round runner.
+	gatherAt uint64
+	gathered chan struct{}
+	gatherT  *time.Timer
 
 	// lastRound is how many writes the last round covered. The next
 	// round waits (briefly, see round) until as many are registered, so
 	// that appenders woken by a round, who come back at once with their
 	// next write, share one round instead of trickling into two.
 	lastRound atomic.Uint64
-	// seqA mirrors seq for lock-free reads.
-	seqA atomic.Uint64
 	// lastSync is the duration of the last round's syncs, in ns.
 	lastSync atomic.Int64
 }
@@ -58,14 +66,21 @@ type failedRound struct {
 	err    error
 }
 
-func newCommitter(observe func(time.Duration)) *committer {
+// newCommitter returns a committer that reports each round's sync duration
+// to observe and each failed round (its error and how many writes it
+// covered) to failed; either may be nil.
+func newCommitter(observe func(time.Duration), failed func(err error, writes uint64)) *committer {
 	done := make(chan struct{})
 	close(done)
+	t := time.NewTimer(time.Hour)
+	t.Stop()
 	return &committer{
 		wake:     make(chan struct{}),
 		lastDone: done,
 		token:    make(chan struct{}, depth),
 		observe:  observe,
+		failed:   failed,
+		gatherT:  t,
 	}
 }
 
@@ -74,23 +89,65 @@ func newCommitter(observe func(time.Duration)) *committer {
 func (g *committer) register(c *chunk) uint64 {
 	g.mu.Lock()
 	g.seq++
-	g.seqA.Store(g.seq)
 	s := g.seq
 	if !c.dirty {
 		c.dirty = true
 		g.dirty = append(g.dirty, c)
 	}
+	if g.gathered != nil && s >= g.gatherAt {
+		close(g.gathered)
+		g.gathered = nil
+	}
 	g.mu.Unlock()
 	return s
 }
 
+// kick makes sure a round will cover every write registered so far, with
+// or without a waiter: it starts the background round runner unless it runs.
+func (g *committer) kick() {
+	g.mu.Lock()
+	if g.bg || g.taken >= g.seq {
+		g.mu.Unlock()
+		return
+	}
+	g.bg = true
+	g.mu.Unlock()
+	go g.background()
+}
+
+// background runs rounds until every registered write is taken.
+func (g *committer) background() {
+	for {
+		g.token <- struct{}{}
+		g.round()
+		<-g.token
+		g.mu.Lock()
+		if g.taken >= g.seq {
+			g.bg = false
+			g.mu.Unlock()
+			return
+		}
+		g.mu.Unlock()
+	}
+}
+
+// WaitCommitted implements event.CommitLog: it returns once writes lo..hi
+// are durable, with the error of a failed round that covered any of them.
+func (g *committer) WaitCommitted(ctx context.Context, lo, hi uint64) error {
+	return g.waitRange(ctx, lo, hi)
+}
+
 // wait returns once write s is durable, with the error of the round that
 // covered it, or ctx's error.
-func (g *committer) wait(ctx context.Context, s uint64) error {
+func (g *committer) wait(ctx context.Context, s uint64) error { return g.waitRange(ctx, s, s) }
+
+// waitRange returns once writes lo..s are durable, with the error of a
+// round that covered any of them, or ctx's error.
+func (g *committer) waitRange(ctx context.Context, lo, s uint64) error {
 	for {
 		g.mu.Lock()
 		if g.synced >= s {
-			err := g.failureLocked(s)
+			err := g.failureLocked(lo, s)
 			g.mu.Unlock()
 			return err
 		}
@@ -127,13 +184,28 @@ func (g *committer) round() {
 	if want := g.lastRound.Load(); want > 1 {
 		// Wait for the crowd of the last round, at most half an fsync, so
 		// that a drop in load costs little.
-		g.mu.Lock()
-		base := g.taken
-		g.mu.Unlock()
 		limit := min(maxGather, time.Duration(g.lastSync.Load())/2)
-		start := time.Now()
-		for g.seqA.Load()-base < want && time.Since(start) < limit {
-			runtime.Gosched()
+		g.mu.Lock()
+		var ch chan struct{}
+		if g.seq-g.taken < want && limit > 0 {
+			ch = make(chan struct{})
+			g.gatherAt, g.gathered = g.taken+want, ch
+		}
+		g.mu.Unlock()
+		if ch != nil {
+			g.gatherT.Reset(limit)
+			select {
+			case <-ch:
+				if !g.gatherT.Stop() {
+					<-g.gatherT.C
+				}
+			case <-g.gatherT.C:
+			}
+			g.mu.Lock()
+			if g.gathered == ch {
+				g.gathered = nil
+			}
+			g.mu.Unlock()
 		}
 	}
 	g.mu.Lock()
@@ -195,11 +267,16 @@ func (g *committer) round() {
 	g.wake = make(chan struct{})
 	g.mu.Unlock()
 	close(done)
+	if firstErr != nil && g.failed != nil {
+		g.failed(firstErr, hi-lo+1)
+	}
 }
 
-func (g *committer) failureLocked(s uint64) error {
+// failureLocked returns the error of a failed round that covered any of
+// the writes lo..hi.
+func (g *committer) failureLocked(lo, hi uint64) error {
 	for i := len(g.failures) - 1; i >= 0; i-- {
-		if f := g.failures[i]; f.lo <= s && s <= f.hi {
+		if f := g.failures[i]; f.lo <= hi && lo <= f.hi {
 			return f.err
 		}
 	}

@@ -22,6 +22,7 @@ type metrics struct {
 	deadChunks, deadEvents                     *prometheus.CounterVec
 	delivered, deliveredEvents, deliveredBytes prometheus.Counter
 	cutBytes, quarantined                      prometheus.Counter
+	commitFailures                             prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer, b *Buffer) (*metrics, error) {
@@ -42,9 +43,10 @@ func newMetrics(reg prometheus.Registerer, b *Buffer) (*metrics, error) {
 		dropBytes:  counterVec("dropped_bytes_total", "Chunk bytes deleted without delivery, by reason.", "reason"),
 		dropChunks: counterVec("dropped_chunks_total", "Chunks deleted without delivery, by reason.", "reason"),
 		fsync: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name:    "maruta_buffer_fsync_duration_seconds",
-			Help:    "Duration of one group-commit round (fdatasync of every chunk written since the last round).",
-			Buckets: prometheus.ExponentialBuckets(0.00005, 2.5, 12),
+			Name: "maruta_buffer_fsync_duration_seconds",
+			Help: "Duration of one group-commit round (fdatasync of every chunk written since the last round).",
+			// Fine enough to compare medians with maruta_forward_ack_latency_seconds (same buckets).
+			Buckets: prometheus.ExponentialBuckets(0.000025, 1.5, 28),
 		}),
 		flush: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "maruta_buffer_flush_duration_seconds",
@@ -59,11 +61,13 @@ func newMetrics(reg prometheus.Registerer, b *Buffer) (*metrics, error) {
 		deliveredBytes:  counter("delivered_bytes_total", "Bytes of chunk files the sink confirmed."),
 		cutBytes:        counter("recovery_cut_bytes_total", "Bytes cut from torn or corrupt chunk tails by recovery."),
 		quarantined:     counter("quarantined_chunks_total", "Chunk files recovery could not read, moved to quarantine/."),
+		commitFailures: counter("commit_failures_total",
+			"Group-commit rounds (fsync: always) whose write or fdatasync failed: their appends were not acknowledged; appends nobody waited for (Forward requests without a chunk option) may be lost."),
 	}
 	m.collectors = []prometheus.Collector{
 		m.appends, m.appendEvents, m.appendBytes, m.rejected, m.dropEvents, m.dropBytes, m.dropChunks,
 		m.fsync, m.flush, m.retries, m.deadChunks, m.deadEvents, m.delivered, m.deliveredEvents,
-		m.deliveredBytes, m.cutBytes, m.quarantined, stateCollector{b},
+		m.deliveredBytes, m.cutBytes, m.quarantined, m.commitFailures, stateCollector{b},
 	}
 	for i, c := range m.collectors {
 		if err := reg.Register(c); err != nil {

@@ -15,15 +15,19 @@ import (
 	"github.com/marutalog/maruta/internal/msgpack"
 )
 
-// conn serves one client connection: it reads requests in order, hands
-// each request's events to the consumer and writes the ack. It is used by
-// one goroutine; only closing and stop are touched from others.
+// conn serves one client connection. Its goroutine (serve) reads requests
+// in order and hands every complete request already read to the consumer
+// as one batch per tag; an ack goroutine (acks, started at the first
+// request with a chunk option) waits for each batch's commit and writes
+// the acks in request order, while the reader goes on. Only closing,
+// draining and stop are touched from other goroutines.
 type conn struct {
-	s       *Server
-	raw     net.Conn // the accepted socket
-	nc      net.Conn // raw, or the TLS connection on it
-	peer    string   // remote address for logs
-	closing atomic.Bool
+	s        *Server
+	raw      net.Conn // the accepted socket
+	nc       net.Conn // raw, or the TLS connection on it
+	peer     string   // remote address for logs
+	closing  atomic.Bool
+	draining atomic.Bool // read on until the connection is quiet (shutdown)
 
 	// Read buffer: buf[r:w] holds bytes not yet processed; the framer
 	// tracks the request that starts at buf[r].
@@ -33,12 +37,22 @@ type conn struct {
 	nextBuf int  // capacity to start with after giving buf back
 	fr      framer
 	dec     *decoder
+	readAt  time.Time // when the last read returned: the arrival of what it completed
 
 	req     request
-	batch   event.Batch
 	lastTag string
-	out     []byte // acks and handshake messages
+	out     []byte // handshake messages
 	rbuf    []byte // records rewritten with source keys
+
+	// The batch being gathered: requests of one tag, read but not yet
+	// handed on. Records point into buf, rbuf and the decoder's buffers.
+	batch     event.Batch
+	events    []event.Event
+	reqs      []pendingReq
+	wantAck   bool         // a request of the batch waits for its commit
+	newEvents int          // events of the batch that are not duplicates
+	commit    event.Commit // for batches nobody waits for
+	acks      *acker       // nil until the first request with a chunk option
 
 	// Handshake state (security configured).
 	established bool
@@ -47,6 +61,14 @@ type conn struct {
 
 	// Source keys, resolved on first use.
 	sourceAddr, sourceHost string
+}
+
+// pendingReq is a request of the batch being gathered.
+type pendingReq struct {
+	chunk   []byte // chunk option (points into buf); nil: no ack wanted
+	events  int
+	dup     bool          // resent chunk id: acked again, not ingested
+	release func(ok bool) // dedup claim to settle once the outcome is known
 }
 
 func (s *Server) newConn(nc net.Conn) *conn {
@@ -64,11 +86,19 @@ func (s *Server) newConn(nc net.Conn) *conn {
 	return c
 }
 
-// stop asks the connection to end once the request it is processing is
-// done: a blocked read returns at once.
+// stop asks the connection to end once the requests it has read are handed
+// on: a blocked read returns at once.
 func (c *conn) stop() {
 	c.closing.Store(true)
 	c.raw.SetReadDeadline(time.Now())
+}
+
+// drain asks the connection to read on until nothing arrived for quiet,
+// then end as at the end of its stream (shutdown: what a client wrote
+// before it learns of the stop is still stored).
+func (c *conn) drain(quiet time.Duration) {
+	c.draining.Store(true)
+	c.raw.SetReadDeadline(time.Now().Add(quiet))
 }
 
 func (c *conn) serve() {
@@ -98,6 +128,9 @@ func (c *conn) serve() {
 			return
 		}
 		c.raw.SetDeadline(time.Time{})
+		if c.draining.Load() {
+			c.raw.SetReadDeadline(time.Now().Add(s.quiet))
+		}
 	}
 	if c.closing.Load() {
 		return
@@ -106,6 +139,10 @@ func (c *conn) serve() {
 		return
 	}
 	c.loop()
+	c.flush()
+	if c.acks != nil {
+		c.acks.finish() // the acks of what was read are still written
+	}
 }
 
 // fail counts and logs why the connection or a request failed.
@@ -116,13 +153,16 @@ func (c *conn) fail(reason, msg string, err error) {
 	}
 }
 
+// loop reads and handles requests until the stream ends, a request closes
+// the connection, or the server stops it. Every complete request in the
+// read buffer is gathered first and handed on (flush) before the next read.
 func (c *conn) loop() {
 	s := c.s
 	idle := s.cfg.IdleTimeout.D()
 	var readErr error
 	for {
 		// Process every complete request already buffered.
-		for c.r < c.w {
+		for c.r < c.w && !c.closing.Load() {
 			n, err := c.fr.next(c.buf[c.r:c.w])
 			if err != nil {
 				reason := reasonInvalidMsgpack
@@ -141,9 +181,12 @@ func (c *conn) loop() {
 			req := c.buf[c.r : c.r+n]
 			c.fr.reset()
 			c.r += n
-			if !c.handle(req) || c.closing.Load() {
+			if !c.handle(req) {
 				return
 			}
+		}
+		if !c.flush() || c.closing.Load() {
+			return
 		}
 		if c.r == c.w {
 			c.r, c.w = 0, 0
@@ -169,10 +212,14 @@ func (c *conn) loop() {
 		if idle > 0 {
 			c.raw.SetReadDeadline(time.Now().Add(idle))
 		}
+		if c.draining.Load() { // after the idle deadline, which it replaces
+			c.raw.SetReadDeadline(time.Now().Add(s.quiet))
+		}
 		if c.closing.Load() { // after setting the deadline: see stop
 			return
 		}
 		k, err := c.nc.Read(c.buf[c.w:])
+		c.readAt = time.Now()
 		c.w += k
 		s.m.bytes.Add(float64(k))
 		readErr = err
@@ -207,13 +254,19 @@ func (c *conn) makeRoom() {
 }
 
 // endOfStream reports why reading stopped. A client that closes between
-// requests, or a shutdown, is normal and quiet.
+// requests, a shutdown, or a draining connection that went quiet, is
+// normal and quiet.
 func (c *conn) endOfStream(err error) {
 	partial := c.w > c.r
 	var ne net.Error
+	timeout := errors.As(err, &ne) && ne.Timeout()
 	switch {
 	case c.closing.Load() || errors.Is(err, net.ErrClosed):
-	case errors.As(err, &ne) && ne.Timeout():
+	case timeout && c.draining.Load():
+		if partial {
+			c.fail(reasonReadError, "shutting down: connection quiet in the middle of a request", err)
+		}
+	case timeout:
 		c.fail(reasonIdleTimeout, "closing idle connection", err)
 	case !partial && (errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET)):
 	case errors.Is(err, io.EOF):
@@ -223,8 +276,9 @@ func (c *conn) endOfStream(err error) {
 	}
 }
 
-// handle processes one framed request. It returns false when the
-// connection must be closed.
+// handle decodes one framed request and adds it to the batch being
+// gathered (handing that batch on first when the tag changes). It returns
+// false when the connection must be closed.
 func (c *conn) handle(req []byte) bool {
 	s := c.s
 	if !c.established {
@@ -254,50 +308,127 @@ func (c *conn) handle(req []byte) bool {
 				"bad_entry", r.invalid[invalidEntry])
 		}
 	}
-	if len(r.events) > 0 {
+	if len(r.events) == 0 && r.chunk == nil {
+		return true
+	}
+	if len(c.reqs) > 0 && string(r.tag) != c.batch.Tag {
+		if !c.flush() {
+			return false
+		}
+	}
+	p := pendingReq{chunk: r.chunk, events: len(r.events)}
+	if s.dedup != nil && r.chunk != nil {
+		var busy <-chan struct{}
+		p.dup, p.release, busy = s.dedup.tryClaim(r.chunk, time.Now)
+		if busy != nil {
+			// Another copy is being consumed, perhaps in this batch: hand
+			// the batch on, then wait for that copy's outcome.
+			if !c.flush() {
+				return false
+			}
+			p.dup, p.release = s.dedup.claim(r.chunk, time.Now)
+		}
+	}
+	if len(c.reqs) == 0 {
+		c.batch.Tag = c.tag(r.tag)
+	}
+	if !p.dup && len(r.events) > 0 {
 		if s.cfg.SourceAddressKey != "" || s.cfg.SourceHostnameKey != "" {
 			c.addSourceKeys(r.events)
 		}
-		c.batch.Tag = c.tag(r.tag)
-		c.batch.Events = r.events
-		var err error
-		var release func(accepted bool)
-		duplicate := false
-		if s.dedup != nil && r.chunk != nil {
-			duplicate, release = s.dedup.claim(r.chunk, time.Now)
-		}
-		if duplicate {
-			s.m.duplicates.Add(float64(len(r.events)))
-			if s.limits.allow("duplicate") {
-				s.log.Info("resent request acked again, not ingested twice", "peer", c.peer,
-					"tag", c.batch.Tag, "events", len(r.events))
-			}
-		} else {
-			err = s.next.Consume(s.consumeCtx, &c.batch)
-			if release != nil {
-				release(err == nil)
-			}
-		}
-		c.batch.Events = nil
-		if err != nil {
-			s.m.errors.WithLabelValues(reasonConsumeFailed).Inc()
-			shutdown := c.closing.Load() || s.consumeCtx.Err() != nil || errors.Is(err, context.Canceled)
-			if s.limits.allow(reasonConsumeFailed) {
-				s.log.Warn("events not accepted downstream: not acked, the client will resend",
-					"peer", c.peer, "tag", c.batch.Tag, "events", len(r.events), "error", err)
-			}
-			return !shutdown
-		}
-		if !duplicate {
-			s.m.events.Add(float64(len(r.events)))
+		c.events = append(c.events, r.events...)
+		c.newEvents += len(r.events)
+		if r.chunk != nil {
+			c.wantAck = true
 		}
 	}
-	if r.chunk != nil {
-		c.out = AppendAck(c.out[:0], r.chunk)
-		if !c.write(c.out) {
-			return false
+	c.reqs = append(c.reqs, p)
+	if r.mode == ModeCompressedPackedForward {
+		// Its records point into the decoder's buffer, which the next
+		// request reuses.
+		return c.flush()
+	}
+	return true
+}
+
+// flush hands the gathered batch on: one Consume for all its requests,
+// then each request with a chunk option goes to the ack goroutine in
+// order. A request without one is done once Consume returned: its events
+// become durable with the next group commit, which nobody waits for. It
+// returns false when the connection must be closed.
+func (c *conn) flush() bool {
+	if len(c.reqs) == 0 {
+		return true
+	}
+	s := c.s
+	var err error
+	var commit *event.Commit
+	if c.newEvents > 0 {
+		c.batch.Events = c.events
+		if c.wantAck {
+			commit = getCommit()
+			c.batch.Commit = commit
+		} else {
+			c.batch.Commit = &c.commit
 		}
-		s.m.acks.Inc()
+		err = s.next.Consume(s.consumeCtx, &c.batch)
+		c.batch.Events, c.batch.Commit = nil, nil
+		c.commit.Reset()
+		if err != nil {
+			s.m.errors.WithLabelValues(reasonConsumeFailed).Inc()
+			if s.limits.allow(reasonConsumeFailed) {
+				s.log.Warn("events not accepted downstream: not acked, the client will resend",
+					"peer", c.peer, "tag", c.batch.Tag, "requests", len(c.reqs), "events", c.newEvents, "error", err)
+			}
+		} else {
+			s.m.events.Add(float64(c.newEvents))
+		}
+	}
+	for i := range c.reqs {
+		p := &c.reqs[i]
+		if p.dup {
+			s.m.duplicates.Add(float64(p.events))
+			if s.limits.allow("duplicate") {
+				s.log.Info("resent request acked again, not ingested twice", "peer", c.peer,
+					"tag", c.batch.Tag, "events", p.events)
+			}
+		}
+		if p.chunk == nil {
+			continue
+		}
+		if err != nil && !p.dup {
+			if p.release != nil {
+				p.release(false)
+			}
+			continue
+		}
+		it := ackItem{chunk: p.chunk, commit: commit, release: p.release, arrived: c.readAt}
+		if p.dup {
+			it.commit = nil // acked again at once (in order)
+		}
+		c.ack(it)
+	}
+	if commit != nil {
+		if err != nil {
+			putCommit(commit) // no ack item refers to it
+		} else {
+			c.ack(ackItem{commit: commit, recycle: true})
+		}
+	}
+	clear(c.reqs)
+	c.reqs = c.reqs[:0]
+	clear(c.events) // records point into buffers about to be reused
+	c.events = c.events[:0]
+	if cap(c.events) > maxKeptEvents {
+		c.events = nil
+	}
+	c.rbuf = c.rbuf[:0]
+	if cap(c.rbuf) > maxKeptBuffer {
+		c.rbuf = nil
+	}
+	c.wantAck, c.newEvents = false, 0
+	if err != nil {
+		return !(c.closing.Load() || s.consumeCtx.Err() != nil || errors.Is(err, context.Canceled))
 	}
 	return true
 }
@@ -394,17 +525,14 @@ func (c *conn) addSourceKeys(events []event.Event) {
 		keys[n], vals[n] = k, c.sourceHost
 		n++
 	}
-	c.rbuf = c.rbuf[:0]
 	for i := range events {
 		start := len(c.rbuf)
 		c.rbuf = appendRecordWith(c.rbuf, events[i].Record, keys[:n], vals[:n], s.cfg.MaxDepth)
 		events[i].Record = c.rbuf[start:len(c.rbuf):len(c.rbuf)]
 	}
 	// Earlier records may point into an older array if rbuf grew: still
-	// valid; the old array is garbage once the batch is done.
-	if cap(c.rbuf) > maxKeptBuffer {
-		c.rbuf = nil
-	}
+	// valid; the old array is garbage once the batch is handed on (flush
+	// empties rbuf).
 }
 
 // appendRecordWith appends the map rec with the pairs keys[i]: vals[i] set.

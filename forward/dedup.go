@@ -42,20 +42,28 @@ func dedupKey(chunk []byte) string {
 // until then another request with the same id waits in claim, so two
 // copies are never ingested at once.
 func (d *dedup) claim(chunk []byte, now func() time.Time) (dup bool, release func(accepted bool)) {
+	for {
+		dup, release, busy := d.tryClaim(chunk, now)
+		if busy == nil {
+			return dup, release
+		}
+		<-busy
+	}
+}
+
+// tryClaim is claim without the wait: when another copy of chunk is being
+// consumed it returns busy, closed once that copy's outcome is known (then
+// claim again).
+func (d *dedup) tryClaim(chunk []byte, now func() time.Time) (dup bool, release func(accepted bool), busy <-chan struct{}) {
 	key := dedupKey(chunk)
 	d.mu.Lock()
-	for {
-		if at, ok := d.seen[key]; ok && now().Sub(at) < d.window {
-			d.mu.Unlock()
-			return true, nil
-		}
-		wait, busy := d.inflight[key]
-		if !busy {
-			break
-		}
+	if at, ok := d.seen[key]; ok && now().Sub(at) < d.window {
 		d.mu.Unlock()
-		<-wait
-		d.mu.Lock()
+		return true, nil, nil
+	}
+	if wait, ok := d.inflight[key]; ok {
+		d.mu.Unlock()
+		return false, nil, wait
 	}
 	if d.inflight == nil {
 		d.inflight = map[string]chan struct{}{}
@@ -71,7 +79,7 @@ func (d *dedup) claim(chunk []byte, now func() time.Time) (dup bool, release fun
 		delete(d.inflight, key)
 		d.mu.Unlock()
 		close(done)
-	}
+	}, nil
 }
 
 type dedupEntry struct {

@@ -14,6 +14,7 @@ type metrics struct {
 	events        prometheus.Counter
 	bytes         prometheus.Counter
 	acks          prometheus.Counter
+	ackLatency    prometheus.Histogram
 	duplicates    prometheus.Counter
 	heartbeatsUDP prometheus.Counter
 	invalid       [numInvalid]prometheus.Counter
@@ -37,6 +38,12 @@ func newMetrics(reg prometheus.Registerer, source string) (*metrics, error) {
 		events:     counter("events_total", "Events handed downstream and accepted by it."),
 		bytes:      counter("received_bytes_total", "Request bytes received, as sent (before decompression)."),
 		acks:       counter("acks_total", "Acks sent."),
+		ackLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: "maruta", Subsystem: "forward", Name: "ack_latency_seconds",
+			Help: "Time from the read that completed a request with a chunk option to the write of its ack (the request's group commit included).",
+			// The buckets of maruta_buffer_fsync_duration_seconds, so the two compare.
+			Buckets: prometheus.ExponentialBuckets(0.000025, 1.5, 28),
+		}),
 		duplicates: counter("duplicate_events_total", "Events of resent requests (chunk id accepted recently, option dedup) acked again but not ingested."),
 		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "maruta", Subsystem: "forward", Name: "errors_total",
@@ -66,7 +73,7 @@ func newMetrics(reg prometheus.Registerer, source string) (*metrics, error) {
 	} {
 		m.errors.WithLabelValues(reason) // export zeros, so rates work from the start
 	}
-	for _, c := range []prometheus.Collector{m.connsOpen, m.connsTotal, requests, m.events, m.bytes, m.acks, m.duplicates, m.heartbeatsUDP, invalid, m.errors} {
+	for _, c := range []prometheus.Collector{m.connsOpen, m.connsTotal, requests, m.events, m.bytes, m.acks, m.ackLatency, m.duplicates, m.heartbeatsUDP, invalid, m.errors} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

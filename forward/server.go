@@ -45,15 +45,22 @@ const (
 // fluentd log driver, fluentd and Fluent Bit out_forward, maruta agents.
 //
 // NewServer binds the listeners; Run serves until its context is done. One
-// goroutine serves each connection and processes its requests in order;
-// several connections call Next.Consume concurrently. Records handed to Next
-// point into the connection's buffers and are valid only during Consume.
+// goroutine serves each connection: it reads requests in order and hands
+// every complete request it has read, one Consume per run of requests with
+// the same tag, to Next with a Commit (event.Batch), then reads on; a
+// second goroutine per connection (from its first request with a chunk
+// option) waits for each batch's commit and writes the acks in request
+// order. Several connections call Next.Consume concurrently. Records handed
+// to Next point into the connection's buffers and are valid only during
+// Consume.
 //
-// Shutdown: when Run's context is done the server stops accepting, lets each
-// connection finish the request it is processing (Consume and ack), closes
-// the connections and returns. Close stops at once: it cancels the context
-// of running Consume calls and closes everything. Close may be called
-// concurrently with Run, before or after it, and more than once.
+// Shutdown: when Run's context is done the server stops accepting; each
+// connection reads on until nothing arrived for shutdown_quiet (a client
+// that has not learnt of the stop yet still gets what it wrote stored), hands
+// on what it read, writes the acks due, and closes; then Run returns. Close
+// stops at once: it cancels the context of running Consume calls and of
+// commit waits (nothing more is acked) and closes everything. Close may be
+// called concurrently with Run, before or after it, and more than once.
 type Server struct {
 	cfg      config.Source
 	next     event.Consumer
@@ -65,6 +72,7 @@ type Server struct {
 	hostname string
 	hosts    *hostCache // nil unless source_hostname_key is set
 	dedup    *dedup     // nil unless dedup is configured
+	quiet    time.Duration
 	now      func() event.Time
 
 	ln  net.Listener
@@ -112,7 +120,11 @@ func NewServer(opts ServerOptions) (*Server, error) {
 		stopAccept: make(chan struct{}),
 		closed:     make(chan struct{}),
 		conns:      make(map[*conn]struct{}),
+		quiet:      cfg.ShutdownQuiet.D(),
 		now:        event.Now,
+	}
+	if s.quiet <= 0 {
+		s.quiet = config.DefaultShutdownQuiet
 	}
 	if s.hostname == "" {
 		s.hostname, _ = os.Hostname()
@@ -311,13 +323,14 @@ func (s *Server) stopAccepting() {
 }
 
 // drain is the graceful shutdown: no new connections; each connection
-// stops once the request it is processing is done.
+// reads on until it has been quiet for shutdown_quiet (or ends), hands on
+// what it read and writes the acks due.
 func (s *Server) drain() {
 	s.stopAccepting()
 	s.mu.Lock()
 	s.draining = true
 	for c := range s.conns {
-		c.stop()
+		c.drain(s.quiet)
 	}
 	s.mu.Unlock()
 }

@@ -11,6 +11,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"math/big"
 	"net"
 	"os"
@@ -509,7 +510,9 @@ func (b *blockingConsumer) Consume(ctx context.Context, batch *event.Batch) erro
 
 func TestGracefulShutdown(t *testing.T) {
 	bc := &blockingConsumer{entered: make(chan *event.Batch, 4), release: make(chan struct{}), coll: newCollector()}
-	s, err := NewServer(ServerOptions{Config: testSource(), Next: bc, Logger: testLogger(t)})
+	src := testSource()
+	src.ShutdownQuiet = config.Duration(200 * time.Millisecond)
+	s, err := NewServer(ServerOptions{Config: src, Next: bc, Logger: testLogger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -525,7 +528,7 @@ func TestGracefulShutdown(t *testing.T) {
 	<-bc.entered
 	idle.send(nilv(), 0)
 	cancel()
-	// The idle connection is closed at once; new connections are refused.
+	// The idle connection is closed once quiet; new connections are refused.
 	idle.expectClosed(5 * time.Second)
 	deadline := time.Now().Add(5 * time.Second)
 	for {
@@ -542,11 +545,15 @@ func TestGracefulShutdown(t *testing.T) {
 	select {
 	case err := <-done:
 		t.Fatalf("Run returned while a request was processing: %v", err)
-	case <-time.After(50 * time.Millisecond):
+	default:
 	}
 	close(bc.release)
-	if a, err := busy.readAck(5 * time.Second); err != nil || !bytes.Equal(a, str("1")) {
-		t.Fatalf("the processing request was not acked: %x %v", a, err)
+	// Both requests the client wrote before it learnt of the stop are
+	// stored and acked, in order.
+	for _, want := range []string{"1", "2"} {
+		if a, err := busy.readAck(5 * time.Second); err != nil || !bytes.Equal(a, str(want)) {
+			t.Fatalf("request %s was not acked: %x %v", want, a, err)
+		}
 	}
 	busy.expectClosed(5 * time.Second)
 	select {
@@ -557,8 +564,59 @@ func TestGracefulShutdown(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("Run did not return")
 	}
-	if ev := bc.coll.take(); len(ev) != 1 || ev[0].Tag != "one" {
+	if ev := bc.coll.take(); len(ev) != 2 || ev[0].Tag != "one" || ev[1].Tag != "two" {
 		t.Fatalf("events %+v", ev)
+	}
+}
+
+// TestShutdownReadsUntilQuiet: after shutdown starts, a connection that
+// keeps writing is read on (Docker's driver writes until it notices the
+// closed connection) and closed once it has been quiet for shutdown_quiet;
+// everything it wrote before is handed on.
+func TestShutdownReadsUntilQuiet(t *testing.T) {
+	coll := newCollector()
+	src := testSource()
+	src.ShutdownQuiet = config.Duration(2 * time.Second)
+	s, err := NewServer(ServerOptions{Config: src, Next: coll, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	defer s.Close()
+	c := dial(t, s.Addr())
+	c.send(arr(str("t"), num(T0), rec("n", "0")), 0)
+	coll.waitCount(t, 1, 5*time.Second)
+	cancel()
+	start := time.Now()
+	const n = 20
+	for i := 1; i < n; i++ {
+		if err := c.send(arr(str("t"), num(T0), rec("n", fmt.Sprint(i))), 0); err != nil {
+			t.Fatalf("write %d after shutdown started: %v", i, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// A request with an ack, as the last one: acked although the server
+	// is stopping.
+	c.send(arr(str("t"), num(T0), rec("n", "last"), chunkOpt("z")), 0)
+	if a, err := c.readAck(10 * time.Second); err != nil || !bytes.Equal(a, str("z")) {
+		t.Fatalf("ack %x %v", a, err)
+	}
+	c.expectClosed(10 * time.Second)
+	if took := time.Since(start); took < 2*time.Second {
+		t.Errorf("closed %v after shutdown started, before it had been quiet for 2s", took)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Run did not return")
+	}
+	if got := coll.count(); got != n+1 {
+		t.Fatalf("%d events stored, want %d", got, n+1)
 	}
 }
 

@@ -222,8 +222,9 @@ func (r *Router) compileStep(cfg *config.Config, i int) (*stepRT, error) {
 }
 
 // Consume runs the pipeline on every event of b and hands the results to the
-// outputs before it returns. It returns the first output error (the caller
-// then does not acknowledge b). Consume keeps no reference to b.
+// outputs before it returns, with b.Commit (so the outputs' pending writes
+// are collected there; see event.Batch). It returns the first output error
+// (the caller then does not acknowledge b). Consume keeps no reference to b.
 func (r *Router) Consume(ctx context.Context, b *event.Batch) error {
 	if r.check {
 		return ErrCheckMode
@@ -234,7 +235,7 @@ func (r *Router) Consume(ctx context.Context, b *event.Batch) error {
 	for _, ev := range b.Events {
 		r.run(st, b.Tag, ev, 0, 0)
 	}
-	return r.deliver(ctx, st)
+	return r.deliver(ctx, st, b.Commit)
 }
 
 // Run does the router's background work — passing on Docker split lines
@@ -282,7 +283,7 @@ func (r *Router) flushPartials(ctx context.Context, now time.Time, all bool) err
 		st := r.getState()
 		n := c.expire(r, st, now, all)
 		if n > 0 {
-			if err := r.deliver(ctx, st); err != nil {
+			if err := r.deliver(ctx, st, nil); err != nil {
 				c.s.dropLog.warn(r.log, "dropped timed-out partial lines: an output refused them", "step", c.s.name, "events", n, "error", err)
 				r.m.dropped.WithLabelValues(c.s.name, "flush_failed").Add(float64(n))
 				errs = append(errs, err)
@@ -352,8 +353,9 @@ func (r *Router) emit(st *state, p *plan, ev event.Event) {
 
 // deliver hands the grouped events to the outputs, stopping at the first
 // error (a copy is all-or-nothing: the error is returned even when other
-// stores took the batch).
-func (r *Router) deliver(ctx context.Context, st *state) error {
+// stores took the batch). commit (may be nil) collects the outputs' pending
+// writes.
+func (r *Router) deliver(ctx context.Context, st *state, commit *event.Commit) error {
 	st.flushCounters(r)
 	for gi := range st.groups {
 		g := &st.groups[gi]
@@ -361,7 +363,7 @@ func (r *Router) deliver(ctx context.Context, st *state) error {
 			continue
 		}
 		o := r.outputs[g.out]
-		b := event.Batch{Tag: g.tag, Events: g.events}
+		b := event.Batch{Tag: g.tag, Events: g.events, Commit: commit}
 		for _, c := range o.consumers {
 			if err := c.c.Consume(ctx, &b); err != nil {
 				c.errors.Inc()

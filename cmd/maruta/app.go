@@ -244,8 +244,10 @@ func (a *app) stopOutput(or *outputRun) {
 	}
 }
 
-// stopSource stops accepting, lets requests in flight finish for up to
-// grace, then closes the connections left.
+// stopSource stops accepting and lets the open connections read on until
+// each has been quiet for the source's shutdown_quiet (handing on what they
+// read and writing the acks due), for up to grace; then it closes the
+// connections left (nothing more is acked on them).
 func (a *app) stopSource(sr *sourceRun, grace time.Duration) {
 	if sr.cancel == nil {
 		sr.srv.Close()
@@ -255,7 +257,7 @@ func (a *app) stopSource(sr *sourceRun, grace time.Duration) {
 	select {
 	case <-sr.done:
 	case <-time.After(grace):
-		a.log.Warn("requests still in flight, closing their connections unacknowledged", "source", sr.cfg.Name)
+		a.log.Warn("connections still sending, closing them; what they send from now on is not stored", "source", sr.cfg.Name)
 		sr.srv.Close()
 		<-sr.done
 	}
@@ -264,7 +266,8 @@ func (a *app) stopSource(sr *sourceRun, grace time.Duration) {
 // run starts every component and blocks until ctx is done or a component
 // fails, reloading on SIGHUP; then it shuts down in stages:
 //
-//  1. sources stop accepting and finish the requests in flight (their acks);
+//  1. sources stop accepting and read each open connection on until it is
+//     quiet (shutdown_quiet), storing what they read and writing the acks;
 //  2. the router hands on what it holds (partial lines);
 //  3. buffers seal their chunks and flush until shutdown_timeout;
 //  4. what is not delivered by then stays on disk for the next start.
@@ -330,11 +333,14 @@ func (a *app) shutdown() {
 	deadline := a.cfg.ShutdownTimeout.D()
 	left := func() time.Duration { return max(deadline-time.Since(start), 0) }
 
-	// 1. Sources: stop accepting; requests in flight finish and are acked.
-	// They may be blocked on a full buffer, so give them a third of the time.
+	// 1. Sources: stop accepting; read what clients already wrote until
+	// each connection is quiet, for all of shutdown_timeout but a little
+	// kept for sealing the buffers (what a source read is stored once its
+	// chunk is sealed; delivery may wait for the next start).
 	var wg sync.WaitGroup
+	sourceTime := left() - min(left()/4, time.Second)
 	for _, sr := range a.sources {
-		wg.Go(func() { a.stopSource(sr, left()/3) })
+		wg.Go(func() { a.stopSource(sr, sourceTime) })
 	}
 	wg.Wait()
 	// 2. Router: hand on held partial lines.

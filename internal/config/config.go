@@ -80,6 +80,11 @@ type Source struct {
 	// IdleTimeout closes a connection that sent nothing for this long.
 	// Default 0 (off): Docker keeps its connection open while idle.
 	IdleTimeout Duration `yaml:"idle_timeout,omitempty"`
+	// ShutdownQuiet: on shutdown the source stops accepting and reads each
+	// open connection on until nothing arrived on it for this long (or
+	// shutdown_timeout ends), so lines a client wrote before it learnt of
+	// the stop are stored. Default 1s.
+	ShutdownQuiet Duration `yaml:"shutdown_quiet,omitempty"`
 	// SourceAddressKey, when set, adds the peer's IP address to each record
 	// under this key (fluentd's name).
 	SourceAddressKey string `yaml:"source_address_key,omitempty"`

@@ -24,6 +24,7 @@ const (
 	DefaultMaxDepth            = 100
 	DefaultMaxConnections      = 10000
 	DefaultDedupWindow         = 10 * time.Minute
+	DefaultShutdownQuiet       = time.Second
 	DefaultDedupMaxEntries     = 100000
 
 	DefaultChunkLimitSize        = 64 << 20
@@ -134,6 +135,9 @@ func (s *Source) setDefaults(i int) {
 	}
 	if s.MaxConnections == 0 {
 		s.MaxConnections = DefaultMaxConnections
+	}
+	if s.ShutdownQuiet == 0 {
+		s.ShutdownQuiet = Duration(DefaultShutdownQuiet)
 	}
 	if d := s.Dedup; d != nil {
 		if d.Window == 0 {

@@ -55,17 +55,30 @@ type Event struct {
 type Batch struct {
 	Tag    string
 	Events []Event
+	// Commit, when not nil, lets a stage return before the events are
+	// durable: a stage that makes appends durable later (the buffer with
+	// fsync: always, whose group commit runs after Consume) adds what is
+	// left to do to Commit and returns once the events are appended; the
+	// caller acknowledges only after Commit.Wait returned nil. Stages that
+	// pass the batch on (router, copy, switch) pass Commit on with it, so
+	// one Commit collects the pending writes of every output the events
+	// went to. When Commit is nil, Consume returns only once the events are
+	// durable.
+	Commit *Commit
 }
 
 // Consumer is a pipeline stage. Consume hands a batch to the stage and
 // returns once the stage has taken responsibility for every event in it:
 // for a buffer that means the events are appended and (with fsync: always)
-// durable. A non-nil error means the caller must treat the whole batch as not
-// accepted: the Forward server then does not ack, so the client resends.
+// durable — or, when b.Commit is set, appended with what makes them durable
+// added to b.Commit (see Batch). A non-nil error means the caller must treat
+// the whole batch as not accepted: the Forward server then does not ack, so
+// the client resends; what the call may already have added to b.Commit is
+// then meaningless (the caller drops it).
 //
 // Consume may block (backpressure) until ctx is done. It must not keep
 // references to b, b.Events or any Record after it returns. Consume is safe
-// for concurrent use.
+// for concurrent use; one Commit is used by one Consume call at a time.
 type Consumer interface {
 	Consume(ctx context.Context, b *Batch) error
 }
@@ -75,3 +88,58 @@ type ConsumerFunc func(ctx context.Context, b *Batch) error
 
 // Consume calls f(ctx, b).
 func (f ConsumerFunc) Consume(ctx context.Context, b *Batch) error { return f(ctx, b) }
+
+// CommitLog is a stage's numbered log of writes that are appended but not
+// yet durable: the buffer's group commit. Writes are numbered from 1 upward.
+type CommitLog interface {
+	// WaitCommitted returns once writes lo..hi are durable, with the error
+	// of the commit that covered any of them, or ctx's error. It does not
+	// need anyone else to be waiting: a log starts its commit by itself,
+	// soon after a write (see buffer/FORMAT.md for how soon).
+	WaitCommitted(ctx context.Context, lo, hi uint64) error
+}
+
+// Commit collects the writes of one or more Consume calls that still have
+// to become durable: at most one range of write numbers per CommitLog
+// (ranges of one log are merged). The zero value is empty and ready. A
+// Commit is not safe for concurrent use; Reset makes it reusable.
+type Commit struct {
+	parts []commitPart
+}
+
+type commitPart struct {
+	log    CommitLog
+	lo, hi uint64
+}
+
+// Add records that writes lo..hi of log must be durable.
+func (c *Commit) Add(log CommitLog, lo, hi uint64) {
+	for i := range c.parts {
+		if p := &c.parts[i]; p.log == log {
+			p.lo, p.hi = min(p.lo, lo), max(p.hi, hi)
+			return
+		}
+	}
+	c.parts = append(c.parts, commitPart{log, lo, hi})
+}
+
+// Empty reports whether nothing waits to become durable.
+func (c *Commit) Empty() bool { return len(c.parts) == 0 }
+
+// Wait returns once every recorded write is durable, with the first error
+// of their logs, or ctx's error.
+func (c *Commit) Wait(ctx context.Context) error {
+	var first error
+	for _, p := range c.parts {
+		if err := p.log.WaitCommitted(ctx, p.lo, p.hi); err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
+// Reset empties c.
+func (c *Commit) Reset() {
+	clear(c.parts)
+	c.parts = c.parts[:0]
+}
