@@ -30,8 +30,17 @@ and acknowledged per second, ack latency percentiles and, with -metrics
 seconds per million records over the run and the drain that follows, its
 peak RSS and buffer size.
 
+With -mode docker -lines N, each emulated container prints N lines (-seq:
+the line numbers, as 'seq 1 N' prints them) and exits; Docker holds
+-pipe-bytes of printed lines between a container and its logger and closes
+the logger 10s (-exit-grace) after the container exited, discarding what
+is left, as a real daemon does. -containers containers run in all, -senders
+at once. The report says how many lines the loggers lost and how many
+maruta stored (delivered), and maruta's CPU per line.
+
 Examples:
   maruta bench -senders 16 -batch 1000 -metrics 127.0.0.1:24220
+  maruta bench -mode docker -senders 20 -lines 50000 -seq -metrics 127.0.0.1:24220
   maruta bench -mode docker -senders 200 -ack -duration 30s
   maruta bench -mode docker -async -subsecond -rate 100
 
@@ -51,15 +60,19 @@ func cmdBench(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&c.Senders, "senders", 16, "concurrent senders, one connection each (docker: one container each)")
 	fs.IntVar(&c.Batch, "batch", 1000, "records per PackedForward request (packed)")
 	fs.BoolVar(&c.Gzip, "gzip", false, "gzip each request's entries, compressed=gzip (packed; costs the load generator CPU)")
-	fs.BoolVar(&c.Ack, "ack", true, "ask for acks and wait for them: a chunk option per request (packed), fluentd-request-ack (docker)")
+	fs.BoolVar(&c.Ack, "ack", true, "ask for acks and wait for them: a chunk option per request (packed), fluentd-request-ack (docker); default true for packed, false for docker (Docker's default)")
 	fs.IntVar(&c.Inflight, "inflight", 1, "requests a packed sender sends before it waits for the oldest ack (with -ack)")
 	fs.BoolVar(&c.Async, "async", false, "fluentd-async (docker): Post queues the record, the library writes it in the background")
 	fs.BoolVar(&c.SubSecond, "subsecond", false, "fluentd-sub-second-precision (docker): event times with nanoseconds")
 	fs.IntVar(&c.LogSize, "log-size", loadgen.DefaultLogSize, "bytes of the JSON log line in each record (the default makes records of about 330 bytes)")
-	fs.IntVar(&c.Containers, "containers", 50, "distinct containers the records of packed senders come from")
+	fs.IntVar(&c.Containers, "containers", 0, "distinct containers the records of packed senders come from (default 50); docker with -lines: containers to run in all, -senders at once (default -senders)")
+	fs.IntVar(&c.Lines, "lines", 0, "docker: each container prints this many lines and exits; the run ends when all have (0: senders log for -duration)")
+	fs.BoolVar(&c.Seq, "seq", false, "docker: log lines are line numbers, as seq prints them, instead of JSON lines of -log-size bytes")
+	fs.IntVar(&c.PipeBytes, "pipe-bytes", loadgen.DefaultPipeBytes, "docker with -lines: bytes of printed lines Docker holds between a container and its logger")
+	fs.DurationVar(&c.ExitGrace, "exit-grace", 10*time.Second, "docker with -lines: how long Docker lets the logger send after the container exited (then the rest is lost)")
 	fs.StringVar(&c.Tag, "tag", "docker.{name}", "tag of each sender; {i} is the sender number, {name} its container name, {id} its 12-hex short id")
 	fs.Float64Var(&c.Rate, "rate", 0, "records per second per sender (0: as fast as acks, or TCP, allow)")
-	fs.DurationVar(&c.Duration, "duration", 10*time.Second, "how long to send")
+	fs.DurationVar(&c.Duration, "duration", 0, "how long to send (default 10s; with -lines a bound, default 30m)")
 	fs.DurationVar(&c.Warmup, "warmup", time.Second, "first part of -duration not counted in the rates and latencies")
 	fs.DurationVar(&c.AckTimeout, "ack-timeout", 60*time.Second, "longest wait for one ack, and for the acks still due when the run ends")
 	fs.StringVar(&c.Metrics, "metrics", "", "maruta's HTTP address (host:port or URL): read its counters, CPU and RSS, and wait for the drain")
@@ -81,6 +94,14 @@ func cmdBench(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	c.Seed = *seed
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if !set["ack"] && c.Mode == "docker" {
+		c.Ack = false // Docker's driver asks for no acks unless told to
+	}
+	if !set["warmup"] && c.Lines > 0 {
+		c.Warmup = 0 // the containers' whole run is measured
+	}
 	if !*quiet {
 		c.Progress = stderr
 	}

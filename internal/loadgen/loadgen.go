@@ -19,6 +19,7 @@ import (
 	"io"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -48,8 +49,25 @@ type Config struct {
 	// LogSize is the size of the JSON log line in bytes.
 	LogSize int
 	// Containers is how many containers the records of packed senders come
-	// from (docker: one container per sender).
+	// from (docker: one container per sender; with Lines, how many
+	// containers run in all, at most Senders at once; default Senders).
 	Containers int
+	// Lines (docker): each container prints this many lines and exits, as
+	// a container running `seq 1 N` does, and the run ends when every
+	// container has; Duration then only bounds the run. 0: each sender logs
+	// for Duration.
+	Lines int
+	// Seq (docker): the log lines are the line numbers, as `seq` prints
+	// them, instead of JSON access-log lines of LogSize bytes.
+	Seq bool
+	// PipeBytes (docker, with Lines): bytes of printed lines Docker holds
+	// between a container and its logger, so a container exits when its
+	// last lines fit there. Default DefaultPipeBytes.
+	PipeBytes int
+	// ExitGrace (docker, with Lines): how long the logger may send after
+	// its container exited before Docker closes it; the lines left are
+	// lost. Default 10s, Docker's.
+	ExitGrace time.Duration
 	// Tag is each sender's tag; {i} is replaced by the sender's number,
 	// {name} by its container's name (without "/") and {id} by its short id.
 	Tag string
@@ -77,6 +95,14 @@ type Config struct {
 	Progress io.Writer
 }
 
+// DefaultPipeBytes is what Docker 20.10 holds between a container's stdout
+// and its fluentd logger in blocking mode, roughly: the stdout pipe (64 KiB),
+// containerd-shim's copy buffer (32 KiB) and its FIFO to the daemon
+// (64 KiB), the daemon's copier buffer (16 KiB). With it the load generator
+// loses what a real daemon lost at the same collector speed (issue 12: 46%
+// of `seq 1 50000` lines at about one line per fsync round).
+const DefaultPipeBytes = 176 << 10
+
 // Defaults fills in zero fields.
 func (c *Config) Defaults() {
 	if c.Addr == "" {
@@ -99,12 +125,24 @@ func (c *Config) Defaults() {
 	}
 	if c.Containers == 0 {
 		c.Containers = 50
+		if c.Mode == "docker" {
+			c.Containers = c.Senders
+		}
+	}
+	if c.PipeBytes == 0 {
+		c.PipeBytes = DefaultPipeBytes
+	}
+	if c.ExitGrace == 0 {
+		c.ExitGrace = 10 * time.Second
 	}
 	if c.Tag == "" {
 		c.Tag = "docker.{name}"
 	}
 	if c.Duration == 0 {
 		c.Duration = 10 * time.Second
+		if c.Lines > 0 {
+			c.Duration = 30 * time.Minute // a bound: the containers end the run
+		}
 	}
 	if c.AckTimeout == 0 {
 		c.AckTimeout = 60 * time.Second
@@ -142,6 +180,10 @@ func (c *Config) Validate() error {
 		return errors.New("rate must not be negative")
 	case c.Async && c.Mode != "docker":
 		return errors.New("async is a docker mode option")
+	case (c.Lines != 0 || c.Seq) && c.Mode != "docker":
+		return errors.New("lines and seq are docker mode options")
+	case c.Lines < 0 || c.PipeBytes < 0 || c.ExitGrace < 0:
+		return errors.New("lines, pipe bytes and exit grace must not be negative")
 	case c.Gzip && c.Mode != "packed":
 		return errors.New("gzip is a packed mode option")
 	}
@@ -160,11 +202,19 @@ type Result struct {
 	Inflight        int     `json:"inflight,omitempty"`
 	Async           bool    `json:"async,omitempty"`
 	SubSecond       bool    `json:"sub_second,omitempty"`
+	Lines           int     `json:"lines_per_container,omitempty"`
+	Containers      int     `json:"containers,omitempty"`
+	Seq             bool    `json:"seq,omitempty"`
 	Rate            float64 `json:"rate_per_sender,omitempty"`
 	RecordBytes     float64 `json:"record_bytes"`
 	DurationSeconds float64 `json:"duration_seconds"`
 	MeasuredSeconds float64 `json:"measured_seconds"`
 
+	// Printed is the lines the containers printed (docker); Lost those
+	// their loggers did not send because Docker closed them (Lines) or
+	// discarded them (async).
+	Printed     int64   `json:"printed,omitempty"`
+	Lost        int64   `json:"lost,omitempty"`
 	Sent        int64   `json:"sent"`
 	Acked       int64   `json:"acked"`
 	Requests    int64   `json:"requests"`
@@ -207,11 +257,24 @@ type MarutaStats struct {
 	// CPUPerMillion divides it by the records accepted (acked, sent).
 	CPUSeconds    float64 `json:"cpu_seconds"`
 	CPUPerMillion float64 `json:"cpu_seconds_per_million"`
-	RSSMaxMB      float64 `json:"rss_max_mb"`
-	RSSEndMB      float64 `json:"rss_end_mb"`
-	BufferMaxMB   float64 `json:"buffer_max_mb"`
-	BufferEndMB   float64 `json:"buffer_end_mb"`
-	BlockedMax    float64 `json:"blocked_appends_max"`
+	// AckLatency and Fsync are maruta's own histograms over the run
+	// (maruta_forward_ack_latency_seconds: from a request's arrival to
+	// its ack; maruta_buffer_fsync_duration_seconds: one group-commit
+	// round), in milliseconds; zero without metrics.
+	AckLatency  HistStats `json:"ack_latency_ms"`
+	Fsync       HistStats `json:"fsync_ms"`
+	RSSMaxMB    float64   `json:"rss_max_mb"`
+	RSSEndMB    float64   `json:"rss_end_mb"`
+	BufferMaxMB float64   `json:"buffer_max_mb"`
+	BufferEndMB float64   `json:"buffer_end_mb"`
+	BlockedMax  float64   `json:"blocked_appends_max"`
+}
+
+// HistStats summarise a Prometheus histogram's change over the run.
+type HistStats struct {
+	Count float64 `json:"count"`
+	P50   float64 `json:"p50"`
+	P99   float64 `json:"p99"`
 }
 
 // Point is one Interval of the run (rates per second over the interval).
@@ -264,6 +327,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if cfg.Mode == "docker" {
 		nctr = cfg.Senders
 	}
+	next := &atomic.Int64{} // Lines mode: the next container to run
 	ctrs := make([]Container, nctr)
 	for i := range ctrs {
 		ctrs[i] = NewContainer(cfg.Seed, i)
@@ -282,7 +346,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		tag := tagFor(cfg.Tag, i, c)
 		start := i * poolSize / cfg.Senders
 		if cfg.Mode == "docker" {
-			senders[i] = newDockerSender(&cfg, tag, c, pool, start, cnt[i])
+			d := newDockerSender(&cfg, tag, c, pool, start, cnt[i])
+			d.next = next
+			senders[i] = d
 		} else {
 			senders[i] = newPackedSender(&cfg, tag, pool, start, cnt[i])
 		}
@@ -312,11 +378,21 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	sendersDone := make(chan struct{})
 	go func() { wg.Wait(); close(sendersDone) }()
 
+	recordBytes := pool.MeanSize()
+	if cfg.Seq {
+		recordBytes = seqRecordBytes(ctrs[0], cfg.Lines)
+	}
 	res := &Result{Mode: cfg.Mode, Addr: cfg.Addr, Senders: cfg.Senders, Ack: cfg.Ack, Async: cfg.Async,
-		SubSecond: cfg.SubSecond, Rate: cfg.Rate, RecordBytes: pool.MeanSize(),
+		SubSecond: cfg.SubSecond, Rate: cfg.Rate, RecordBytes: recordBytes,
 		DurationSeconds: cfg.Duration.Seconds(), MeasuredSeconds: (cfg.Duration - cfg.Warmup).Seconds()}
 	if cfg.Mode == "packed" {
 		res.Batch, res.Gzip, res.Inflight = cfg.Batch, cfg.Gzip, cfg.Inflight
+	} else {
+		res.Seq, res.Lines = cfg.Seq, cfg.Lines
+		if cfg.Lines > 0 {
+			res.Containers = cfg.Containers
+			res.DurationSeconds = 0 // set at the end: the containers end the run
+		}
 	}
 	var ms *MarutaStats
 	if target != nil {
@@ -411,6 +487,10 @@ loop:
 		res.MeasuredSeconds = max(time.Since(measureFrom).Seconds(), 1e-9)
 	}
 	end := total()
+	if cfg.Lines > 0 {
+		res.DurationSeconds = time.Since(start).Seconds()
+	}
+	res.Printed, res.Lost = end.printed, end.lost
 	res.Sent, res.Acked = end.sent, end.acked
 	res.Requests, res.Errors, res.Resent = end.requests, end.errors, end.resent
 	w := res.MeasuredSeconds
@@ -471,6 +551,8 @@ loop:
 				ms.CPUPerMillion = ms.CPUSeconds / n * 1e6
 			}
 		}
+		ms.AckLatency = histStats(s0.AckLatency, sEnd.AckLatency)
+		ms.Fsync = histStats(s0.Fsync, sEnd.Fsync)
 		ms.RSSEndMB = sEnd.RSS / 1e6
 		ms.BufferEndMB = max(sEnd.BufferBytes, 0) / 1e6
 	}

@@ -26,10 +26,12 @@ type counters struct {
 	errors   atomic.Int64 // failed connects, writes, reads, timeouts
 	resent   atomic.Int64 // records written again after a failure
 	bytes    atomic.Int64 // request bytes written
+	printed  atomic.Int64 // docker: lines the containers printed
+	lost     atomic.Int64 // docker: lines the logger did not send (Docker's limits)
 }
 
 // totals is a snapshot of counters.
-type totals struct{ sent, acked, requests, errors, resent, bytes int64 }
+type totals struct{ sent, acked, requests, errors, resent, bytes, printed, lost int64 }
 
 func (t *totals) add(c *counters) {
 	t.sent += c.sent.Load()
@@ -38,6 +40,8 @@ func (t *totals) add(c *counters) {
 	t.errors += c.errors.Load()
 	t.resent += c.resent.Load()
 	t.bytes += c.bytes.Load()
+	t.printed += c.printed.Load()
+	t.lost += c.lost.Load()
 }
 
 // packedSender is a fluentd/Fluent Bit-style out_forward: PackedForward

@@ -186,3 +186,21 @@ func NewPool(seed uint64, n int, containers []Container, logSize int) *Pool {
 
 // MeanSize is the mean msgpack size of the pool's records.
 func (p *Pool) MeanSize() float64 { return float64(p.bytes) / float64(len(p.Records)) }
+
+// seqRecordBytes is the mean msgpack size of the records of a container
+// logging the lines of `seq 1 lines` (lines 0: 1000).
+func seqRecordBytes(c Container, lines int) float64 {
+	if lines <= 0 {
+		lines = 1000
+	}
+	digits := 0
+	for i := 1; i <= lines; i++ {
+		digits += len(strconv.Itoa(i))
+	}
+	b := msgpack.AppendMapHeader(nil, 4)
+	for _, kv := range [][2]string{{"container_id", c.ID}, {"container_name", c.Name}, {"source", "stdout"}, {"log", ""}} {
+		b = msgpack.AppendString(b, kv[0])
+		b = msgpack.AppendString(b, kv[1])
+	}
+	return float64(len(b)) + float64(digits)/float64(lines)
+}

@@ -32,13 +32,22 @@ func (r *Result) WriteText(w io.Writer) {
 		if r.SubSecond {
 			how = append(how, "sub-second")
 		}
+		if r.Seq {
+			how = append(how, "seq lines")
+		}
+		if r.Lines > 0 {
+			how = append(how, fmt.Sprintf("%d containers of %d lines each", r.Containers, r.Lines))
+		}
 	}
 	if r.Rate > 0 {
 		how = append(how, fmt.Sprintf("%s records/s each", human(r.Rate)))
 	}
 	fmt.Fprintf(w, "maruta bench: %d senders → %s: %s; records of %.0f bytes\n",
 		r.Senders, r.Addr, strings.Join(how, ", "), r.RecordBytes)
-	fmt.Fprintf(w, "run %.0fs, measured over the last %.0fs\n", r.DurationSeconds, r.MeasuredSeconds)
+	fmt.Fprintf(w, "run %.1fs, measured over the last %.1fs\n", r.DurationSeconds, r.MeasuredSeconds)
+	if r.Printed > 0 {
+		fmt.Fprintf(w, "  printed  %12d lines  lost by the loggers %d (%.2f%%)\n", r.Printed, r.Lost, 100*float64(r.Lost)/float64(r.Printed))
+	}
 	fmt.Fprintf(w, "  sent     %12d records  %10.0f records/s  %7.1f MB/s\n", r.Sent, r.SentPerSec, r.SentMBPerS)
 	if r.Ack {
 		fmt.Fprintf(w, "  acked    %12d records  %10.0f records/s\n", r.Acked, r.AckedPerSec)
@@ -61,6 +70,14 @@ func (r *Result) WriteText(w io.Writer) {
 			fmt.Fprintf(w, "  rejected %d  dropped %d", m.Rejected, m.Dropped)
 		}
 		fmt.Fprintln(w)
+		if r.Printed > 0 {
+			fmt.Fprintf(w, "           stored %d of %d lines printed: %d lost (%.2f%%)\n", m.Delivered, r.Printed,
+				r.Printed-m.Delivered, 100*float64(r.Printed-m.Delivered)/float64(r.Printed))
+		}
+		if a, f := m.AckLatency, m.Fsync; a.Count > 0 || f.Count > 0 {
+			fmt.Fprintf(w, "           ack latency p50 %.2f ms  p99 %.2f ms (%.0f acks);  fsync p50 %.2f ms  p99 %.2f ms (%.0f rounds)\n",
+				a.P50, a.P99, a.Count, f.P50, f.P99, f.Count)
+		}
 		fmt.Fprintf(w, "           cpu %.2f s = %.3f CPU-s per million records;  rss max %.0f MB, end %.0f MB;  buffer max %.1f MB, end %.1f MB\n",
 			m.CPUSeconds, m.CPUPerMillion, m.RSSMaxMB, m.RSSEndMB, m.BufferMaxMB, m.BufferEndMB)
 	}

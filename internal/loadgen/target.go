@@ -2,11 +2,15 @@ package loadgen
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"math"
 	"net/http"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -25,7 +29,15 @@ type Sample struct {
 	Blocked     float64 // maruta_buffer_blocked_appends
 	Rejected    float64 // maruta_buffer_rejected_events_total
 	Dropped     float64 // maruta_buffer_dropped_events_total
+	// Cumulative histogram buckets (upper bound → count, summed over
+	// label sets): maruta_forward_ack_latency_seconds and
+	// maruta_buffer_fsync_duration_seconds. nil when not reported.
+	AckLatency, Fsync Buckets
 }
+
+// Buckets are a Prometheus histogram's cumulative buckets: upper bound in
+// seconds → observations at or below it.
+type Buckets map[float64]float64
 
 // Target reads a running maruta's /metrics and, when its pid is known,
 // /proc/<pid>/stat (finer CPU and RSS than the metrics).
@@ -56,10 +68,12 @@ func (t *Target) Sample(ctx context.Context) (Sample, error) {
 	s := Sample{Time: time.Now(), Accepted: -1, Delivered: -1, Appended: -1, CPU: -1, RSS: -1,
 		BufferBytes: -1, Blocked: -1, Rejected: -1, Dropped: -1}
 	if t.url != "" {
-		m, err := t.scrape(ctx)
+		m, hists, err := t.scrape(ctx)
 		if err != nil {
 			return s, err
 		}
+		s.AckLatency = hists["maruta_forward_ack_latency_seconds"]
+		s.Fsync = hists["maruta_buffer_fsync_duration_seconds"]
 		get := func(name string) float64 {
 			if v, ok := m[name]; ok {
 				return v
@@ -86,21 +100,111 @@ func (t *Target) Sample(ctx context.Context) (Sample, error) {
 	return s, nil
 }
 
-// scrape returns every metric of the exposition summed over its label sets.
-func (t *Target) scrape(ctx context.Context) (map[string]float64, error) {
+// scrape returns every metric of the exposition summed over its label
+// sets, and the buckets of every histogram.
+func (t *Target) scrape(ctx context.Context) (map[string]float64, map[string]Buckets, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, t.url, nil)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	resp, err := t.client.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("read maruta metrics: %w", err)
+		return nil, nil, fmt.Errorf("read maruta metrics: %w", err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("read maruta metrics: %s", resp.Status)
+		return nil, nil, fmt.Errorf("read maruta metrics: %s", resp.Status)
 	}
-	return ParseMetrics(bufio.NewScanner(resp.Body))
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, nil, fmt.Errorf("read maruta metrics: %w", err)
+	}
+	m, err := ParseMetrics(bufio.NewScanner(bytes.NewReader(body)))
+	if err != nil {
+		return nil, nil, err
+	}
+	return m, ParseBuckets(bufio.NewScanner(bytes.NewReader(body))), nil
+}
+
+// ParseBuckets returns the buckets of every histogram in Prometheus text
+// exposition read from sc, by histogram name, summed over label sets.
+func ParseBuckets(sc *bufio.Scanner) map[string]Buckets {
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	out := map[string]Buckets{}
+	for sc.Scan() {
+		line := sc.Text()
+		i := strings.Index(line, "_bucket{")
+		if i <= 0 || line[0] == '#' {
+			continue
+		}
+		j := strings.Index(line, `le="`)
+		k := strings.LastIndexByte(line, '}')
+		if j < 0 || k < j {
+			continue
+		}
+		le, _, ok := strings.Cut(line[j+4:], `"`)
+		if !ok {
+			continue
+		}
+		bound, err := strconv.ParseFloat(le, 64)
+		if err != nil {
+			continue
+		}
+		fields := strings.Fields(line[k+1:])
+		if len(fields) == 0 {
+			continue
+		}
+		v, err := strconv.ParseFloat(fields[0], 64)
+		if err != nil {
+			continue
+		}
+		name := line[:i]
+		if out[name] == nil {
+			out[name] = Buckets{}
+		}
+		out[name][bound] += v
+	}
+	return out
+}
+
+// histStats summarises the observations between two readings of a
+// histogram: their count and the quantiles 0.5 and 0.99, in milliseconds,
+// interpolated linearly within a bucket (as PromQL's histogram_quantile).
+func histStats(before, after Buckets) HistStats {
+	if after == nil {
+		return HistStats{}
+	}
+	bounds := make([]float64, 0, len(after))
+	for b := range after {
+		bounds = append(bounds, b)
+	}
+	slices.Sort(bounds)
+	cum := make([]float64, len(bounds))
+	for i, b := range bounds {
+		cum[i] = after[b] - before[b]
+	}
+	if len(cum) == 0 || cum[len(cum)-1] <= 0 {
+		return HistStats{}
+	}
+	total := cum[len(cum)-1]
+	q := func(q float64) float64 {
+		rank := q * total
+		lo, prev := 0.0, 0.0
+		for i, b := range bounds {
+			if cum[i] >= rank {
+				if math.IsInf(b, 1) {
+					return lo * 1e3
+				}
+				if cum[i] == prev {
+					return b * 1e3
+				}
+				return (lo + (b-lo)*(rank-prev)/(cum[i]-prev)) * 1e3
+			}
+			lo, prev = b, cum[i]
+		}
+		return lo * 1e3
+	}
+	return HistStats{Count: total, P50: q(0.5), P99: q(0.99)}
 }
 
 // ParseMetrics sums the samples of each metric name in Prometheus text
