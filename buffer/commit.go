@@ -60,8 +60,13 @@ type committer struct {
 // depth is how many commit rounds may sync at once.
 const depth = 1
 
-// maxGather bounds how long a round waits for the crowd of the last one.
-const maxGather = 200 * time.Microsecond
+// maxGather bounds how long a round waits for the crowd of the last one
+// (and half the last round's fsync bounds it too). Acked clients that send
+// their next request when the ack comes (Docker with fluentd-request-ack)
+// come back as a crowd within a fraction of an fsync; a round that starts
+// before they are all in splits them into two rounds, and a request then
+// waits for about two fsyncs instead of one.
+const maxGather = 2 * time.Millisecond
 
 // bgInterval is the shortest time between the starts of two rounds that
 // nobody waits for. Writes without a waiter (Forward requests without a
@@ -278,7 +283,11 @@ func (g *committer) round() {
 		}
 	}
 	g.synced = hi
-	g.lastRound.Store(hi - lo + 1)
+	// The crowd to wait for: this round's writes, or, when fewer came, a
+	// quarter less than last time (a crowd split by an early round is
+	// gathered again; a smaller load is followed within a few rounds).
+	n, last := hi-lo+1, g.lastRound.Load()
+	g.lastRound.Store(max(n, last-(last+3)/4))
 	close(g.wake)
 	g.wake = make(chan struct{})
 	g.mu.Unlock()
