@@ -14,10 +14,32 @@
 // each byte once, however the stream is split into reads, and decoding a
 // PackedForward request allocates nothing per record.
 //
+// How requests flow: a connection reads, frames every complete request in
+// its read buffer, and hands them to the consumer together — one Consume
+// per run of requests with the same tag, with an event.Commit — then reads
+// on. Nothing waits for a disk flush on the reading side. A request with a
+// chunk option is acked once its batch's Commit is durable (the group commit
+// of every buffer it went to): an ack goroutine per connection waits for
+// that and writes the acks in request order, several in one write, while the
+// reader goes on; at most 1024 requests of a connection wait for their ack
+// (then it stops reading). A request without a chunk option (Docker's
+// default) is done once Consume returned: its events reach the disk with the
+// next group commit, at most about 10 ms later (buffer/FORMAT.md); a process
+// crash or power loss before that loses them, and a commit that fails is
+// only logged and counted by the buffer — the client asked for no answer
+// and cannot learn of it. After a small read of requests that want no ack, a
+// connection waits 2 ms before it reads again, so that Docker's one request
+// per line is read many at a time.
+//
+// On shutdown the server stops accepting and reads every open connection
+// on until nothing arrived on it for shutdown_quiet (1s), stores what it
+// read and writes the acks due.
+//
 // What happens to a request:
 //
 //   - well-formed, all events valid: handed to the consumer; acked ({"ack":
-//     chunk}, chunk echoed byte for byte) once the consumer returned nil.
+//     chunk}, chunk echoed byte for byte) once the consumer returned nil and
+//     the events are durable.
 //   - well-formed, some events invalid (bad time, record not a map, entry not
 //     [time, record]): the valid ones are handed on and the request is
 //     acked; the others are counted by reason and logged.
@@ -26,8 +48,11 @@
 //     ingested, no ack; the connection stays open.
 //   - over a limit (chunk_size_limit, max_decompressed_size, max_depth) or
 //     not msgpack at all: refused and the connection is closed.
-//   - the consumer returned an error: no ack (the client resends); the
-//     connection stays open unless the server is shutting down.
+//   - the consumer returned an error, or the commit failed: no ack (the
+//     client resends); the connection stays open unless the server is
+//     shutting down. Requests read together share the consumer's answer:
+//     a batch refused (a full buffer with overflow_action throw) refuses
+//     each of its requests.
 //
 // With security configured, the HELO/PING/PONG handshake of fluentd's
 // <security> section comes first; SharedKeyDigest, PasswordDigest and the

@@ -40,7 +40,7 @@ outputs:
 		args []string
 	}{
 		{"packed", []string{"-mode", "packed", "-senders", "4", "-batch", "200", "-inflight", "2"}},
-		{"docker", []string{"-mode", "docker", "-senders", "8", "-subsecond"}},
+		{"docker", []string{"-mode", "docker", "-senders", "8", "-subsecond", "-ack"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			args := append([]string{"bench", "-addr", p.Forward, "-metrics", p.HTTP, "-duration", "1500ms",
@@ -77,8 +77,40 @@ outputs:
 			if len(r.Timeline) == 0 {
 				t.Error("no timeline")
 			}
+			// maruta's own ack latency and fsync histograms over the run.
+			if a, f := m.AckLatency, m.Fsync; a.Count < float64(r.Requests)*0.9 || a.P50 <= 0 || a.P99 < a.P50 || f.Count <= 0 || f.P50 <= 0 {
+				t.Errorf("ack latency %+v, fsync %+v, %d requests", a, f, r.Requests)
+			}
 		})
 	}
+
+	// Containers that print their lines and exit, Docker's default (no
+	// ack): every line printed is counted and stored, none lost.
+	t.Run("docker_lines", func(t *testing.T) {
+		args := []string{"bench", "-addr", p.Forward, "-metrics", p.HTTP, "-drain", "20s", "-json", "-quiet",
+			"-mode", "docker", "-senders", "3", "-containers", "6", "-lines", "700", "-seq"}
+		var out, errb bytes.Buffer
+		if code := runMain(args, &out, &errb); code != 0 {
+			t.Fatalf("exit %d: %s", code, errb.String())
+		}
+		var r loadgen.Result
+		if err := json.Unmarshal(out.Bytes(), &r); err != nil {
+			t.Fatalf("%v: %s", err, out.String())
+		}
+		if r.Ack || r.Printed != 6*700 || r.Lost != 0 || r.Sent != r.Printed || r.Errors != 0 || !r.Seq || r.Containers != 6 {
+			t.Fatalf("ack %v printed %d lost %d sent %d errors %d", r.Ack, r.Printed, r.Lost, r.Sent, r.Errors)
+		}
+		if r.RecordBytes < 100 || r.RecordBytes > 140 {
+			t.Errorf("record bytes %.0f for seq lines", r.RecordBytes)
+		}
+		m := r.Maruta
+		if m == nil || m.Delivered != r.Printed || !m.Drained || m.Fsync.Count <= 0 || m.CPUPerMillion <= 0 {
+			t.Fatalf("maruta %+v", m)
+		}
+		if m.AckLatency.Count != 0 {
+			t.Errorf("acks without -ack: %+v", m.AckLatency)
+		}
+	})
 
 	// The text report says the same.
 	var out, errb bytes.Buffer

@@ -267,6 +267,8 @@ func TestConfigErrors(t *testing.T) {
 		{Mode: "docker", Gzip: true},
 		{Duration: time.Second, Warmup: 2 * time.Second},
 		{Rate: -1},
+		{Mode: "packed", Lines: 10},
+		{Mode: "docker", Lines: -1},
 	} {
 		c.Defaults()
 		if err := c.Validate(); err == nil {
@@ -308,5 +310,58 @@ func TestResentAfterServerGoesAway(t *testing.T) {
 	}
 	if res.Acked != res.Sent || cons.events.Load() != res.Acked {
 		t.Errorf("sent %d acked %d server kept %d", res.Sent, res.Acked, cons.events.Load())
+	}
+}
+
+// TestDockerContainersExit: with Lines, containers print their lines and
+// exit, -senders at a time, one connection each; a logger that is still
+// sending ExitGrace after its container exited is closed and its lines
+// counted lost, as Docker does.
+func TestDockerContainersExit(t *testing.T) {
+	addr, cons := startForward(t)
+	res, err := Run(context.Background(), Config{Addr: addr, Mode: "docker", Senders: 2, Containers: 5, Lines: 300,
+		Seq: true, Interval: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Printed != 1500 || res.Lost != 0 || res.Sent != 1500 || res.Errors != 0 || res.Containers != 5 {
+		t.Fatalf("printed %d lost %d sent %d errors %d containers %d", res.Printed, res.Lost, res.Sent, res.Errors, res.Containers)
+	}
+	waitUntil(t, func() bool { return cons.events.Load() == 1500 })
+	cons.mu.Lock()
+	if len(cons.tags) != 5 {
+		t.Errorf("tags %v, want one per container", cons.tags)
+	}
+	cons.mu.Unlock()
+
+	// A collector that takes 2ms per request: the containers exit at once
+	// (their lines fit in the pipe) and their loggers are closed 200ms later.
+	hb := false
+	src := config.Source{Type: "forward", Name: "slow", Listen: "127.0.0.1:0", Heartbeat: &hb,
+		ChunkSizeLimit: config.DefaultChunkSizeLimit, MaxDecompressedSize: config.DefaultMaxDecompressedSize,
+		MaxDepth: config.DefaultMaxDepth, MaxConnections: 10}
+	slow := &counting{tags: map[string]int{}}
+	next := event.ConsumerFunc(func(ctx context.Context, b *event.Batch) error {
+		time.Sleep(2 * time.Millisecond)
+		return slow.Consume(ctx, b)
+	})
+	srv, err := forward.NewServer(forward.ServerOptions{Config: src, Next: next})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { srv.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	res, err = Run(context.Background(), Config{Addr: srv.Addr().String(), Mode: "docker", Senders: 2, Lines: 5000,
+		Seq: true, ExitGrace: 200 * time.Millisecond, Ack: true, Interval: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Printed != 10000 || res.Lost == 0 || res.Sent+res.Lost != res.Printed {
+		t.Fatalf("printed %d lost %d sent %d", res.Printed, res.Lost, res.Sent)
+	}
+	if got := slow.events.Load(); got != res.Acked || res.Acked != res.Sent {
+		t.Errorf("collector kept %d, acked %d, sent %d", got, res.Acked, res.Sent)
 	}
 }
