@@ -20,7 +20,7 @@ import (
 // as one batch per tag; an ack goroutine (acks, started at the first
 // request with a chunk option) waits for each batch's commit and writes
 // the acks in request order, while the reader goes on. Only closing,
-// draining and stop are touched from other goroutines.
+// draining and drain are touched from other goroutines.
 type conn struct {
 	s        *Server
 	raw      net.Conn // the accepted socket
@@ -88,13 +88,6 @@ func (s *Server) newConn(nc net.Conn) *conn {
 		c.peer = a.String()
 	}
 	return c
-}
-
-// stop asks the connection to end once the requests it has read are handed
-// on: a blocked read returns at once.
-func (c *conn) stop() {
-	c.closing.Store(true)
-	c.raw.SetReadDeadline(time.Now())
 }
 
 // drain asks the connection to read on until nothing arrived for quiet,
@@ -219,7 +212,7 @@ func (c *conn) loop() {
 		if c.draining.Load() { // after the idle deadline, which it replaces
 			c.raw.SetReadDeadline(time.Now().Add(s.quiet))
 		}
-		if c.closing.Load() { // after setting the deadline: see stop
+		if c.closing.Load() { // Close: the socket is closed too
 			return
 		}
 		if c.pause && !c.sawChunk && !c.draining.Load() && readPause > 0 {

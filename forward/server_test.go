@@ -508,18 +508,26 @@ func (b *blockingConsumer) Consume(ctx context.Context, batch *event.Batch) erro
 	}
 }
 
-func TestGracefulShutdown(t *testing.T) {
-	bc := &blockingConsumer{entered: make(chan *event.Batch, 4), release: make(chan struct{}), coll: newCollector()}
+// runQuietServer runs a server with shutdown_quiet quiet until cancel is
+// called (graceful shutdown); done receives Run's result.
+func runQuietServer(t *testing.T, quiet time.Duration, next event.Consumer) (*Server, context.CancelFunc, chan error) {
+	t.Helper()
 	src := testSource()
-	src.ShutdownQuiet = config.Duration(200 * time.Millisecond)
-	s, err := NewServer(ServerOptions{Config: src, Next: bc, Logger: testLogger(t)})
+	src.ShutdownQuiet = config.Duration(quiet)
+	s, err := NewServer(ServerOptions{Config: src, Next: next, Logger: testLogger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- s.Run(ctx) }()
-	defer s.Close()
+	t.Cleanup(func() { cancel(); s.Close() })
+	return s, cancel, done
+}
+
+func TestGracefulShutdown(t *testing.T) {
+	bc := &blockingConsumer{entered: make(chan *event.Batch, 4), release: make(chan struct{}), coll: newCollector()}
+	s, cancel, done := runQuietServer(t, 200*time.Millisecond, bc)
 
 	busy := dial(t, s.Addr())
 	idle := dial(t, s.Addr())
@@ -575,16 +583,7 @@ func TestGracefulShutdown(t *testing.T) {
 // everything it wrote before is handed on.
 func TestShutdownReadsUntilQuiet(t *testing.T) {
 	coll := newCollector()
-	src := testSource()
-	src.ShutdownQuiet = config.Duration(2 * time.Second)
-	s, err := NewServer(ServerOptions{Config: src, Next: coll, Logger: testLogger(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx) }()
-	defer s.Close()
+	s, cancel, done := runQuietServer(t, 2*time.Second, coll)
 	c := dial(t, s.Addr())
 	c.send(arr(str("t"), num(T0), rec("n", "0")), 0)
 	coll.waitCount(t, 1, 5*time.Second)

@@ -43,16 +43,8 @@ outputs:
 		{"docker", []string{"-mode", "docker", "-senders", "8", "-subsecond", "-ack"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			args := append([]string{"bench", "-addr", p.Forward, "-metrics", p.HTTP, "-duration", "1500ms",
-				"-warmup", "300ms", "-drain", "20s", "-json", "-quiet"}, tc.args...)
-			var out, errb bytes.Buffer
-			if code := runMain(args, &out, &errb); code != 0 {
-				t.Fatalf("exit %d: %s", code, errb.String())
-			}
-			var r loadgen.Result
-			if err := json.Unmarshal(out.Bytes(), &r); err != nil {
-				t.Fatalf("%v: %s", err, out.String())
-			}
+			r := runBench(t, append([]string{"bench", "-addr", p.Forward, "-metrics", p.HTTP, "-duration", "1500ms",
+				"-warmup", "300ms", "-drain", "20s", "-json", "-quiet"}, tc.args...))
 			if r.Sent == 0 || r.Acked != r.Sent || r.Errors != 0 {
 				t.Fatalf("sent %d acked %d errors %d", r.Sent, r.Acked, r.Errors)
 			}
@@ -87,16 +79,8 @@ outputs:
 	// Containers that print their lines and exit, Docker's default (no
 	// ack): every line printed is counted and stored, none lost.
 	t.Run("docker_lines", func(t *testing.T) {
-		args := []string{"bench", "-addr", p.Forward, "-metrics", p.HTTP, "-drain", "20s", "-json", "-quiet",
-			"-mode", "docker", "-senders", "3", "-containers", "6", "-lines", "700", "-seq"}
-		var out, errb bytes.Buffer
-		if code := runMain(args, &out, &errb); code != 0 {
-			t.Fatalf("exit %d: %s", code, errb.String())
-		}
-		var r loadgen.Result
-		if err := json.Unmarshal(out.Bytes(), &r); err != nil {
-			t.Fatalf("%v: %s", err, out.String())
-		}
+		r := runBench(t, []string{"bench", "-addr", p.Forward, "-metrics", p.HTTP, "-drain", "20s", "-json", "-quiet",
+			"-mode", "docker", "-senders", "3", "-containers", "6", "-lines", "700", "-seq"})
 		if r.Ack || r.Printed != 6*700 || r.Lost != 0 || r.Sent != r.Printed || r.Errors != 0 || !r.Seq || r.Containers != 6 {
 			t.Fatalf("ack %v printed %d lost %d sent %d errors %d", r.Ack, r.Printed, r.Lost, r.Sent, r.Errors)
 		}
@@ -125,13 +109,29 @@ outputs:
 	}
 }
 
+// runBench runs `maruta bench` with args (which include -json) and returns
+// its result.
+func runBench(t *testing.T, args []string) loadgen.Result {
+	t.Helper()
+	var out, errb bytes.Buffer
+	if code := runMain(args, &out, &errb); code != 0 {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	var r loadgen.Result
+	if err := json.Unmarshal(out.Bytes(), &r); err != nil {
+		t.Fatalf("%v: %s", err, out.String())
+	}
+	return r
+}
+
 func TestBenchUsage(t *testing.T) {
 	var out, errb bytes.Buffer
 	if code := runMain([]string{"bench", "-h"}, &out, &errb); code != 0 {
 		t.Fatalf("exit %d", code)
 	}
 	for _, flag := range []string{"-addr", "-mode", "-senders", "-batch", "-gzip", "-ack", "-inflight", "-async",
-		"-subsecond", "-log-size", "-rate", "-duration", "-warmup", "-metrics", "-pid", "-drain", "-json"} {
+		"-subsecond", "-log-size", "-rate", "-duration", "-warmup", "-metrics", "-pid", "-drain", "-json",
+		"-lines", "-seq", "-containers", "-pipe-bytes", "-exit-grace"} {
 		if !strings.Contains(errb.String(), "  "+flag+" ") && !strings.Contains(errb.String(), "  "+flag+"\n") {
 			t.Errorf("usage lacks %s", flag)
 		}

@@ -22,24 +22,28 @@ import (
 // fluentd-request-ack and fluentd-sub-second-precision on.
 func dockerLogger(t testing.TB, addr string, async bool) *fluent.Fluent {
 	t.Helper()
+	c := fluentConfig(t, addr)
+	c.MaxRetry, c.MaxRetryWait = 50, 1000
+	c.Async, c.ForceStopAsyncSend = async, async
+	c.SubSecondPrecision, c.RequestAck = true, true
+	return newFluent(t, c)
+}
+
+// fluentConfig is the fluent.Config Docker's driver starts from for addr
+// (1 MiB buffer), with a 100 ms retry wait.
+func fluentConfig(t testing.TB, addr string) fluent.Config {
+	t.Helper()
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	p, _ := strconv.Atoi(port)
-	f, err := fluent.New(fluent.Config{
-		FluentHost:         host,
-		FluentPort:         p,
-		FluentNetwork:      "tcp",
-		BufferLimit:        1024 * 1024,
-		RetryWait:          100,
-		MaxRetry:           50,
-		MaxRetryWait:       1000,
-		Async:              async,
-		ForceStopAsyncSend: async,
-		SubSecondPrecision: true,
-		RequestAck:         true,
-	})
+	return fluent.Config{FluentHost: host, FluentPort: p, FluentNetwork: "tcp", BufferLimit: 1024 * 1024, RetryWait: 100}
+}
+
+func newFluent(t testing.TB, c fluent.Config) *fluent.Fluent {
+	t.Helper()
+	f, err := fluent.New(c)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"net"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -16,27 +15,14 @@ import (
 
 // dockerDefaultLogger is fluent-logger-golang as Docker's fluentd log
 // driver configures it with its default options (blocking, no ack, no
-// sub-second times), except that retries are bounded so that a test ends.
+// sub-second times), except that retries are fewer and shorter so that a
+// test ends.
 func dockerDefaultLogger(t testing.TB, addr string) *fluent.Fluent {
 	t.Helper()
-	host, port, err := net.SplitHostPort(addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, _ := strconv.Atoi(port)
-	f, err := fluent.New(fluent.Config{
-		FluentHost:    host,
-		FluentPort:    p,
-		FluentNetwork: "tcp",
-		BufferLimit:   1024 * 1024,
-		RetryWait:     100,
-		MaxRetry:      3, // Docker: math.MaxInt32
-		WriteTimeout:  5 * time.Second,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return f
+	c := fluentConfig(t, addr)
+	c.MaxRetry = 3 // Docker: math.MaxInt32
+	c.WriteTimeout = 5 * time.Second
+	return newFluent(t, c)
 }
 
 // TestShutdownStoresWhatWasSent: SIGTERM in the middle of a burst from

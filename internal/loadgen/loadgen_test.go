@@ -167,12 +167,19 @@ func (c *counting) Consume(_ context.Context, b *event.Batch) error {
 
 func startForward(t *testing.T) (string, *counting) {
 	t.Helper()
+	cons := &counting{tags: map[string]int{}}
+	return serveForward(t, cons), cons
+}
+
+// serveForward runs a Forward server that hands requests to next until the
+// test ends, and returns its address.
+func serveForward(t *testing.T, next event.Consumer) string {
+	t.Helper()
 	hb := false
 	src := config.Source{Type: "forward", Name: "t", Listen: "127.0.0.1:0", Heartbeat: &hb,
 		ChunkSizeLimit: config.DefaultChunkSizeLimit, MaxDecompressedSize: config.DefaultMaxDecompressedSize,
 		MaxDepth: config.DefaultMaxDepth, MaxConnections: 1000}
-	cons := &counting{tags: map[string]int{}}
-	srv, err := forward.NewServer(forward.ServerOptions{Config: src, Next: cons})
+	srv, err := forward.NewServer(forward.ServerOptions{Config: src, Next: next})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -180,7 +187,7 @@ func startForward(t *testing.T) (string, *counting) {
 	done := make(chan struct{})
 	go func() { srv.Run(ctx); close(done) }()
 	t.Cleanup(func() { cancel(); <-done })
-	return srv.Addr().String(), cons
+	return srv.Addr().String()
 }
 
 func TestRunAgainstForwardServer(t *testing.T) {
@@ -336,24 +343,12 @@ func TestDockerContainersExit(t *testing.T) {
 
 	// A collector that takes 2ms per request: the containers exit at once
 	// (their lines fit in the pipe) and their loggers are closed 200ms later.
-	hb := false
-	src := config.Source{Type: "forward", Name: "slow", Listen: "127.0.0.1:0", Heartbeat: &hb,
-		ChunkSizeLimit: config.DefaultChunkSizeLimit, MaxDecompressedSize: config.DefaultMaxDecompressedSize,
-		MaxDepth: config.DefaultMaxDepth, MaxConnections: 10}
 	slow := &counting{tags: map[string]int{}}
-	next := event.ConsumerFunc(func(ctx context.Context, b *event.Batch) error {
+	slowAddr := serveForward(t, event.ConsumerFunc(func(ctx context.Context, b *event.Batch) error {
 		time.Sleep(2 * time.Millisecond)
 		return slow.Consume(ctx, b)
-	})
-	srv, err := forward.NewServer(forward.ServerOptions{Config: src, Next: next})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { srv.Run(ctx); close(done) }()
-	defer func() { cancel(); <-done }()
-	res, err = Run(context.Background(), Config{Addr: srv.Addr().String(), Mode: "docker", Senders: 2, Lines: 5000,
+	}))
+	res, err = Run(context.Background(), Config{Addr: slowAddr, Mode: "docker", Senders: 2, Lines: 5000,
 		Seq: true, ExitGrace: 200 * time.Millisecond, Ack: true, Interval: 100 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
