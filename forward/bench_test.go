@@ -231,61 +231,48 @@ func (c *countingConsumer) Consume(_ context.Context, b *event.Batch) error {
 // each, no ack, as fluent-logger-golang does), as fast as it can; the
 // consumer only counts. cpu-ns/line is the process's CPU time (server and
 // the emulated clients, whose write(2) per line is about half of it) per
-// line. pause=off reads each request as it comes instead of pausing after
-// small reads (readPause): with clients this fast reads are large anyway
-// and the two are alike; the pause pays where the reader is faster than
-// the writers, as with Docker (maruta bench -mode docker -lines 50000 -seq,
-// 20 containers: read(2) CPU 1.5 → 0.46 s per million lines in the
-// profile).
+// line.
 func BenchmarkServerDockerLines(b *testing.B) {
 	rec := dockerRecord(136) // `seq` output: a short log line
 	line := arr(str("docker.app"), et(T0, 0), rec)
 	for _, conns := range []int{1, 20} {
-		for _, pause := range []time.Duration{readPause, 0} {
-			name := fmt.Sprintf("conns=%d/pause=%v", conns, pause)
-			if pause == 0 {
-				name = fmt.Sprintf("conns=%d/pause=off", conns)
+		b.Run(fmt.Sprintf("conns=%d", conns), func(b *testing.B) {
+			cc := &countingConsumer{}
+			ts := startServer(b, testSource(), cc)
+			clients := make([]*client, conns)
+			for i := range clients {
+				clients[i] = dial(b, ts.Addr())
 			}
-			b.Run(name, func(b *testing.B) {
-				defer func(p time.Duration) { readPause = p }(readPause)
-				readPause = pause
-				cc := &countingConsumer{}
-				ts := startServer(b, testSource(), cc)
-				clients := make([]*client, conns)
-				for i := range clients {
-					clients[i] = dial(b, ts.Addr())
+			cpu0 := processCPU()
+			b.ResetTimer()
+			errs := make(chan error, conns)
+			for i, c := range clients {
+				n := b.N / conns
+				if i < b.N%conns {
+					n++
 				}
-				cpu0 := processCPU()
-				b.ResetTimer()
-				errs := make(chan error, conns)
-				for i, c := range clients {
-					n := b.N / conns
-					if i < b.N%conns {
-						n++
-					}
-					go func() {
-						for range n {
-							if _, err := c.nc.Write(line); err != nil {
-								errs <- err
-								return
-							}
+				go func() {
+					for range n {
+						if _, err := c.nc.Write(line); err != nil {
+							errs <- err
+							return
 						}
-						errs <- nil
-					}()
-				}
-				for range conns {
-					if err := <-errs; err != nil {
-						b.Fatal(err)
 					}
+					errs <- nil
+				}()
+			}
+			for range conns {
+				if err := <-errs; err != nil {
+					b.Fatal(err)
 				}
-				for cc.n.Load() < int64(b.N) {
-					time.Sleep(100 * time.Microsecond)
-				}
-				b.StopTimer()
-				b.ReportMetric(float64(processCPU()-cpu0)/float64(b.N), "cpu-ns/line")
-				b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "lines/s")
-			})
-		}
+			}
+			for cc.n.Load() < int64(b.N) {
+				time.Sleep(100 * time.Microsecond)
+			}
+			b.StopTimer()
+			b.ReportMetric(float64(processCPU()-cpu0)/float64(b.N), "cpu-ns/line")
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "lines/s")
+		})
 	}
 }
 

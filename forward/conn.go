@@ -38,10 +38,6 @@ type conn struct {
 	fr      framer
 	dec     *decoder
 	readAt  time.Time // when the last read returned: the arrival of what it completed
-	// A small read with no request that waits for an ack: the next read
-	// waits readPause first (see readPause).
-	pause    bool
-	sawChunk bool // a request with a chunk option since the last read
 
 	req     request
 	lastTag string
@@ -215,31 +211,13 @@ func (c *conn) loop() {
 		if c.closing.Load() { // Close: the socket is closed too
 			return
 		}
-		if c.pause && !c.sawChunk && !c.draining.Load() && readPause > 0 {
-			time.Sleep(readPause)
-		}
-		c.sawChunk = false
 		k, err := c.nc.Read(c.buf[c.w:])
 		c.readAt = time.Now()
 		c.w += k
-		c.pause = k < readPauseBelow
 		s.m.bytes.Add(float64(k))
 		readErr = err
 	}
 }
-
-// A connection whose last read brought less than readPauseBelow bytes and
-// no request that waits for an ack sleeps readPause before it reads again,
-// so that the next read takes many requests instead of one. Docker sends one
-// request per line, without ack: read as it arrives, every line costs a
-// wake-up and two read(2) calls (one finds the socket empty); with the pause,
-// 20 containers printing as fast as they can cost about a third of the CPU
-// per line (BenchmarkServerDockerLines). The lines wait in the socket
-// buffer meanwhile; nobody waits for them. A request that wants an ack is
-// never delayed.
-var readPause = 2 * time.Millisecond // a variable so benchmarks can compare
-
-const readPauseBelow = 8 << 10
 
 // makeRoom makes sure buf has free space after w: it moves the pending
 // bytes to the front when that frees at least half of the buffer, and
@@ -330,9 +308,6 @@ func (c *conn) handle(req []byte) bool {
 		if !c.flush() {
 			return false
 		}
-	}
-	if r.chunk != nil {
-		c.sawChunk = true
 	}
 	p := pendingReq{chunk: r.chunk, events: len(r.events)}
 	if s.dedup != nil && r.chunk != nil {

@@ -27,9 +27,7 @@
 // next group commit, at most about 10 ms later (buffer/FORMAT.md); a process
 // crash or power loss before that loses them, and a commit that fails is
 // only logged and counted by the buffer — the client asked for no answer
-// and cannot learn of it. After a small read of requests that want no ack, a
-// connection waits 2 ms before it reads again, so that Docker's one request
-// per line is read many at a time.
+// and cannot learn of it.
 //
 // On shutdown the server stops accepting and reads every open connection
 // on until nothing arrived on it for shutdown_quiet (1s), stores what it
