@@ -55,6 +55,9 @@ func TestDefaultConfig(t *testing.T) {
 	if c.Sources[0].Listen != "127.0.0.1:24224" {
 		t.Errorf("default listen = %q", c.Sources[0].Listen)
 	}
+	if q := c.Sources[0].ShutdownQuiet.D(); q != time.Second {
+		t.Errorf("default shutdown_quiet = %v", q)
+	}
 	if c.DataDir != "./maruta-data" {
 		t.Errorf("default data_dir = %q", c.DataDir)
 	}
