@@ -38,6 +38,9 @@ type conn struct {
 	fr      framer
 	dec     *decoder
 	readAt  time.Time // when the last read returned: the arrival of what it completed
+	// lastData is when bytes last arrived (Unix ns; the accept at first),
+	// for drain, which runs on another goroutine.
+	lastData atomic.Int64
 
 	req     request
 	lastTag string
@@ -83,15 +86,17 @@ func (s *Server) newConn(nc net.Conn) *conn {
 	if a := nc.RemoteAddr(); a != nil {
 		c.peer = a.String()
 	}
+	c.lastData.Store(time.Now().UnixNano())
 	return c
 }
 
 // drain asks the connection to read on until nothing arrived for quiet,
 // then end as at the end of its stream (shutdown: what a client wrote
-// before it learns of the stop is still stored).
+// before it learns of the stop is still stored). A connection that has
+// been quiet that long already ends at once.
 func (c *conn) drain(quiet time.Duration) {
 	c.draining.Store(true)
-	c.raw.SetReadDeadline(time.Now().Add(quiet))
+	c.raw.SetReadDeadline(time.Unix(0, c.lastData.Load()).Add(quiet))
 }
 
 func (c *conn) serve() {
@@ -121,6 +126,7 @@ func (c *conn) serve() {
 			return
 		}
 		c.raw.SetDeadline(time.Time{})
+		c.lastData.Store(time.Now().UnixNano()) // quiet counts from here
 		if c.draining.Load() {
 			c.raw.SetReadDeadline(time.Now().Add(s.quiet))
 		}
@@ -206,13 +212,16 @@ func (c *conn) loop() {
 			c.raw.SetReadDeadline(time.Now().Add(idle))
 		}
 		if c.draining.Load() { // after the idle deadline, which it replaces
-			c.raw.SetReadDeadline(time.Now().Add(s.quiet))
+			c.raw.SetReadDeadline(time.Unix(0, c.lastData.Load()).Add(s.quiet))
 		}
 		if c.closing.Load() { // Close: the socket is closed too
 			return
 		}
 		k, err := c.nc.Read(c.buf[c.w:])
 		c.readAt = time.Now()
+		if k > 0 {
+			c.lastData.Store(c.readAt.UnixNano())
+		}
 		c.w += k
 		s.m.bytes.Add(float64(k))
 		readErr = err

@@ -504,7 +504,9 @@ func TestForwardAckTimeoutHold(t *testing.T) {
 // and one that died while idle is replaced without marking the server
 // down.
 func TestForwardKeepalive(t *testing.T) {
-	a := startAggregator(t, "a", nil)
+	// A quick restart: a stopping server reads on until its connections
+	// are quiet for shutdown_quiet, longer than keepalive_timeout here.
+	a := startAggregator(t, "a", func(s *config.Source) { s.ShutdownQuiet = config.Duration(10 * time.Millisecond) })
 	f, _ := newFwdSink(t, fwdSinkYAML([]string{serverEntry("a", a, "")}, "heartbeat_interval: 1h\nkeepalive_timeout: 300ms"))
 	for i := range 5 {
 		if err := f.Write(context.Background(), idChunk(fmt.Sprintf("ka%d", i), "app", 1, 10)); err != nil {
