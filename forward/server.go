@@ -54,10 +54,12 @@ const (
 // to Next point into the connection's buffers and are valid only during
 // Consume.
 //
-// Shutdown: when Run's context is done the server stops accepting; each
-// connection reads on until nothing arrived for shutdown_quiet (a client
-// that has not learnt of the stop yet still gets what it wrote stored), hands
-// on what it read, writes the acks due, and closes; then Run returns. Close
+// Shutdown: when Run's context is done the server stops accepting (after
+// taking the connections the kernel had already established: a client may
+// have written into one); each connection reads on until nothing arrived
+// for shutdown_quiet (a client that has not learnt of the stop yet still
+// gets what it wrote stored), hands on what it read, writes the acks due,
+// and closes; then Run returns. Close
 // stops at once: it cancels the context of running Consume calls and of
 // commit waits (nothing more is acked) and closes everything. Close may be
 // called concurrently with Run, before or after it, and more than once.
@@ -302,12 +304,12 @@ func (s *Server) Close() error {
 		s.stopAccepting()
 		s.mu.Lock()
 		s.draining = true
+		close(s.closed) // under mu: acceptLoop closes what it accepts from now on
 		for c := range s.conns {
 			c.closing.Store(true)
 			c.raw.Close()
 		}
 		s.mu.Unlock()
-		close(s.closed)
 	})
 	return nil
 }
@@ -322,17 +324,39 @@ func (s *Server) stopAccepting() {
 	})
 }
 
-// drain is the graceful shutdown: no new connections; each connection
-// reads on until it has been quiet for shutdown_quiet (or ends), hands on
-// what it read and writes the acks due.
+// drain is the graceful shutdown: each connection reads on until it has
+// been quiet for shutdown_quiet (or ends), hands on what it read and writes
+// the acks due. The listener first gives up the connections the kernel has
+// already established (a client may have written into one): acceptLoop
+// takes them, as draining ones, until Accept finds none for backlogWait,
+// then closes the listener.
 func (s *Server) drain() {
-	s.stopAccepting()
 	s.mu.Lock()
 	s.draining = true
 	for c := range s.conns {
 		c.drain(s.quiet)
 	}
 	s.mu.Unlock()
+	if !s.setAcceptDeadline() {
+		s.stopAccepting()
+	}
+}
+
+// backlogWait is how long a draining server's Accept waits for a
+// connection the kernel established before the listener closes.
+const backlogWait = 50 * time.Millisecond
+
+// setAcceptDeadline makes a blocked or later Accept return within
+// backlogWait; false when the listener has no deadlines.
+func (s *Server) setAcceptDeadline() bool {
+	d, ok := s.ln.(interface{ SetDeadline(time.Time) error })
+	return ok && d.SetDeadline(time.Now().Add(backlogWait)) == nil
+}
+
+func (s *Server) isDraining() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.draining
 }
 
 func (s *Server) acceptLoop() {
@@ -351,6 +375,9 @@ func (s *Server) acceptLoop() {
 				return
 			}
 		}
+		if s.isDraining() {
+			s.setAcceptDeadline() // the backlog only (see drain)
+		}
 		nc, err := s.ln.Accept()
 		if err != nil {
 			<-s.sem
@@ -360,6 +387,10 @@ func (s *Server) acceptLoop() {
 			default:
 			}
 			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			if errors.Is(err, os.ErrDeadlineExceeded) && s.isDraining() {
+				s.stopAccepting() // the backlog is taken
 				return
 			}
 			// Out of file descriptors and the like: wait and try again.
@@ -375,11 +406,16 @@ func (s *Server) acceptLoop() {
 		backoff = 0
 		c := s.newConn(nc)
 		s.mu.Lock()
-		if s.draining {
+		select {
+		case <-s.closed:
 			s.mu.Unlock()
 			nc.Close()
 			<-s.sem
 			continue
+		default:
+		}
+		if s.draining {
+			c.drain(s.quiet) // read what it sent until it is quiet
 		}
 		s.conns[c] = struct{}{}
 		s.mu.Unlock()

@@ -619,6 +619,44 @@ func TestShutdownReadsUntilQuiet(t *testing.T) {
 	}
 }
 
+// TestShutdownTakesBacklog: a connection the kernel established but the
+// server had not accepted yet when shutdown started (here: max_connections
+// was reached) is still accepted and read; what its client wrote is stored.
+func TestShutdownTakesBacklog(t *testing.T) {
+	coll := newCollector()
+	src := testSource()
+	src.MaxConnections = 1
+	src.ShutdownQuiet = config.Duration(300 * time.Millisecond)
+	s, err := NewServer(ServerOptions{Config: src, Next: coll, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	t.Cleanup(func() { cancel(); s.Close() })
+	first := dial(t, s.Addr())
+	first.send(arr(str("t"), num(T0), rec("n", "first")), 0)
+	coll.waitCount(t, 1, 5*time.Second)
+	waiting := dial(t, s.Addr()) // in the listen backlog: the one slot is taken
+	waiting.send(arr(str("t"), num(T0), rec("n", "waiting")), 0)
+	cancel()
+	// first goes quiet and ends, the slot frees, waiting is taken and read.
+	coll.waitCount(t, 2, 10*time.Second)
+	waiting.expectClosed(10 * time.Second)
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not return")
+	}
+	if ev := coll.take(); len(ev) != 2 || !bytes.Contains(ev[1].Record, []byte("waiting")) {
+		t.Fatalf("events %+v", ev)
+	}
+}
+
 func TestCloseCancelsConsume(t *testing.T) {
 	bc := &blockingConsumer{entered: make(chan *event.Batch, 4), release: make(chan struct{}), coll: newCollector()}
 	s, err := NewServer(ServerOptions{Config: testSource(), Next: bc, Logger: testLogger(t)})
