@@ -509,11 +509,15 @@ func (b *blockingConsumer) Consume(ctx context.Context, batch *event.Batch) erro
 }
 
 // runQuietServer runs a server with shutdown_quiet quiet until cancel is
-// called (graceful shutdown); done receives Run's result.
-func runQuietServer(t *testing.T, quiet time.Duration, next event.Consumer) (*Server, context.CancelFunc, chan error) {
+// called (graceful shutdown); done receives Run's result. edit, if not nil,
+// changes the source config first.
+func runQuietServer(t *testing.T, quiet time.Duration, next event.Consumer, edit func(*config.Source)) (*Server, context.CancelFunc, chan error) {
 	t.Helper()
 	src := testSource()
 	src.ShutdownQuiet = config.Duration(quiet)
+	if edit != nil {
+		edit(&src)
+	}
 	s, err := NewServer(ServerOptions{Config: src, Next: next, Logger: testLogger(t)})
 	if err != nil {
 		t.Fatal(err)
@@ -527,7 +531,7 @@ func runQuietServer(t *testing.T, quiet time.Duration, next event.Consumer) (*Se
 
 func TestGracefulShutdown(t *testing.T) {
 	bc := &blockingConsumer{entered: make(chan *event.Batch, 4), release: make(chan struct{}), coll: newCollector()}
-	s, cancel, done := runQuietServer(t, 200*time.Millisecond, bc)
+	s, cancel, done := runQuietServer(t, 200*time.Millisecond, bc, nil)
 
 	busy := dial(t, s.Addr())
 	idle := dial(t, s.Addr())
@@ -583,7 +587,7 @@ func TestGracefulShutdown(t *testing.T) {
 // everything it wrote before is handed on.
 func TestShutdownReadsUntilQuiet(t *testing.T) {
 	coll := newCollector()
-	s, cancel, done := runQuietServer(t, 2*time.Second, coll)
+	s, cancel, done := runQuietServer(t, 2*time.Second, coll, nil)
 	c := dial(t, s.Addr())
 	c.send(arr(str("t"), num(T0), rec("n", "0")), 0)
 	coll.waitCount(t, 1, 5*time.Second)
@@ -624,17 +628,7 @@ func TestShutdownReadsUntilQuiet(t *testing.T) {
 // was reached) is still accepted and read; what its client wrote is stored.
 func TestShutdownTakesBacklog(t *testing.T) {
 	coll := newCollector()
-	src := testSource()
-	src.MaxConnections = 1
-	src.ShutdownQuiet = config.Duration(300 * time.Millisecond)
-	s, err := NewServer(ServerOptions{Config: src, Next: coll, Logger: testLogger(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx) }()
-	t.Cleanup(func() { cancel(); s.Close() })
+	s, cancel, done := runQuietServer(t, 300*time.Millisecond, coll, func(src *config.Source) { src.MaxConnections = 1 })
 	first := dial(t, s.Addr())
 	first.send(arr(str("t"), num(T0), rec("n", "first")), 0)
 	coll.waitCount(t, 1, 5*time.Second)
