@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/marutalog/maruta/internal/testutil"
 )
 
 // marutaBin is the binary built once for the tests that run maruta as a
@@ -41,6 +43,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	code := m.Run()
+	testutil.StopDocker()
 	os.RemoveAll(dir)
 	os.Exit(code)
 }
