@@ -353,7 +353,9 @@ func TestDockerStdoutStderr(t *testing.T) {
 // TestDockerLabelsEnv: --log-opt labels=… and env=… add the named labels
 // and environment variables of the container to every record; they become
 // columns (lower-cased, as every column name of the lake). Labels and
-// variables not named stay out.
+// variables not named stay out. A JSON line's own source and
+// container_name do not replace Docker's (they become app_source,
+// app_container_name).
 func TestDockerLabelsEnv(t *testing.T) {
 	d := testutil.StartDocker(t)
 	db := testutil.NewDuckDB(t)
@@ -362,7 +364,7 @@ func TestDockerLabelsEnv(t *testing.T) {
 	extra := []string{"--label", "team=payments", "--label", "tier=web", "--label", "unlisted=x",
 		"--env", "APP_ENV=prod", "--env", "OTHER=y",
 		"--log-opt", "labels=team,tier", "--log-opt", "env=APP_ENV"}
-	for _, c := range runContainers(t, d, m.addr, names, extra, same(`echo '{"msg":"hello"}'; echo plain`), 60*time.Second) {
+	for _, c := range runContainers(t, d, m.addr, names, extra, same(`echo '{"msg":"hello","source":"app","container_name":"x"}'; echo plain`), 60*time.Second) {
 		if c.Err != nil {
 			t.Fatal(c.Err)
 		}
@@ -390,7 +392,9 @@ func TestDockerLabelsEnv(t *testing.T) {
 			t.Errorf("row %v", row)
 		}
 	}
-	if rows[0]["msg"] != "hello" || rows[1]["log"] != "plain" {
+	// Docker's source and container_name win over the JSON line's.
+	if rows[0]["msg"] != "hello" || rows[0]["source"] != "stdout" || rows[0]["app_source"] != "app" ||
+		rows[0]["app_container_name"] != "x" || rows[1]["log"] != "plain" {
 		t.Errorf("rows %v", rows)
 	}
 }
