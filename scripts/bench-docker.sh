@@ -43,18 +43,25 @@ out=${BENCH_OUT:-$tmp/out}
 mkdir -p "$out"
 dockerd_pid= recv_pid=
 export DOCKER_HOST=unix://$tmp/d.sock
+descendants() { local c; for c in $(ps -o pid= --ppid "$1"); do echo "$c"; descendants "$c"; done; }
 cleanup() {
   set +e
+  if [ -n "$dockerd_pid" ]; then
+    # Containers first, while the receiver still reads (a blocked logger
+    # blocks its container); bounded either way.
+    ids=$(docker ps -aq 2>/dev/null); [ -n "$ids" ] && timeout 30 docker rm -f $ids >/dev/null 2>&1
+  fi
   [ -n "$recv_pid" ] && kill -9 "$recv_pid" 2>/dev/null
   if [ -n "$dockerd_pid" ]; then
-    ids=$(docker ps -aq 2>/dev/null); [ -n "$ids" ] && docker rm -f $ids >/dev/null 2>&1
+    kids=$(descendants "$dockerd_pid")
     kill -TERM "$dockerd_pid" 2>/dev/null
     for _ in $(seq 200); do kill -0 "$dockerd_pid" 2>/dev/null || break; sleep 0.1; done
-    kill -9 "$dockerd_pid" 2>/dev/null
+    kill -9 "$dockerd_pid" $kids 2>/dev/null
+    wait "$dockerd_pid" 2>/dev/null
   fi
   grep -o " $tmp[^ ]*" /proc/self/mountinfo | sort -r | while read -r m; do umount -l "$m"; done
-  [ -n "${BENCH_OUT:-}" ] || rm -rf "$tmp"
-  [ -z "${BENCH_OUT:-}" ] || rm -rf "$tmp/r" "$tmp/x"
+  [ -z "${BENCH_OUT:-}" ] || cp "$tmp/dockerd.log" "$out/" 2>/dev/null
+  rm -rf "$tmp"
 }
 trap cleanup EXIT
 
