@@ -5,6 +5,7 @@ import (
 	"crypto/md5"
 	"encoding/hex"
 	"fmt"
+	"math"
 	"path/filepath"
 	"regexp"
 	"sort"
@@ -226,7 +227,7 @@ func dockerBurst(t *testing.T, containers, lines int, opts ...string) {
 	res := runContainers(t, d, m.addr, names, extra, same(fmt.Sprintf("seq 1 %d", lines)), 90*time.Second)
 	ran := time.Since(start)
 	want := float64(containers * lines)
-	got := m.waitEvents(want, 15*time.Second, 60*time.Second)
+	got := m.waitEvents(want, 12*time.Second, 60*time.Second)
 	t.Logf("%d containers × %d lines (%s): exited after %s, maruta received %.0f events after %s",
 		containers, lines, strings.Join(opts, " "), ran.Round(time.Millisecond), got, time.Since(start).Round(time.Millisecond))
 	m.p.stop(60 * time.Second)
@@ -307,7 +308,7 @@ func TestDockerLongLines(t *testing.T) {
 			t.Fatal(c.Err)
 		}
 	}
-	got := m.waitEvents(float64(fragments+1), 15*time.Second, 60*time.Second)
+	got := m.waitEvents(float64(fragments+1), 12*time.Second, 60*time.Second)
 	m.p.stop(60 * time.Second)
 	rows := db.Query(t, "SELECT length(log) AS len, md5(log) AS sum, left(log, 40) AS head FROM "+m.lake()+" ORDER BY len").Maps()
 	want := []string{fmt.Sprintf("5 %x", md5.Sum([]byte("short")))}
@@ -337,7 +338,7 @@ func TestDockerStdoutStderr(t *testing.T) {
 			t.Fatal(c.Err)
 		}
 	}
-	m.waitEvents(200, 15*time.Second, 60*time.Second)
+	m.waitEvents(200, 12*time.Second, 60*time.Second)
 	m.p.stop(60 * time.Second)
 	rows := db.Query(t, "SELECT source, count(*) AS n, count(DISTINCT log) AS d, min(left(log, 3)) AS lo, max(left(log, 3)) AS hi FROM "+
 		m.lake()+" GROUP BY source ORDER BY source").Maps()
@@ -369,7 +370,7 @@ func TestDockerLabelsEnv(t *testing.T) {
 			t.Fatal(c.Err)
 		}
 	}
-	m.waitEvents(2, 15*time.Second, 60*time.Second)
+	m.waitEvents(2, 12*time.Second, 60*time.Second)
 	m.p.stop(60 * time.Second)
 	r := db.Query(t, "SELECT * FROM "+m.lake()+" ORDER BY msg NULLS LAST")
 	cols := strings.Join(r.ColumnNames(), ",")
@@ -399,6 +400,26 @@ func TestDockerLabelsEnv(t *testing.T) {
 	}
 }
 
+// interruptedBurst runs the containers (each printing lines lines), calls
+// interrupt (which restarts maruta) once maruta has received at events,
+// waits for the containers and the restarted maruta's drain, and stops it.
+func (m *dockerMaruta) interruptedBurst(d *testutil.Docker, names, extra []string, script func(int) string, at int, interrupt func()) {
+	t := m.t
+	t.Helper()
+	done := make(chan []container, 1)
+	go func() { done <- runContainers(t, d, m.addr, names, extra, script, 120*time.Second) }()
+	waitFor(t, 60*time.Second, fmt.Sprintf("%d events", at), func() bool { return m.events() >= float64(at) })
+	interrupt()
+	res := <-done
+	m.waitEvents(math.Inf(1), 12*time.Second, 60*time.Second)
+	m.p.stop(60 * time.Second)
+	for _, c := range res {
+		if c.Err != nil {
+			t.Errorf("container %s: %v", c.Name, c.Err)
+		}
+	}
+}
+
 // TestDockerKill9RequestAck: maruta is killed with SIGKILL in the middle of
 // a request-ack burst and started again on the same data folder and port.
 // Docker's driver resends what was not acked (it retries the connection),
@@ -411,22 +432,8 @@ func TestDockerKill9RequestAck(t *testing.T) {
 	logAt := d.LogOffset()
 	const containers, lines = 4, 1500
 	names := containerNames("kill9", containers)
-	done := make(chan []container, 1)
-	go func() {
-		done <- runContainers(t, d, m.addr, names, []string{"--log-opt", "fluentd-request-ack=true"},
-			same(fmt.Sprintf("seq 1 %d", lines)), 120*time.Second)
-	}()
-	waitFor(t, 60*time.Second, "a third of the lines", func() bool { return m.events() >= containers*lines/3 })
-	m.p.kill()
-	m.start()
-	res := <-done
-	m.waitEvents(float64(containers*lines), 15*time.Second, 60*time.Second)
-	m.p.stop(60 * time.Second)
-	for _, c := range res {
-		if c.Err != nil {
-			t.Errorf("container %s: %v", c.Name, c.Err)
-		}
-	}
+	m.interruptedBurst(d, names, []string{"--log-opt", "fluentd-request-ack=true"}, same(fmt.Sprintf("seq 1 %d", lines)),
+		containers*lines/3, func() { m.p.kill(); m.start() })
 	counts := m.seqCounts(db)
 	dups := 0
 	for _, n := range names {
@@ -453,24 +460,9 @@ func TestDockerSIGTERMDefaultBurst(t *testing.T) {
 	logAt := d.LogOffset()
 	const containers, lines = 10, 20000
 	names := containerNames("term", containers)
-	done := make(chan []container, 1)
-	go func() {
-		// Container i prints i*10^6+1 … i*10^6+lines: a line names its container.
-		done <- runContainers(t, d, m.addr, names, nil, func(i int) string {
-			return fmt.Sprintf("seq %d %d", (i+1)*1000000+1, (i+1)*1000000+lines)
-		}, 120*time.Second)
-	}()
-	waitFor(t, 60*time.Second, "a quarter of the lines", func() bool { return m.events() >= containers*lines/4 })
-	m.p.stop(60 * time.Second)
-	m.start()
-	res := <-done
-	m.waitEvents(float64(containers*lines), 15*time.Second, 60*time.Second)
-	m.p.stop(60 * time.Second)
-	for _, c := range res {
-		if c.Err != nil {
-			t.Errorf("container %s: %v", c.Name, c.Err)
-		}
-	}
+	// Container i prints i*10^6+1 … i*10^6+lines: a line names its container.
+	m.interruptedBurst(d, names, nil, func(i int) string { return fmt.Sprintf("seq %d %d", (i+1)*1000000+1, (i+1)*1000000+lines) },
+		containers*lines/4, func() { m.p.stop(60 * time.Second); m.start() })
 	log := d.LogSince(logAt)
 	failed := failedLines(log)
 	r := db.Query(t, "SELECT log FROM "+m.lake())
