@@ -202,6 +202,9 @@ for r in "${receivers[@]}"; do
       [ $(( $(date +%s) - since )) -ge 12 ] && break
       sleep 0.5
     done
+    if [ ! -e "/proc/$recv_pid/stat" ]; then
+      echo "$r exited during the run; its log ends:" >&2; tail -20 "$dir/receiver.log" >&2; exit 1
+    fi
     cpu=$(cpu_s "$recv_pid")
     kill -TERM "$recv_pid"; wait "$recv_pid" 2>/dev/null || true; recv_pid=
     docker rm -f "${names[@]}" >/dev/null 2>&1 || true
