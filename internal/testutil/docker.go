@@ -100,7 +100,11 @@ func startDocker() (*Docker, error) {
 	}
 	// Unix socket paths are limited to 107 bytes: keep the folder short
 	// (containerd puts its sockets under the exec root).
-	dir, err := os.MkdirTemp("", "mdk")
+	base := ""
+	if len(os.TempDir()) > 40 {
+		base = "/tmp"
+	}
+	dir, err := os.MkdirTemp(base, "mdk")
 	if err != nil {
 		return nil, err
 	}
