@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"math"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"sort"
@@ -51,7 +52,35 @@ func startDockerMaruta(t *testing.T) *dockerMaruta {
 
 func (m *dockerMaruta) start() {
 	m.t.Helper()
-	m.p = startMaruta(m.t, m.dir, m.env)
+	m.p = startMarutaBin(m.t, plainMarutaBin(m.t), m.dir, m.env)
+}
+
+var (
+	plainOnce sync.Once
+	plainBin  string
+	plainErr  error
+)
+
+// plainMarutaBin is the maruta binary the Docker tests run: marutaBin, or,
+// when the tests run with -race, a build without the race detector (these
+// tests assert that maruta keeps up with Docker, which a race-instrumented
+// binary, several times slower, does not).
+func plainMarutaBin(t testing.TB) string {
+	t.Helper()
+	if !raceBuild {
+		return marutaBin
+	}
+	plainOnce.Do(func() {
+		plainBin = filepath.Join(filepath.Dir(marutaBin), "maruta-norace")
+		out, err := exec.Command("go", "build", "-o", plainBin, ".").CombinedOutput()
+		if err != nil {
+			plainErr = fmt.Errorf("build maruta without -race: %v\n%s", err, out)
+		}
+	})
+	if plainErr != nil {
+		t.Fatal(plainErr)
+	}
+	return plainBin
 }
 
 // events is maruta_forward_events_total of the running process.
