@@ -8,7 +8,7 @@ LDFLAGS   := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 export MARUTA_VERSITYGW  := $(CACHE)/bin/versitygw
 export MARUTA_DUCKDB_DIR := $(CACHE)/duckdb
 
-.PHONY: build test tools vet bench bench-targets image fuzz clean
+.PHONY: build test tools vet bench bench-targets bench-docker image fuzz clean
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/maruta ./cmd/maruta
@@ -40,6 +40,10 @@ image:
 ## bench-targets: the load scenarios of BENCHMARKS.md against a real maruta (about 20 min)
 bench-targets: tools build
 	MARUTA_BIN=$(CURDIR)/bin/maruta ./scripts/bench-targets.sh all
+
+## bench-docker: real Docker daemon → maruta (and Fluent Bit with FLUENT_BIT_BIN=…), lines stored and receiver CPU
+bench-docker: tools build
+	MARUTA_BIN=$(CURDIR)/bin/maruta ./scripts/bench-docker.sh $(RECEIVERS)
 
 clean:
 	rm -rf bin

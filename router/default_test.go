@@ -16,7 +16,8 @@ import (
 // TestDefaultPipeline checks the embedded default (internal/config/
 // default.yaml) does what DESIGN.md promises: split lines reassembled, JSON
 // log lines parsed into fields with the raw log dropped, other lines kept
-// whole.
+// whole, Docker's identity fields never replaced by the log's (app_ keeps
+// those).
 func TestDefaultPipeline(t *testing.T) {
 	cfg, err := config.Default()
 	if err != nil {
@@ -40,6 +41,7 @@ func TestDefaultPipeline(t *testing.T) {
 		rec(`{"container_id":"c","source":"stdout","log":"{\"level\":\"info\",\"msg\":\"{{repeat "z" 16369}}","partial_message":"true","partial_id":"p","partial_ordinal":"1","partial_last":"false"}`),
 		rec(`{"container_id":"c","source":"stdout","log":"\"}","partial_message":"true","partial_id":"p","partial_ordinal":"2","partial_last":"true"}`),
 		rec(`{"container_id":"c","source":"stdout","log":"[\"an array is not an object\"]"}`),
+		rec(`{"container_id":"c","container_name":"/web","source":"stdout","log":"{\"container_name\":\"x\",\"source\":\"y\",\"container_id\":\"z\"}"}`),
 	}}
 	if err := r.Consume(context.Background(), b); err != nil {
 		t.Fatal(err)
@@ -48,6 +50,7 @@ func TestDefaultPipeline(t *testing.T) {
 lake docker.web 2026-11-22T13:00:00Z {"container_id":"c","source":"stderr","log":"plain text line"}
 lake docker.web 2026-11-22T13:00:00Z {"container_id":"c","source":"stdout","level":"info","msg":"{{repeat "z" 16369}}"}
 lake docker.web 2026-11-22T13:00:00Z {"container_id":"c","source":"stdout","log":"[\"an array is not an object\"]"}
+lake docker.web 2026-11-22T13:00:00Z {"container_id":"c","container_name":"/web","source":"stdout","app_container_name":"x","app_source":"y","app_container_id":"z"}
 `
 	if got.String() != want {
 		t.Errorf("default pipeline:\n%s", diffLines(want, got.String()))

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"log/slog"
 	"math"
 	"os"
@@ -43,6 +42,8 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 //	             "! error" per Consume/Drain error
 //	error        expected error from New (instead of input/output)
 //	metrics      expected non-zero maruta_router_* series
+//	log          expected warnings the router logged (compared only when
+//	             the section exists; -update writes it when there are any)
 //
 // In input JSON, \xHH is a raw byte and {{repeat "c" N}} repeats a
 // character; records print with the same notations.
@@ -281,6 +282,7 @@ func runGolden(t *testing.T, file string) {
 	var got strings.Builder
 	var gotErr string
 	var gotMetrics string
+	var gotLog bytes.Buffer
 	cfg, err := config.Parse("config.yaml", []byte(cfgText), func(k string) (string, bool) { v, ok := env[k]; return v, ok })
 	if err != nil {
 		gotErr = err.Error() + "\n"
@@ -297,8 +299,14 @@ func runGolden(t *testing.T, file string) {
 			outs[o.Name] = &recorder{name: o.Name, mu: &mu, out: &got, fail: failing[o.Name]}
 		}
 		reg := prometheus.NewRegistry()
-		r, err := New(Options{Config: cfg, Outputs: outs, Hostname: "testhost", Registerer: reg,
-			Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		logger := slog.New(slog.NewTextHandler(&gotLog, &slog.HandlerOptions{Level: slog.LevelWarn,
+			ReplaceAttr: func(groups []string, a slog.Attr) slog.Attr {
+				if a.Key == slog.TimeKey && len(groups) == 0 {
+					return slog.Attr{}
+				}
+				return a
+			}}))
+		r, err := New(Options{Config: cfg, Outputs: outs, Hostname: "testhost", Registerer: reg, Logger: logger})
 		if err != nil {
 			gotErr = err.Error() + "\n"
 		} else {
@@ -318,7 +326,7 @@ func runGolden(t *testing.T, file string) {
 	if *update {
 		var out []section
 		for _, s := range secs {
-			if s.name != "output" && s.name != "error" && s.name != "metrics" {
+			if s.name != "output" && s.name != "error" && s.name != "metrics" && s.name != "log" {
 				out = append(out, s)
 			}
 		}
@@ -326,6 +334,9 @@ func runGolden(t *testing.T, file string) {
 			out = append(out, section{"error", gotErr})
 		} else {
 			out = append(out, section{"output", got.String()}, section{"metrics", gotMetrics})
+			if gotLog.Len() > 0 {
+				out = append(out, section{"log", gotLog.String()})
+			}
 		}
 		writeSections(t, file, out)
 		return
@@ -341,6 +352,9 @@ func runGolden(t *testing.T, file string) {
 	}
 	if w, ok := want["metrics"]; ok && gotMetrics != w {
 		t.Errorf("metrics differ:\n%s", diffLines(w, gotMetrics))
+	}
+	if w, ok := want["log"]; ok && gotLog.String() != w {
+		t.Errorf("log differs:\n%s", diffLines(w, gotLog.String()))
 	}
 }
 

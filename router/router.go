@@ -200,7 +200,7 @@ func (r *Router) compileStep(cfg *config.Config, i int) (*stepRT, error) {
 	case st.RewriteTag != nil:
 		s.impl, err = newRewriteStep(cfg, path, st.RewriteTag, r.hostname)
 	case st.ConcatPartials != nil:
-		c := newConcatStep(st.ConcatPartials, s)
+		c := newConcatStep(st.ConcatPartials, s, r.log)
 		c.pending = r.m.partialsPending.WithLabelValues(st.Name)
 		c.pendingBytes = r.m.partialsBytes.WithLabelValues(st.Name)
 		c.timedOut = r.m.partialsTimedOut.WithLabelValues(st.Name)

@@ -1,6 +1,7 @@
 package router
 
 import (
+	"log/slog"
 	"sort"
 	"strconv"
 	"sync"
@@ -52,6 +53,9 @@ type concatStep struct {
 	flagLines atomic.Int64 // lines in the flag-only forms (no partial_id)
 	bytes     int
 
+	log      *slog.Logger
+	splitLog limiter // lines over max_size
+
 	pending      prometheus.Gauge
 	pendingBytes prometheus.Gauge
 	timedOut     prometheus.Counter
@@ -72,11 +76,13 @@ type pendingLine struct {
 	oooSize int
 	last    int // ordinal of the last fragment, 0 while unknown
 	updated time.Time
+	parts   int // parts of max_size already passed on
 }
 
-func newConcatStep(c *config.ConcatPartialsStep, s *stepRT) *concatStep {
-	return &concatStep{
+func newConcatStep(c *config.ConcatPartialsStep, s *stepRT, log *slog.Logger) *concatStep {
+	cs := &concatStep{
 		s:          s,
+		log:        log,
 		key:        c.Key,
 		timeout:    c.Timeout.D(),
 		maxSize:    int(c.MaxSize),
@@ -84,6 +90,8 @@ func newConcatStep(c *config.ConcatPartialsStep, s *stepRT) *concatStep {
 		lines:      map[lineKey]*pendingLine{},
 		now:        time.Now,
 	}
+	cs.splitLog.every = 10 * time.Second
+	return cs
 }
 
 // partialMeta reads the Docker partial fields of a record.
@@ -250,6 +258,7 @@ func (c *concatStep) apply(r *Router, st *state, s *stepRT, p *plan, ev *event.E
 	if cur := c.lines[k]; cur != nil {
 		for len(cur.buf) > c.maxSize {
 			st.count(s.idx, cSplit)
+			cur.parts++
 			done = append(done, completed{tag: cur.key.tag, ev: event.Event{Time: cur.time, Record: c.build(st, cur, cur.buf[:c.maxSize])}})
 			rest := cur.buf[c.maxSize:]
 			cur.buf = append(cur.buf[:0], rest...)
@@ -297,11 +306,30 @@ func (c *concatStep) take(st *state, l *pendingLine, done []completed, all bool)
 	buf := l.buf
 	for len(buf) > c.maxSize { // max_size: pass on parts
 		st.count(c.s.idx, cSplit)
+		l.parts++
 		done = append(done, completed{tag: l.key.tag, ev: event.Event{Time: l.time, Record: c.build(st, l, buf[:c.maxSize])}})
 		buf = buf[c.maxSize:]
 	}
+	if l.parts > 0 {
+		c.logSplit(l, l.parts*c.maxSize+len(buf))
+	}
 	done = append(done, completed{tag: l.key.tag, ev: event.Event{Time: l.time, Record: c.build(st, l, buf)}, updated: l.updated})
 	return done
+}
+
+// logSplit logs, rate-limited, that line l of size bytes was passed on in
+// parts of max_size: which container and stream, how large, in how many
+// parts. The container is named by the first fragment's container_name and
+// container_id (Docker's fields).
+func (c *concatStep) logSplit(l *pendingLine, size int) {
+	ok, sup := c.splitLog.allow()
+	if !ok || c.log == nil {
+		return
+	}
+	c.log.Warn("concat_partials: line longer than max_size stored in parts",
+		"step", c.s.name, "tag", l.key.tag,
+		"container_name", strField(l.rec, "container_name"), "container_id", l.key.container, "source", l.key.source,
+		"size", size, "max_size", c.maxSize, "parts", l.parts+1, "suppressed", sup)
 }
 
 func (c *concatStep) evictOldest(st *state, s *stepRT, done []completed) []completed {

@@ -28,6 +28,13 @@ import (
 // a string or a time that does not parse, the record goes to the error route
 // (or is dropped with emit_invalid_record_to_error: false). Counted either
 // way.
+//
+// protect_keys (not in fluentd) changes the merge for the keys it names: a
+// parsed key (after inject_key_prefix and hash_value_field) equal to one of
+// them, when the record has that key, does not replace it but is added as
+// collision_prefix+key (the prefix repeated until no key of the record or of
+// the parsed fields has that name). The embedded default protects Docker's
+// container_id, container_name and source this way.
 type parseStep struct {
 	key         accessor
 	topKey      string
@@ -46,6 +53,8 @@ type parseStep struct {
 	types       map[string]typeConv
 	onlyObjects bool
 	emitError   bool
+	protect     map[string]bool
+	collision   string
 }
 
 type typeConv struct {
@@ -64,6 +73,13 @@ func newParseStep(cfg *config.Config, path string, c *config.ParseStep) (*parseS
 		keepTimeKey: c.KeepTimeKey,
 		onlyObjects: c.OnlyObjects == nil || *c.OnlyObjects,
 		emitError:   c.EmitInvalidRecordToError == nil || *c.EmitInvalidRecordToError,
+		collision:   c.CollisionPrefix,
+	}
+	if len(c.ProtectKeys) > 0 {
+		p.protect = map[string]bool{}
+		for _, k := range c.ProtectKeys {
+			p.protect[k] = true
+		}
 	}
 	var err error
 	if p.key, err = parseAccessor(c.Key); err != nil {
@@ -303,6 +319,9 @@ func (p *parseStep) merge(st *state, record, vals []byte, success bool) []byte {
 	if err != nil {
 		return vals
 	}
+	if p.protect != nil {
+		p.renameProtected(st, record)
+	}
 	// First pass: count kept record keys and mark the values that replace
 	// one (Hash#merge keeps the key where it was).
 	count := 0
@@ -365,6 +384,39 @@ func (p *parseStep) merge(st *state, record, vals []byte, success bool) []byte {
 	}
 	st.out = out
 	return out
+}
+
+// renameProtected renames the parsed keys in st.kvs that would replace a
+// protected key of record: collision_prefix+key, the prefix repeated until
+// the name is taken by neither the record nor the parsed fields.
+func (p *parseStep) renameProtected(st *state, record []byte) {
+	for i := range st.kvs {
+		k := st.kvs[i].key
+		if !p.protect[string(k)] {
+			continue
+		}
+		if _, ok, _ := msgpack.MapGet(record, string(k), maxDepth); !ok {
+			continue
+		}
+		name := string(k)
+		for {
+			name = p.collision + name
+			if _, ok, _ := msgpack.MapGet(record, name, maxDepth); ok {
+				continue
+			}
+			taken := false
+			for j := range st.kvs {
+				if string(st.kvs[j].key) == name {
+					taken = true
+					break
+				}
+			}
+			if !taken {
+				break
+			}
+		}
+		st.kvs[i].key = st.arena.Copy([]byte(name))
+	}
 }
 
 func appendStrHeaderLen(dst []byte, n int) []byte {

@@ -7,6 +7,10 @@ cache=${MARUTA_CACHE:-$(cd "$(dirname "$0")/.." && pwd)/.cache}
 mkdir -p "$cache/bin" "$cache/duckdb"
 
 VERSITYGW_VERSION=v1.8.0
+# Debian bookworm's packages (the versions the Docker tests were written
+# against; a bookworm point release may bring a newer build of the same).
+DOCKER_IO_VERSION=20.10.24+dfsg1-1+deb12u1+b6
+BUSYBOX_STATIC_VERSION=1:1.35.0-4+deb12u1+b1
 DUCKDB_NODE_API_VERSION=1.5.6-r.1
 
 if [ ! -x "$cache/bin/versitygw" ] || [ "$(cat "$cache/bin/.versitygw-version" 2>/dev/null)" != "$VERSITYGW_VERSION" ]; then
@@ -33,15 +37,29 @@ elif [ "$(id -u)" != 0 ] && ! command -v fusermount3 >/dev/null && ! command -v 
   echo "warning: not root and no fusermount3: the power-loss tests cannot mount (apt-get install fuse3)" >&2
 fi
 
-# rsyslogd with its TLS driver, for the syslog output's tests (started by
-# internal/testutil/rsyslog.go on free ports with its own config).
-if ! command -v rsyslogd >/dev/null && [ ! -x /usr/sbin/rsyslogd ] || ! ls /usr/lib/*/rsyslog/lmnsd_gtls.so >/dev/null 2>&1; then
-  command -v apt-get >/dev/null || { echo "the syslog tests need rsyslog and rsyslog-gnutls (Debian packages): install them" >&2; exit 1; }
-  echo "installing rsyslog rsyslog-gnutls with apt-get (syslog server for the syslog output's tests)" >&2
+# Debian packages of the real servers some tests start themselves, installed
+# together (one apt-get update) when any is missing:
+# - the Docker daemon and the static busybox the Docker tests run (one daemon
+#   per test binary, started by internal/testutil/docker.go);
+# - rsyslogd with its TLS driver, for the syslog output's tests (started by
+#   internal/testutil/rsyslog.go on free ports with its own config).
+missing=()
+command -v dockerd >/dev/null && command -v docker >/dev/null || missing+=(docker.io)
+dpkg-query -W -f='${Status}' busybox-static 2>/dev/null | grep -q 'install ok installed' || missing+=(busybox-static)
+command -v rsyslogd >/dev/null || [ -x /usr/sbin/rsyslogd ] || missing+=(rsyslog)
+ls /usr/lib/*/rsyslog/lmnsd_gtls.so >/dev/null 2>&1 || missing+=(rsyslog-gnutls)
+if [ ${#missing[@]} -gt 0 ]; then
+  command -v apt-get >/dev/null || { echo "the Docker and syslog tests need ${missing[*]} (Debian packages): install them" >&2; exit 1; }
+  echo "installing ${missing[*]} with apt-get (Docker daemon, busybox, syslog server for the tests; a minute or two)" >&2
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -q >&2
-  apt-get install -y -q --no-install-recommends rsyslog rsyslog-gnutls >&2
+  apt-get install -y -q --no-install-recommends "${missing[@]}" >&2
 fi
+for pkg in docker.io:$DOCKER_IO_VERSION busybox-static:$BUSYBOX_STATIC_VERSION; do
+  have=$(dpkg-query -W -f='${Version}' "${pkg%%:*}" 2>/dev/null || true)
+  [ -z "$have" ] || [ "$have" = "${pkg#*:}" ] ||
+    echo "note: ${pkg%%:*} $have installed; the Docker tests were written against ${pkg#*:}" >&2
+done
 
 echo "MARUTA_VERSITYGW=$cache/bin/versitygw"
 echo "MARUTA_DUCKDB_DIR=$cache/duckdb"

@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/marutalog/maruta/internal/testutil"
 )
 
 // marutaBin is the binary built once for the tests that run maruta as a
@@ -41,6 +43,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	code := m.Run()
+	testutil.StopDocker()
 	os.RemoveAll(dir)
 	os.Exit(code)
 }
@@ -83,8 +86,14 @@ func (l *lockedBuffer) String() string {
 // with JSON logs, and waits until it logs that it started.
 func startMaruta(t testing.TB, dir string, env []string, args ...string) *proc {
 	t.Helper()
+	return startMarutaBin(t, marutaBin, dir, env, args...)
+}
+
+// startMarutaBin is startMaruta with another maruta binary.
+func startMarutaBin(t testing.TB, bin, dir string, env []string, args ...string) *proc {
+	t.Helper()
 	p := &proc{t: t, logs: &lockedBuffer{}, stdout: &lockedBuffer{}, done: make(chan struct{})}
-	p.cmd = exec.Command(marutaBin, append([]string{"run", "-log-format", "json"}, args...)...)
+	p.cmd = exec.Command(bin, append([]string{"run", "-log-format", "json"}, args...)...)
 	p.cmd.Dir = dir
 	p.cmd.Env = append(os.Environ(), env...)
 	pr, pw := io.Pipe()

@@ -60,8 +60,11 @@ const (
 	DefaultKeepaliveTimeout   = 5 * time.Minute
 	DefaultAckTimeoutHold     = 2 * time.Minute
 
-	DefaultConcatTimeout    = 5 * time.Second
-	DefaultConcatMaxSize    = 1 << 20
+	DefaultConcatTimeout = 5 * time.Second
+	DefaultConcatMaxSize = 1 << 20
+	// DefaultCollisionPrefix is what a parse step's protect_keys put
+	// before a parsed key that collides with a protected one.
+	DefaultCollisionPrefix  = "app_"
 	DefaultConcatMaxPending = 10000
 	DefaultMaxHops          = 8
 )
@@ -161,6 +164,9 @@ func (s *Step) setDefaults(i int) {
 		if s.Parse.OnlyObjects == nil {
 			t := true
 			s.Parse.OnlyObjects = &t
+		}
+		if len(s.Parse.ProtectKeys) > 0 && s.Parse.CollisionPrefix == "" {
+			s.Parse.CollisionPrefix = DefaultCollisionPrefix
 		}
 	case s.RewriteTag != nil:
 		if s.RewriteTag.Unmatched == "" {

@@ -56,6 +56,16 @@ type ParseStep struct {
 	// OnlyObjects, for format json, treats a line that is valid JSON but not
 	// an object as a parse failure. Default true.
 	OnlyObjects *bool `yaml:"only_objects,omitempty"`
+	// ProtectKeys (with reserve_data) are keys of the original record that
+	// parsed fields never replace, e.g. Docker's container_id,
+	// container_name, source. A parsed key that collides with one present
+	// in the record is kept as CollisionPrefix + key instead (the prefix
+	// repeated until the name is free). Not in fluentd: its merge lets the
+	// parsed value win, which is what an empty list does.
+	ProtectKeys []string `yaml:"protect_keys,omitempty"`
+	// CollisionPrefix is the prefix of a parsed key renamed because of
+	// protect_keys. Default app_.
+	CollisionPrefix string `yaml:"collision_prefix,omitempty"`
 }
 
 // RewriteTagStep is fluent-plugin-rewrite-tag-filter.

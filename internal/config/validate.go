@@ -143,6 +143,17 @@ func (v *validator) step(p string, s *Step) {
 		if x.TimeType != "" {
 			v.oneOf(p+".time_type", x.TimeType, "string", "unixtime", "float")
 		}
+		if len(x.ProtectKeys) > 0 && !x.ReserveData {
+			v.errorf(p+".protect_keys", "needs reserve_data: true (without it the parsed fields replace the whole record)")
+		}
+		for j, k := range x.ProtectKeys {
+			if k == "" {
+				v.errorf(fmt.Sprintf("%s.protect_keys[%d]", p, j), "must not be empty")
+			}
+		}
+		if x.CollisionPrefix != "" && len(x.ProtectKeys) == 0 {
+			v.errorf(p+".collision_prefix", "applies only with protect_keys")
+		}
 	case s.RewriteTag != nil:
 		x := s.RewriteTag
 		if len(x.Rules) == 0 {

@@ -9,8 +9,16 @@ import (
 	"go.uber.org/goleak"
 )
 
+// stopDockerAfter stops the shared Docker daemon once the tests ran.
+type stopDockerAfter struct{ m *testing.M }
+
+func (s stopDockerAfter) Run() int {
+	defer StopDocker()
+	return s.m.Run()
+}
+
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m,
+	goleak.VerifyTestMain(stopDockerAfter{m},
 		goleak.IgnoreTopFunction("net/http.(*persistConn).readLoop"),
 		goleak.IgnoreTopFunction("net/http.(*persistConn).writeLoop"),
 		goleak.IgnoreTopFunction("internal/poll.runtime_pollWait"),
@@ -63,5 +71,22 @@ func TestS3ServerRestartKeepsData(t *testing.T) {
 	data, _ := os.ReadFile(paths[0])
 	if string(data) != "hello" {
 		t.Errorf("downloaded %q", data)
+	}
+}
+
+// TestDockerRunsBusybox starts the daemon, runs a container of the
+// imported busybox image and reads its output; StopDocker then leaves
+// no mount and no folder behind.
+func TestDockerRunsBusybox(t *testing.T) {
+	d := StartDocker(t)
+	if d2 := StartDocker(t); d2 != d {
+		t.Fatal("a second StartDocker started a second daemon")
+	}
+	out := d.Run(t, "run", "--rm", "--network", "none", d.Image, "sh", "-c", "seq 1 3; printf 'x%.0s' 1 2 | tr x y")
+	if out != "1\n2\n3\nyy" {
+		t.Fatalf("container printed %q", out)
+	}
+	if _, err := d.cmdOutput(nil, "run", "--rm", "--network", "none", d.Image, "no-such-command"); err == nil {
+		t.Error("a failing container reported no error")
 	}
 }
