@@ -20,7 +20,7 @@ import (
 // as one batch per tag; an ack goroutine (acks, started at the first
 // request with a chunk option) waits for each batch's commit and writes
 // the acks in request order, while the reader goes on. Only closing,
-// draining and drain are touched from other goroutines.
+// draining, owes, drain and closeSocket are touched from other goroutines.
 type conn struct {
 	s        *Server
 	raw      net.Conn // the accepted socket
@@ -28,6 +28,10 @@ type conn struct {
 	peer     string   // remote address for logs
 	closing  atomic.Bool
 	draining atomic.Bool // read on until the connection is quiet (shutdown)
+	// owes: the client reads what the server writes (acks, the
+	// handshake), so it notices a close (see closeSocket).
+	owes        atomic.Bool
+	clientEnded bool // the client closed or reset the connection
 
 	// Read buffer: buf[r:w] holds bytes not yet processed; the framer
 	// tracks the request that starts at buf[r].
@@ -86,6 +90,7 @@ func (s *Server) newConn(nc net.Conn) *conn {
 	if a := nc.RemoteAddr(); a != nil {
 		c.peer = a.String()
 	}
+	c.owes.Store(s.auth != nil)
 	c.lastData.Store(time.Now().UnixNano())
 	return c
 }
@@ -104,7 +109,7 @@ func (c *conn) serve() {
 	s.m.connsOpen.Inc()
 	s.m.connsTotal.Inc()
 	defer func() {
-		c.raw.Close()
+		c.closeSocket(!c.clientEnded)
 		c.dec.close()
 		if c.buf != nil {
 			putBuf(c.buf[:0])
@@ -142,6 +147,26 @@ func (c *conn) serve() {
 	if c.acks != nil {
 		c.acks.finish() // the acks of what was read are still written
 	}
+}
+
+// closeSocket closes the connection's socket. When the server ends a
+// connection that owes its client nothing (serverEnds: quiet at shutdown,
+// idle_timeout, a bad request, Close), it resets the connection instead of
+// closing it with a FIN. Such a client (Docker's driver without
+// request-ack) never reads, so it would not notice a FIN: its next write
+// would succeed into the closed connection and be lost to the reset that
+// answers it, and only the write after that would fail and be resent. After
+// a reset its next write fails at once, and the driver resends that line on
+// a new connection. A connection that owes acks closes with a FIN so that
+// the acks already written still arrive; its client reads them and then
+// the end.
+func (c *conn) closeSocket(serverEnds bool) {
+	if serverEnds && !c.owes.Load() {
+		if tc, ok := c.raw.(*net.TCPConn); ok {
+			tc.SetLinger(0) // close sends a reset
+		}
+	}
+	c.raw.Close()
 }
 
 // fail counts and logs why the connection or a request failed.
@@ -204,6 +229,7 @@ func (c *conn) loop() {
 			c.dec.release()
 		}
 		if readErr != nil {
+			c.clientEnded = errors.Is(readErr, io.EOF) || errors.Is(readErr, syscall.ECONNRESET)
 			c.endOfStream(readErr)
 			return
 		}
@@ -319,6 +345,9 @@ func (c *conn) handle(req []byte) bool {
 		}
 	}
 	p := pendingReq{chunk: r.chunk, events: len(r.events)}
+	if r.chunk != nil && !c.owes.Load() {
+		c.owes.Store(true) // the client reads its acks
+	}
 	if s.dedup != nil && r.chunk != nil {
 		var busy <-chan struct{}
 		p.dup, p.release, busy = s.dedup.tryClaim(r.chunk, time.Now)

@@ -29,9 +29,24 @@
 // only logged and counted by the buffer — the client asked for no answer
 // and cannot learn of it.
 //
-// On shutdown the server stops accepting and reads every open connection
-// on until nothing arrived on it for shutdown_quiet (1s), stores what it
-// read and writes the acks due.
+// On shutdown the server first stops the kernel from establishing new
+// connections (a socket filter on the TCP listener drops every packet, so a
+// client's SYN goes unanswered and is retried — to the next process on the
+// port, or refused once the listener closes; a unix socket's file is
+// removed): a connection established after the server's last Accept would
+// be reset when the listener closes, and what its client wrote into it at
+// once would be lost although the write succeeded. It then takes the
+// connections already established and reads every open connection on until
+// nothing arrived on it for shutdown_quiet (1s), stores what it read and
+// writes the acks due. A connection whose client never asked for an ack
+// (Docker's driver without request-ack never reads) is then ended with a
+// TCP reset instead of a FIN, as on idle_timeout and on a bad request: after
+// a FIN such a client's next write succeeds into the closed connection and
+// is lost, and only the one after fails; after a reset its next write fails
+// and the client resends it on a new connection. (The connection of a
+// container that has not printed yet is quiet at once: with a FIN, the
+// container's first line was lost.) A connection with acks ends with a FIN
+// after its acks, which its client reads.
 //
 // What happens to a request:
 //

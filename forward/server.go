@@ -54,12 +54,13 @@ const (
 // to Next point into the connection's buffers and are valid only during
 // Consume.
 //
-// Shutdown: when Run's context is done the server stops accepting (after
-// taking the connections the kernel had already established: a client may
-// have written into one); each connection reads on until nothing arrived
-// for shutdown_quiet (a client that has not learnt of the stop yet still
-// gets what it wrote stored), hands on what it read, writes the acks due,
-// and closes; then Run returns. Close
+// Shutdown: when Run's context is done the server stops the kernel from
+// establishing new connections, takes those it had already established (a
+// client may have written into one) and closes the listener; each
+// connection reads on until nothing arrived for shutdown_quiet (a client
+// that has not learnt of the stop yet still gets what it wrote stored),
+// hands on what it read, writes the acks due, and closes (with a reset when
+// its client never reads: see conn.closeSocket); then Run returns. Close
 // stops at once: it cancels the context of running Consume calls and of
 // commit waits (nothing more is acked) and closes everything. Close may be
 // called concurrently with Run, before or after it, and more than once.
@@ -221,8 +222,13 @@ func (s *Server) listen() error {
 	heartbeat := s.cfg.Heartbeat == nil || *s.cfg.Heartbeat
 	// With port 0 the kernel picks a TCP port whose UDP twin may be taken:
 	// try a few.
+	// Plain TCP, not Go's default Multipath TCP: a stopping server attaches
+	// a socket filter to the listener (refuseNew), which the kernel refuses
+	// on MPTCP sockets. Forward clients speak plain TCP anyway.
+	var lc net.ListenConfig
+	lc.SetMultipathTCP(false)
 	for attempt := 0; ; attempt++ {
-		ln, err := net.Listen("tcp", addr)
+		ln, err := lc.Listen(context.Background(), "tcp", addr)
 		if err != nil {
 			return fmt.Errorf("listen: %w", err)
 		}
@@ -307,7 +313,7 @@ func (s *Server) Close() error {
 		close(s.closed) // under mu: acceptLoop closes what it accepts from now on
 		for c := range s.conns {
 			c.closing.Store(true)
-			c.raw.Close()
+			c.closeSocket(true)
 		}
 		s.mu.Unlock()
 	})
@@ -326,11 +332,14 @@ func (s *Server) stopAccepting() {
 
 // drain is the graceful shutdown: each connection reads on until it has
 // been quiet for shutdown_quiet (or ends), hands on what it read and writes
-// the acks due. The listener first gives up the connections the kernel has
-// already established (a client may have written into one): acceptLoop
-// takes them, as draining ones, until Accept finds none for backlogWait,
-// then closes the listener.
+// the acks due. The listener first stops establishing new connections
+// (refuseNew: before a quiet connection is ended, so its client cannot
+// reconnect into the gap), then gives up those the kernel has already
+// established (a
+// client may have written into one): acceptLoop takes them, as draining
+// ones, until Accept finds none for backlogWait, then closes the listener.
 func (s *Server) drain() {
+	s.refuseNew()
 	s.mu.Lock()
 	s.draining = true
 	for c := range s.conns {
@@ -339,6 +348,33 @@ func (s *Server) drain() {
 	s.mu.Unlock()
 	if !s.setAcceptDeadline() {
 		s.stopAccepting()
+	}
+}
+
+// refuseNew stops the kernel from establishing new connections on the
+// listener, before the server takes the established ones and closes it.
+// Without it, a connection that completes after the server's last Accept is
+// reset when the listener closes, and what its client wrote at once is lost
+// although the write succeeded (Docker's driver, reconnecting, writes the
+// line it retries at once). A TCP listener gets a socket filter that drops
+// every packet (Linux: the client's SYN goes unanswered, it retries it and
+// reaches the next process on the port or is refused); a unix socket's
+// path is removed (a client's connect fails at once).
+func (s *Server) refuseNew() {
+	switch ln := s.ln.(type) {
+	case *net.TCPListener:
+		if err := refuseHandshakes(ln); err != nil && !errors.Is(err, errors.ErrUnsupported) {
+			s.log.Warn("stopping: new connections are not refused before the listener closes", "error", err)
+		}
+	case *net.UnixListener:
+		path := ln.Addr().String()
+		if strings.HasPrefix(path, "@") { // abstract: no file
+			return
+		}
+		ln.SetUnlinkOnClose(false) // the path may be the next process's by then
+		if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+			s.log.Warn("stopping: remove unix socket", "path", path, "error", err)
+		}
 	}
 }
 

@@ -12,10 +12,12 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"io"
 	"math/big"
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -648,6 +650,99 @@ func TestShutdownTakesBacklog(t *testing.T) {
 	}
 	if ev := coll.take(); len(ev) != 2 || !bytes.Contains(ev[1].Record, []byte("waiting")) {
 		t.Fatalf("events %+v", ev)
+	}
+}
+
+// TestShutdownResetsClientsThatDoNotRead: a connection that never asked
+// for an ack (Docker's driver in its default mode: it connects when the
+// container starts and never reads) is reset, not closed with a FIN, when
+// the stopping server ends it; so the client's next write fails and is
+// resent instead of going into a closed connection, where it would be lost
+// although the write succeeded. A connection that owes acks ends with a FIN
+// after its acks (its client reads them, then the end). Idle connections
+// closed by idle_timeout are reset the same way.
+func TestShutdownResetsClientsThatDoNotRead(t *testing.T) {
+	coll := newCollector()
+	s, cancel, done := runQuietServer(t, 100*time.Millisecond, coll, nil)
+	silent := dial(t, s.Addr()) // connected, nothing written yet
+	sent := dial(t, s.Addr())   // wrote without ack, then quiet
+	acked := dial(t, s.Addr())  // asked for an ack
+	sent.send(arr(str("t"), num(T0), rec("n", "sent")), 0)
+	acked.send(arr(str("t"), num(T0), rec("n", "acked"), chunkOpt("a")), 0)
+	if a, err := acked.readAck(5 * time.Second); err != nil || !bytes.Equal(a, str("a")) {
+		t.Fatalf("ack %x %v", a, err)
+	}
+	coll.waitCount(t, 2, 5*time.Second)
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Run did not return")
+	}
+	for name, c := range map[string]*client{"silent": silent, "sent": sent} {
+		if err := c.send(arr(str("t"), num(T0), rec("n", "next")), 0); err == nil {
+			t.Errorf("%s connection: the write after the server ended it succeeded (into a closed connection: lost)", name)
+		}
+	}
+	if v, err := acked.readValue(5 * time.Second); err != io.EOF {
+		t.Errorf("connection with acks: %x %v, want the end of the stream", v, err)
+	}
+
+	src := testSource()
+	src.IdleTimeout = config.Duration(50 * time.Millisecond)
+	ts := startServer(t, src, newCollector())
+	idle := dial(t, ts.Addr())
+	for deadline := time.Now().Add(5 * time.Second); ts.errCount(reasonIdleTimeout) != 1; time.Sleep(2 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("idle connection not closed")
+		}
+	}
+	ts.waitConns(t, 0)
+	if err := idle.send(arr(str("t"), num(T0), rec("n", "late")), 0); err == nil {
+		t.Error("idle_timeout: the write after the server ended the connection succeeded")
+	}
+}
+
+// TestShutdownRefusesNewConnections: from the moment a server starts
+// stopping, the kernel establishes no new connection on its listener (its
+// client could write into one that the server closes before it takes it):
+// a TCP client's connect goes unanswered until the listener closes (Linux),
+// a unix socket's path is gone. The stop refuses new connections before it
+// ends the quiet ones, so once a quiet client was reset, a new one cannot
+// connect.
+func TestShutdownRefusesNewConnections(t *testing.T) {
+	for _, network := range []string{"tcp", "unix"} {
+		t.Run(network, func(t *testing.T) {
+			if network == "tcp" && runtime.GOOS != "linux" {
+				t.Skip("socket filters are Linux only")
+			}
+			s, cancel, done := runQuietServer(t, 100*time.Millisecond, newCollector(), func(src *config.Source) {
+				if network == "unix" {
+					src.Listen = "unix://" + filepath.Join(t.TempDir(), "f.sock")
+				}
+			})
+			silent := dial(t, s.Addr())
+			time.Sleep(150 * time.Millisecond) // quiet for longer than shutdown_quiet: ended at once
+			cancel()
+			if v, err := silent.readValue(5 * time.Second); err == nil || isTimeout(err) {
+				t.Fatalf("quiet connection not ended by the stop: %x %v", v, err)
+			}
+			if nc, err := net.DialTimeout(s.Addr().Network(), s.Addr().String(), 200*time.Millisecond); err == nil {
+				nc.Close()
+				t.Fatal("a new connection was established after the server started stopping")
+			}
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Fatal(err)
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatal("Run did not return")
+			}
+		})
 	}
 }
 
