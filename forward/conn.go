@@ -35,13 +35,15 @@ type conn struct {
 
 	// Read buffer: buf[r:w] holds bytes not yet processed; the framer
 	// tracks the request that starts at buf[r].
-	buf     []byte
-	r, w    int
-	grown   bool // buf grew since it was last given back
-	nextBuf int  // capacity to start with after giving buf back
-	fr      framer
-	dec     *decoder
-	readAt  time.Time // when the last read returned: the arrival of what it completed
+	buf       []byte
+	r, w      int
+	grown     bool // buf grew since it was last given back
+	nextBuf   int  // capacity to start with after giving buf back
+	fr        framer
+	dec       *decoder
+	readAt    time.Time // when the last read returned: the arrival of what it completed
+	readStart time.Time // when the last read started (idle_timeout counts from there)
+	rb        readBatch // batched reads of a busy connection without acks (read.go)
 	// lastData is when bytes last arrived (Unix ns; the accept at first),
 	// for drain, which runs on another goroutine.
 	lastData atomic.Int64
@@ -131,10 +133,7 @@ func (c *conn) serve() {
 			return
 		}
 		c.raw.SetDeadline(time.Time{})
-		c.lastData.Store(time.Now().UnixNano()) // quiet counts from here
-		if c.draining.Load() {
-			c.raw.SetReadDeadline(time.Now().Add(s.quiet))
-		}
+		c.lastData.Store(time.Now().UnixNano()) // quiet counts from here (read)
 	}
 	if c.closing.Load() {
 		return
@@ -234,20 +233,10 @@ func (c *conn) loop() {
 			return
 		}
 		c.makeRoom()
-		if idle > 0 {
-			c.raw.SetReadDeadline(time.Now().Add(idle))
-		}
-		if c.draining.Load() { // after the idle deadline, which it replaces
-			c.raw.SetReadDeadline(time.Unix(0, c.lastData.Load()).Add(s.quiet))
-		}
 		if c.closing.Load() { // Close: the socket is closed too
 			return
 		}
-		k, err := c.nc.Read(c.buf[c.w:])
-		c.readAt = time.Now()
-		if k > 0 {
-			c.lastData.Store(c.readAt.UnixNano())
-		}
+		k, err := c.read(idle)
 		c.w += k
 		s.m.bytes.Add(float64(k))
 		readErr = err

@@ -933,3 +933,48 @@ func TestDedupWindowAndBound(t *testing.T) {
 		t.Fatalf("%d ids after the window", d.len())
 	}
 }
+
+// TestBatchedReads: a busy connection without acks reads in batches (a
+// raised SO_RCVLOWAT, read.go); the lines below the mark are still read —
+// the last line of a burst arrives without the client sending more, and a
+// burst cut by a shutdown is stored whole; a connection that asks for an
+// ack stops batching and gets its acks.
+func TestBatchedReads(t *testing.T) {
+	coll := newCollector()
+	s, cancel, done := runQuietServer(t, 300*time.Millisecond, coll, nil)
+	c := dial(t, s.Addr())
+	line := func(i int) []byte { return arr(str("docker.app"), num(T0), rec("log", fmt.Sprint(i))) }
+	n := 0
+	burst := func(k int) {
+		for range k {
+			n++
+			if err := c.send(line(n), 0); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	burst(500)
+	coll.waitCount(t, n, 5*time.Second) // the tail is below the mark
+	burst(1)
+	coll.waitCount(t, n, 5*time.Second) // a lone line after a burst
+	acked := dial(t, s.Addr())
+	for i := range 50 {
+		acked.send(arr(str("acked"), num(T0), r1, chunkOpt(fmt.Sprint(i))), 0)
+		if a, err := acked.readAck(5 * time.Second); err != nil || !bytes.Equal(a, str(fmt.Sprint(i))) {
+			t.Fatalf("ack %d: %x %v", i, a, err)
+		}
+	}
+	burst(500)
+	cancel() // the burst is still arriving
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not return")
+	}
+	if got := coll.count(); got != n+50 {
+		t.Fatalf("%d events stored, want %d", got, n+50)
+	}
+}

@@ -3,6 +3,7 @@
 package forward
 
 import (
+	"errors"
 	"fmt"
 	"net"
 
@@ -34,4 +35,25 @@ func refuseHandshakes(ln *net.TCPListener) error {
 		return fmt.Errorf("refuse new connections: attach socket filter: %w", serr)
 	}
 	return nil
+}
+
+// setRcvLowat sets the socket's receive low-water mark: a waiting read
+// wakes once n bytes are queued (or its deadline passes). Setting it
+// lower wakes a waiting reader at once if that many are queued.
+func setRcvLowat(nc net.Conn, n int) error {
+	tc, ok := nc.(*net.TCPConn)
+	if !ok {
+		return errors.ErrUnsupported
+	}
+	rc, err := tc.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var serr error
+	if err := rc.Control(func(fd uintptr) {
+		serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVLOWAT, n)
+	}); err != nil {
+		return err
+	}
+	return serr
 }

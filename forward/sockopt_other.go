@@ -11,3 +11,6 @@ import (
 // connection that completes between the server's last Accept and the
 // listener's close is reset by the kernel.
 func refuseHandshakes(*net.TCPListener) error { return errors.ErrUnsupported }
+
+// setRcvLowat is not used here: a wake-up per read is the portable shape.
+func setRcvLowat(net.Conn, int) error { return errors.ErrUnsupported }
