@@ -41,15 +41,29 @@ func (a *ackLog) add(ids ...string) {
 	}
 }
 
-// freeTCPPort returns a port that was free a moment ago; the crash test
-// needs a fixed port so clients find the restarted process.
+// freeTCPPort returns a loopback address whose port was free a moment ago
+// for TCP and UDP (maruta's heartbeat binds both); the crash test needs a
+// fixed port so clients find the restarted process. The port is below
+// Linux's ephemeral range (32768–60999), so no outgoing connection takes it
+// as its source port before maruta binds it (with Docker's reconnecting
+// drivers and other packages' tests beside, a port from :0 sometimes was).
 func freeTCPPort(t testing.TB) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	for range 1000 {
+		addr := fmt.Sprintf("127.0.0.1:%d", 20000+rand.IntN(12000))
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			continue
+		}
+		pc, err := net.ListenPacket("udp", addr)
+		ln.Close()
+		if err != nil {
+			continue
+		}
+		pc.Close()
+		return addr
 	}
-	defer ln.Close()
-	return ln.Addr().String()
+	t.Fatal("no free port between 20000 and 32000")
+	return ""
 }
 
 // packedForward builds a PackedForward request with a chunk option.
