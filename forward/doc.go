@@ -17,7 +17,11 @@
 // How requests flow: a connection reads, frames every complete request in
 // its read buffer, and hands them to the consumer together — one Consume
 // per run of requests with the same tag, with an event.Commit — then reads
-// on. Nothing waits for a disk flush on the reading side. A request with a
+// on. Nothing waits for a disk flush on the reading side. A busy
+// connection without acks (Docker's driver: one small segment per line)
+// reads in batches: its socket's low-water mark is raised to 4 KiB, so the
+// reader wakes once that much is queued or 5 ms passed, not once per line
+// (read.go); a connection reads once more before it ends as quiet or idle. A request with a
 // chunk option is acked once its batch's Commit is durable (the group commit
 // of every buffer it went to): an ack goroutine per connection waits for
 // that and writes the acks in request order, several in one write, while the
