@@ -12,9 +12,13 @@
 #
 #   scripts/bench-docker.sh                     # maruta, modes default async request-ack
 #   FLUENT_BIT_BIN=/path/fluent-bit scripts/bench-docker.sh maruta fluent-bit
+#   scripts/bench-docker.sh maruta@/tmp/old/maruta maruta  # two builds, one run
 #
 # Receivers: maruta (embedded default: `maruta run`, Parquet lake; lines
-# counted with DuckDB after a clean stop), fluent-bit (the reference
+# counted with DuckDB after a clean stop; maruta@PATH runs the build at PATH
+# instead of MARUTA_BIN; for maruta the report adds the median and 99th
+# percentile of the ack latency and of the fsync time from its own
+# histograms), fluent-bit (the reference
 # configuration: forward in, storage.type filesystem, out file; lines counted
 # in the file). The script does not build Fluent Bit: name its binary in
 # FLUENT_BIT_BIN.
@@ -70,7 +74,7 @@ if [ -z "$bin" ]; then
   bin=$tmp/maruta
 fi
 for r in "${receivers[@]}"; do
-  case $r in
+  case ${r%%@*} in
     maruta) [ -d "$duckdb_dir/node_modules/@duckdb/node-api" ] || { echo "DuckDB is needed to count maruta's lines: make tools" >&2; exit 1; } ;;
     fluent-bit) [ -x "${FLUENT_BIT_BIN:-}" ] || { echo "set FLUENT_BIT_BIN to a Fluent Bit binary (see PEERS.md; this script does not build it)" >&2; exit 1; } ;;
     *) echo "unknown receiver $r (maruta, fluent-bit)" >&2; exit 1 ;;
@@ -103,11 +107,12 @@ rm -rf "$tmp/rootfs"
 start_receiver() { # receiver dir port
   local r=$1 dir=$2 port=$3
   rm -rf "$dir" && mkdir -p "$dir"
-  case $r in
+  case ${r%%@*} in
     maruta)
-      local http; http=127.0.0.1:$(free_port)
+      local http b=$bin; http=127.0.0.1:$(free_port)
+      [ "$r" = maruta ] || b=${r#maruta@}
       (cd "$dir" && MARUTA_LISTEN=127.0.0.1:$port MARUTA_HTTP_LISTEN=$http MARUTA_DATA_DIR=$dir/maruta-data \
-        exec "$bin" run > "$dir/receiver.log" 2>&1) &
+        exec "$b" run > "$dir/receiver.log" 2>&1) &
       recv_pid=$!
       echo "$http" > "$dir/http"
       ;;
@@ -144,14 +149,14 @@ EOF
 # received so far (for the drain wait): maruta's forward events counter,
 # Fluent Bit's output lines.
 received() { # receiver dir
-  case $1 in
+  case ${1%%@*} in
     maruta) { curl -fs "http://$(cat "$2/http")/metrics" || true; } | awk '/^maruta_forward_events_total/ { s += $NF } END { printf "%d", s }' ;;
     fluent-bit) { cat "$2"/out/all.jsonl 2>/dev/null || true; } | wc -l ;;
   esac
 }
 
 stored() { # receiver dir
-  case $1 in
+  case ${1%%@*} in
     maruta)
       echo "SELECT count(*) AS n FROM read_parquet('$2/maruta-data/lake/**/*.parquet')" |
         MARUTA_DUCKDB_DIR=$duckdb_dir node -e '
@@ -168,7 +173,35 @@ stored() { # receiver dir
   esac
 }
 
-printf '%-11s %-12s %10s %10s %7s %8s %12s %9s  %s\n' receiver mode lines stored lost cpu_s cpu_s_per_1M exit_s loadavg
+# p50/p99 in ms of a Prometheus histogram in the metrics text on stdin
+# (summed over its label sets; linear within a bucket, as histogram_quantile).
+quantiles() { # metric name
+  awk -v m="$1" '
+    index($0, m "_bucket{") == 1 {
+      le = $0; sub(/.*le="/, "", le); sub(/".*/, "", le)
+      c[le] += $NF; if (!(le in seen)) { seen[le] = 1; les[n++] = le }
+    }
+    END {
+      if (n == 0) { printf "-/-"; exit }
+      for (i = 0; i < n; i++) for (j = i + 1; j < n; j++) if (les[j] + 0 < les[i] + 0 || les[i] == "+Inf") { t = les[i]; les[i] = les[j]; les[j] = t }
+      total = c["+Inf"]; if (total == 0) { printf "-/-"; exit }
+      split("0.5 0.99", qs, " ")
+      for (k = 1; k <= 2; k++) {
+        want = qs[k] * total; prev = 0; lo = 0
+        for (i = 0; i < n; i++) {
+          le = les[i]; cum = c[le]
+          if (cum >= want) {
+            v = (le == "+Inf") ? lo : lo + (le - lo) * (want - prev) / (cum - prev > 0 ? cum - prev : 1)
+            break
+          }
+          prev = cum; lo = le
+        }
+        printf "%s%.2f", (k == 1 ? "" : "/"), v * 1000
+      }
+    }'
+}
+
+printf '%-11s %-12s %10s %10s %7s %8s %12s %9s %8s %13s %13s  %s\n' receiver mode lines stored lost cpu_s cpu_s_per_1M exit_s lines_s ack_p50/p99 fsync_p50/p99 loadavg
 for r in "${receivers[@]}"; do
   for mode in $modes; do
     n=$lines opts=()
@@ -178,7 +211,8 @@ for r in "${receivers[@]}"; do
       request-ack) opts=(--log-opt fluentd-request-ack=true); n=$ack_lines ;;
       *) echo "unknown mode $mode" >&2; exit 1 ;;
     esac
-    dir=$out/$r-$mode port=$(free_port)
+    label=$r; [ "$r" = "${r#*@}" ] || label=${r%%@*}@$(basename "${r#*@}")
+    dir=$out/$label-$mode port=$(free_port)
     start_receiver "$r" "$dir" "$port"
     load=$(cut -d' ' -f1-3 /proc/loadavg)
     t0=$(date +%s%N)
@@ -206,12 +240,18 @@ for r in "${receivers[@]}"; do
       echo "$r exited during the run; its log ends:" >&2; tail -20 "$dir/receiver.log" >&2; exit 1
     fi
     cpu=$(cpu_s "$recv_pid")
+    ackq=- fsyncq=-
+    if [ "${r%%@*}" = maruta ]; then
+      metrics=$(curl -fs "http://$(cat "$dir/http")/metrics" || true)
+      ackq=$(quantiles maruta_forward_ack_latency_seconds <<< "$metrics")
+      fsyncq=$(quantiles maruta_buffer_fsync_duration_seconds <<< "$metrics")
+    fi
     kill -TERM "$recv_pid"; wait "$recv_pid" 2>/dev/null || true; recv_pid=
     docker rm -f "${names[@]}" >/dev/null 2>&1 || true
     s=$(stored "$r" "$dir")
     total=$((containers * n))
-    awk -v r="$r" -v m="$mode" -v t="$total" -v s="$s" -v c="$cpu" -v e="$exit_s" -v l="$load" 'BEGIN {
-      printf "%-11s %-12s %10d %10d %6.1f%% %8.2f %12.2f %9.1f  %s\n", r, m, t, s, 100 * (t - s) / t, c, c * 1e6 / (s > 0 ? s : 1), e, l }'
+    awk -v r="$label" -v m="$mode" -v t="$total" -v s="$s" -v c="$cpu" -v e="$exit_s" -v l="$load" -v a="$ackq" -v f="$fsyncq" 'BEGIN {
+      printf "%-11s %-12s %10d %10d %6.1f%% %8.2f %12.2f %9.1f %8.0f %13s %13s  %s\n", r, m, t, s, 100 * (t - s) / t, c, c * 1e6 / (s > 0 ? s : 1), e, s / (e > 0 ? e : 1), a, f, l }'
     grep -c 'Failed to log msg' "$tmp/dockerd.log" | sed 's/^/  dockerd "Failed to log msg" so far: /' >&2 || true
     rm -rf "$dir/maruta-data" "$dir/out" "$dir/buf"
   done
