@@ -38,6 +38,13 @@
 //   - well-formed, all events valid: handed to the consumer; acked ({"ack":
 //     chunk}, chunk echoed byte for byte) once the consumer returned nil and
 //     the events are durable.
+//   - a resend: its chunk id was accepted within the source's dedup window
+//     (on by default; the index survives restarts, see internal/dedup):
+//     acked again in order, not handed on, counted as duplicate events. A
+//     copy that arrives while the first is still being stored waits for
+//     its outcome. With a persistent index, each batch of requests with a
+//     chunk option carries their ids (event.Batch.Dedup) for the buffers
+//     to store with the events.
 //   - well-formed, some events invalid (bad time, record not a map, entry not
 //     [time, record]): the valid ones are handed on and the request is
 //     acked; the others are counted by reason and logged.
