@@ -305,28 +305,28 @@ func (b *Buffer) Consume(ctx context.Context, batch *event.Batch) error {
 	if len(batch.Events) == 0 {
 		return nil
 	}
+	sc := scratchPool.Get().(*scratch)
+	defer sc.release()
 	// A marked batch: every frame carries the mark with this delivery's
-	// number and its own (FORMAT.md, "Dedup marks").
+	// number and its own (FORMAT.md, "Dedup marks"); all of one size.
 	var mark *dedup.Mark
-	markMax := 0
+	markLen := 0
 	if batch.Dedup != nil {
 		if batch.Delivery < 1 || batch.Delivery > batch.Deliveries {
 			b.m.rejected.WithLabelValues("unnumbered").Add(float64(len(batch.Events)))
 			return fmt.Errorf("append to buffer %s: %w", b.name, errUnnumbered)
 		}
-		m := *batch.Dedup
-		m.Part, m.Parts = batch.Delivery, batch.Deliveries
-		m.Frame, m.Frames = math.MaxInt32, math.MaxInt32 // the largest encoding
-		markMax = len(dedup.AppendMark(nil, &m))
-		mark = &m
+		sc.mark = *batch.Dedup
+		mark = &sc.mark
+		mark.Part, mark.Parts = batch.Delivery, batch.Deliveries
+		sc.buf = dedup.AppendMark(sc.buf[:0], mark)
+		markLen = len(sc.buf)
 	}
-	sc := scratchPool.Get().(*scratch)
-	defer sc.release()
 	path := ""
 	if b.resolve != nil {
 		path = b.resolve(batch.Tag)
 	}
-	b.plan(sc, batch, path, markMax)
+	b.plan(sc, batch, path, markLen)
 	if err := b.reserve(ctx, sc.need, len(batch.Events)); err != nil {
 		return err
 	}
@@ -344,8 +344,7 @@ func (b *Buffer) Consume(ctx context.Context, batch *event.Batch) error {
 			if k++; mark != nil {
 				mark.Frame, mark.Frames = k, frames
 			}
-			var markLen int
-			sc.buf, markLen = appendFrame(sc.buf[:0], batch.Tag, batch.Events, g.idx[fr.from:fr.to], mark)
+			sc.buf, _ = appendFrame(sc.buf[:0], batch.Tag, batch.Events, g.idx[fr.from:fr.to], mark)
 			var seq uint64
 			seq, err = b.appendFrame(ctx, g, batch.Tag, sc.buf, fr.to-fr.from, fr.minT, markLen)
 			if err != nil {
@@ -399,6 +398,7 @@ type scratch struct {
 	buf    []byte
 	need   int64
 	vals   []string
+	mark   dedup.Mark // the batch's mark with this delivery's numbers
 }
 
 // group is the events of one batch that share a chunk key.
@@ -426,6 +426,7 @@ func (sc *scratch) release() {
 		g.vals = g.vals[:0]
 	}
 	sc.groups = sc.groups[:0]
+	sc.mark = dedup.Mark{}
 	if cap(sc.buf) > 4<<20 {
 		sc.buf = nil
 	}
@@ -433,10 +434,9 @@ func (sc *scratch) release() {
 }
 
 // plan groups the batch's events by chunk key and splits each group into
-// frames of at most frameMax payload bytes, each with room for a dedup
-// mark of markMax bytes; it sets sc.need to the bytes the frames take on
-// disk (at most).
-func (b *Buffer) plan(sc *scratch, batch *event.Batch, path string, markMax int) {
+// frames of at most frameMax payload bytes, a dedup mark of markLen bytes
+// included; it sets sc.need to the bytes the frames take on disk.
+func (b *Buffer) plan(sc *scratch, batch *event.Batch, path string, markLen int) {
 	keys := b.cfg.ChunkKeys
 	sc.need = 0
 	for i := range batch.Events {
@@ -472,7 +472,7 @@ func (b *Buffer) plan(sc *scratch, batch *event.Batch, path string, markMax int)
 		g := &sc.groups[gi]
 		g.idx = append(g.idx, int32(i))
 	}
-	limit := b.frameMax - markMax
+	limit := b.frameMax - markLen
 	for gi := range sc.groups {
 		g := &sc.groups[gi]
 		from, size := 0, 0
@@ -480,7 +480,7 @@ func (b *Buffer) plan(sc *scratch, batch *event.Batch, path string, markMax int)
 		for j, i := range g.idx {
 			es := entrySize(&batch.Events[i])
 			if j > from && size+es > limit {
-				n := markMax + payloadHeadSize(batch.Tag, j-from) + size
+				n := markLen + payloadHeadSize(batch.Tag, j-from) + size
 				g.frames = append(g.frames, frameSpan{from, j, minT})
 				sc.need += int64(frameHeadSize + n)
 				from, size, minT = j, 0, event.Time(math.MaxInt64)
@@ -488,7 +488,7 @@ func (b *Buffer) plan(sc *scratch, batch *event.Batch, path string, markMax int)
 			size += es
 			minT = min(minT, batch.Events[i].Time)
 		}
-		n := markMax + payloadHeadSize(batch.Tag, len(g.idx)-from) + size
+		n := markLen + payloadHeadSize(batch.Tag, len(g.idx)-from) + size
 		g.frames = append(g.frames, frameSpan{from, len(g.idx), minT})
 		sc.need += int64(frameHeadSize + n)
 	}

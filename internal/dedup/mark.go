@@ -1,6 +1,7 @@
 package dedup
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 
@@ -23,7 +24,9 @@ type Mark struct {
 	Frame, Frames int
 }
 
-// AppendMark appends m's encoding (a msgpack map) to dst.
+// AppendMark appends m's encoding (a msgpack map) to dst. Frame and Frames
+// are written as uint32 whatever their value, so the marks of a batch's
+// frames all have one size, known before the frames are counted.
 func AppendMark(dst []byte, m *Mark) []byte {
 	dst = msgpack.AppendMapHeader(dst, 7)
 	dst = msgpack.AppendString(dst, "b")
@@ -40,9 +43,9 @@ func AppendMark(dst []byte, m *Mark) []byte {
 	dst = msgpack.AppendString(dst, "n")
 	dst = msgpack.AppendInt(dst, int64(m.Parts))
 	dst = msgpack.AppendString(dst, "f")
-	dst = msgpack.AppendInt(dst, int64(m.Frame))
+	dst = binary.BigEndian.AppendUint32(append(dst, 0xce), uint32(m.Frame))
 	dst = msgpack.AppendString(dst, "m")
-	return msgpack.AppendInt(dst, int64(m.Frames))
+	return binary.BigEndian.AppendUint32(append(dst, 0xce), uint32(m.Frames))
 }
 
 // IsMark reports whether b starts with a mark rather than a Forward
