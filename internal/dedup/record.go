@@ -37,7 +37,6 @@ type record struct {
 	lock      *os.File
 	size      int64 // bytes of whole entries
 	compactAt int64
-	buf       []byte
 }
 
 // openRecord locks dir, reads the record in it (cutting a torn tail) and
@@ -162,19 +161,19 @@ func appendEntry(dst []byte, m *Mark) []byte {
 	return dst
 }
 
-// write appends r.buf and syncs the file.
-func (r *record) write() error {
-	if len(r.buf) == 0 {
+// write appends entries and syncs the file.
+func (r *record) write(entries []byte) error {
+	if len(entries) == 0 {
 		return nil
 	}
-	if _, err := r.f.WriteAt(r.buf, r.size); err != nil {
+	if _, err := r.f.WriteAt(entries, r.size); err != nil {
 		r.f.Truncate(r.size) // no half entry for the next one to follow
 		return fmt.Errorf("write dedup record: %w", err)
 	}
 	if err := r.f.Sync(); err != nil {
 		return fmt.Errorf("sync dedup record: %w", err)
 	}
-	r.size += int64(len(r.buf))
+	r.size += int64(len(entries))
 	return nil
 }
 

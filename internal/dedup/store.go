@@ -64,8 +64,9 @@ type Store struct {
 	pmu     sync.Mutex
 	pending map[uint64]*pendingBatch // batches with some of their frames found
 
-	rmu sync.Mutex // guards rec
-	rec *record    // nil: memory only
+	rmu        sync.Mutex // guards rec
+	rec        *record    // nil: memory only, or closed
+	persistent bool       // opened with a record
 }
 
 type pendingBatch struct {
@@ -131,7 +132,7 @@ func Open(opts Options) (*Store, error) {
 		m.unregister()
 		return nil, err
 	}
-	s.rec = rec
+	s.rec, s.persistent = rec, true
 	if cut > 0 {
 		s.log.Warn("dedup record: cut a torn tail", "file", filepath.Join(opts.Dir, recordName), "bytes_cut", cut)
 	}
@@ -141,7 +142,7 @@ func Open(opts Options) (*Store, error) {
 
 // Persistent reports whether the Store keeps ids across restarts (sources
 // then mark their batches).
-func (s *Store) Persistent() bool { return s.rec != nil }
+func (s *Store) Persistent() bool { return s.persistent }
 
 // TryClaim decides what to do with a request carrying chunk: dup is true
 // when the id was accepted within window (ack without ingesting). Otherwise
@@ -263,30 +264,31 @@ func (s *Store) accept(ids [][]byte, at time.Time) {
 // record it does nothing. An error means the marks may be lost with a
 // crash: a resend after a restart may then be stored again.
 func (s *Store) Keep(marks func(fn func(m *Mark)) error) error {
-	if s.rec == nil {
+	if !s.persistent {
 		return nil
 	}
 	now := s.now()
 	window, max := s.limits()
-	s.rmu.Lock()
-	defer s.rmu.Unlock()
-	r := s.rec
-	r.buf = r.buf[:0]
+	// Read the chunk outside the lock: other buffers' deliveries go on.
+	var buf []byte
 	n := 0
 	err := marks(func(m *Mark) {
 		if !expired(m.At, now, window) {
-			r.buf = appendEntry(r.buf, m)
+			buf = appendEntry(buf, m)
 			n++
 		}
 	})
-	if werr := r.write(); werr != nil {
+	s.rmu.Lock()
+	defer s.rmu.Unlock()
+	r := s.rec
+	if r == nil {
+		return nil // closed
+	}
+	if werr := r.write(buf); werr != nil {
 		s.m.recordFailures.Inc()
 		return werr
 	}
 	s.m.kept.Add(float64(n))
-	if cap(r.buf) > 4<<20 {
-		r.buf = nil
-	}
 	if err != nil {
 		s.m.recordFailures.Inc()
 		return fmt.Errorf("read the marks of a chunk: %w", err)
