@@ -86,6 +86,7 @@ func (s *Server) newConn(nc net.Conn) *conn {
 		dec:         newDecoder(s.cfg.MaxDepth, int(s.cfg.MaxDecompressedSize)),
 		established: s.auth == nil,
 	}
+	c.dec.budget = s.budget
 	if a := nc.RemoteAddr(); a != nil {
 		c.peer = a.String()
 	}

@@ -52,7 +52,10 @@
 //     map, bad gzip/zstd, packed entries cut short): refused whole, nothing
 //     ingested, no ack; the connection stays open.
 //   - over a limit (chunk_size_limit, max_decompressed_size, max_depth) or
-//     not msgpack at all: refused and the connection is closed.
+//     not msgpack at all: refused and the connection is closed. So is a
+//     compressed request that needs memory the other connections hold
+//     (max_decompressed_size is also their shared budget) and gets none
+//     back within 5 s (decompress_budget; see inflate.go).
 //   - the consumer returned an error, or the commit failed: no ack (the
 //     client resends); the connection stays open unless the server is
 //     shutting down. Requests read together share the consumer's answer:

@@ -217,7 +217,7 @@ func (ts *testServer) invalidCounts() map[string]float64 {
 }
 
 var allReasons = []string{
-	reasonInvalidMsgpack, reasonTooLarge, reasonTooDeep, reasonDecompressedSize,
+	reasonInvalidMsgpack, reasonTooLarge, reasonTooDeep, reasonDecompressedSize, reasonDecompressBudget,
 	reasonBadRequest, reasonBadCompression, reasonBadEntries, reasonConsumeFailed,
 	reasonIdleTimeout, reasonMaxConnections, reasonAuthFailed, reasonTLSHandshake,
 	reasonReadError, reasonWriteError,

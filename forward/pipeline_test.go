@@ -89,6 +89,10 @@ func TestPipelinedAcks(t *testing.T) {
 	if n := ts.errCount(reasonConsumeFailed); n != 1 {
 		t.Errorf("consume_failed = %v, want 1", n)
 	}
+	// The counter moves just after the write the client has read.
+	for deadline := time.Now().Add(5 * time.Second); metricValue(ts.m.acks) < 4 && time.Now().Before(deadline); {
+		time.Sleep(time.Millisecond)
+	}
 	if n := metricValue(ts.m.acks); n != 4 {
 		t.Errorf("acks_total = %v, want 4", n)
 	}

@@ -78,9 +78,10 @@ type Server struct {
 	auth     *authenticator // nil without security
 	tls      *tls.Config    // nil without TLS
 	hostname string
-	hosts    *hostCache    // nil unless source_hostname_key is set
-	dedup    *dedup.Store  // nil unless dedup is on
-	window   time.Duration // the source's dedup window
+	hosts    *hostCache     // nil unless source_hostname_key is set
+	budget   *inflateBudget // decompression memory of all connections
+	dedup    *dedup.Store   // nil unless dedup is on
+	window   time.Duration  // the source's dedup window
 	quiet    time.Duration
 	now      func() event.Time
 
@@ -174,7 +175,8 @@ func NewServer(opts ServerOptions) (*Server, error) {
 	if err := s.listen(); err != nil {
 		return nil, fmt.Errorf("create forward server %q: %w", cfg.Name, err)
 	}
-	m, err := newMetrics(opts.Registerer, cfg.Name)
+	s.budget = newInflateBudget(int64(cfg.MaxDecompressedSize), s.closed)
+	m, err := newMetrics(opts.Registerer, cfg.Name, s.budget.inUse)
 	if err != nil {
 		s.ln.Close()
 		if s.udp != nil {

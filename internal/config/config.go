@@ -69,8 +69,10 @@ type Source struct {
 	// ChunkSizeLimit is the largest request accepted, in bytes as sent
 	// (fluentd's name). Default 64MiB.
 	ChunkSizeLimit Size `yaml:"chunk_size_limit,omitempty"`
-	// MaxDecompressedSize bounds a compressed request after decompression.
-	// Default 256MiB.
+	// MaxDecompressedSize bounds a compressed request after decompression,
+	// and the memory decompression holds for all connections of the source
+	// together (a request that needs more waits, then is refused; one
+	// alone always gets up to this). Default 256MiB.
 	MaxDecompressedSize Size `yaml:"max_decompressed_size,omitempty"`
 	// MaxDepth bounds msgpack nesting in a request. Default 100.
 	MaxDepth int `yaml:"max_depth,omitempty"`
