@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io/fs"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/marutalog/maruta/internal/testutil"
 )
 
 // TestTopology runs the agent → aggregator hop as separate processes on
@@ -376,8 +377,8 @@ outputs:
     buffer: {flush_interval: %[4]s}
 `, dir, aggAddr, lake, v.flush))
 			agg := startMaruta(t, dir, nil, "-c", aggCfg)
-			px := newAckSwallower(t, aggAddr)
-			host, port := splitHostPort(t, px.addr())
+			px := testutil.NewTCPProxy(t, aggAddr)
+			host, port := splitHostPort(t, px.Addr())
 			agentCfg := writeFile(t, dir, "agent.yaml", fmt.Sprintf(`
 node: agent
 data_dir: %[1]s/agent
@@ -396,7 +397,7 @@ outputs:
 
 			// One acked request of 50 events into the agent; the
 			// aggregator's ack of the forwarded chunk is swallowed.
-			px.mute(true)
+			px.MuteReplies(true)
 			const n = 50
 			var acked []string
 			stop := make(chan struct{})
@@ -414,7 +415,7 @@ outputs:
 			}
 			agent.kill()
 			agg.kill()
-			px.mute(false)
+			px.MuteReplies(false)
 			agg = startMaruta(t, dir, nil, "-c", aggCfg)
 			agent = startMaruta(t, dir, nil, "-c", agentCfg)
 			waitFor(t, 30*time.Second, "the restarted agent to deliver its chunk", func() bool {
@@ -438,75 +439,5 @@ outputs:
 				t.Errorf("%d of %d acked events not in the lake once; %d distinct events in the lake", bad, len(acked), len(got))
 			}
 		})
-	}
-}
-
-// ackSwallower relays TCP connections to a target; while muted, what the
-// target sends back (acks) is read and dropped, and the connections stay
-// open, as when a reply is lost on the way.
-type ackSwallower struct {
-	ln     net.Listener
-	target string
-	muted  atomic.Bool
-	mu     sync.Mutex
-	conns  []net.Conn
-	wg     sync.WaitGroup
-}
-
-func newAckSwallower(t *testing.T, target string) *ackSwallower {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &ackSwallower{ln: ln, target: target}
-	p.wg.Go(p.accept)
-	t.Cleanup(func() {
-		ln.Close()
-		p.mu.Lock()
-		for _, c := range p.conns {
-			c.Close()
-		}
-		p.mu.Unlock()
-		p.wg.Wait()
-	})
-	return p
-}
-
-func (p *ackSwallower) addr() string     { return p.ln.Addr().String() }
-func (p *ackSwallower) mute(on bool)     { p.muted.Store(on) }
-func (p *ackSwallower) track(c net.Conn) { p.mu.Lock(); p.conns = append(p.conns, c); p.mu.Unlock() }
-
-func (p *ackSwallower) accept() {
-	for {
-		c, err := p.ln.Accept()
-		if err != nil {
-			return
-		}
-		s, err := net.Dial("tcp", p.target)
-		if err != nil {
-			c.Close()
-			continue
-		}
-		p.track(c)
-		p.track(s)
-		p.wg.Go(func() { p.relay(s, c, false) })
-		p.wg.Go(func() { p.relay(c, s, true) })
-	}
-}
-
-func (p *ackSwallower) relay(dst, src net.Conn, replies bool) {
-	defer dst.Close()
-	defer src.Close()
-	buf := make([]byte, 4096)
-	for {
-		n, err := src.Read(buf)
-		if n > 0 && !(replies && p.muted.Load()) {
-			if _, werr := dst.Write(buf[:n]); werr != nil {
-				return
-			}
-		}
-		if err != nil {
-			return
-		}
 	}
 }
