@@ -13,7 +13,7 @@ func BenchmarkAppendLarge(b *testing.B) {
 	for _, n := range []int{16, 64} {
 		for _, mode := range []string{"always", "off"} {
 			b.Run(fmt.Sprintf("batch=1000/fsync=%s/appenders=%d", mode, n), func(b *testing.B) {
-				benchAppend(b, mode, n, 1000, false)
+				benchAppend(b, mode, n, 1000, false, false)
 			})
 		}
 	}

@@ -14,6 +14,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/marutalog/maruta/internal/config"
+	"github.com/marutalog/maruta/internal/dedup"
 	"github.com/marutalog/maruta/internal/delivery"
 	"github.com/marutalog/maruta/internal/event"
 	"github.com/marutalog/maruta/internal/msgpack"
@@ -49,7 +50,7 @@ func BenchmarkAppend(b *testing.B) {
 		for _, mode := range []string{"always", "interval", "off"} {
 			for _, n := range []int{1, 16, 64, 128} {
 				b.Run(fmt.Sprintf("batch=%d/fsync=%s/appenders=%d", batchSize, mode, n), func(b *testing.B) {
-					benchAppend(b, mode, n, batchSize, false)
+					benchAppend(b, mode, n, batchSize, false, false)
 				})
 			}
 		}
@@ -65,13 +66,28 @@ func BenchmarkAppendNoWait(b *testing.B) {
 	for _, batchSize := range []int{1, 16} {
 		for _, n := range []int{1, 20} {
 			b.Run(fmt.Sprintf("batch=%d/appenders=%d", batchSize, n), func(b *testing.B) {
-				benchAppend(b, "always", n, batchSize, true)
+				benchAppend(b, "always", n, batchSize, true, false)
 			})
 		}
 	}
 }
 
-func benchAppend(b *testing.B, mode string, appenders, batchSize int, noWait bool) {
+// BenchmarkAppendMarked is the append of acked Forward requests with dedup
+// on: every frame carries a dedup mark with the batch's chunk ids (one per
+// request: 24 bytes, what fluent-logger-golang sends), beside the same
+// append without one. fsync off shows the CPU the mark costs; always, what
+// it costs per round.
+func BenchmarkAppendMarked(b *testing.B) {
+	for _, mode := range []string{"off", "always"} {
+		for _, marked := range []bool{false, true} {
+			b.Run(fmt.Sprintf("fsync=%s/marked=%v", mode, marked), func(b *testing.B) {
+				benchAppend(b, mode, 16, 1, false, marked)
+			})
+		}
+	}
+}
+
+func benchAppend(b *testing.B, mode string, appenders, batchSize int, noWait, marked bool) {
 	if os.Getenv("MARUTA_BENCH_NOPREALLOC") != "" {
 		preallocate = false
 		defer func() { preallocate = true }()
@@ -95,6 +111,13 @@ func benchAppend(b *testing.B, mode string, appenders, batchSize int, noWait boo
 	bytes := 0
 	for g := range batches {
 		bt := &event.Batch{Tag: "docker.web"}
+		if marked {
+			bt.Dedup = &dedup.Mark{Batch: uint64(g), At: time.Now().UnixMilli()}
+			bt.Delivery, bt.Deliveries = 1, 1
+			for i := 0; i < batchSize; i++ {
+				bt.Dedup.IDs = append(bt.Dedup.IDs, msgpack.AppendString(nil, fmt.Sprintf("Zm9vYmFyYmF6cXV4%08d", g*batchSize+i)))
+			}
+		}
 		for i := 0; i < batchSize; i++ {
 			r := dockerRecord(g*batchSize + i)
 			bytes += len(r)

@@ -36,8 +36,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/marutalog/maruta/internal/config"
+	"github.com/marutalog/maruta/internal/dedup"
 	"github.com/marutalog/maruta/internal/delivery"
 	"github.com/marutalog/maruta/internal/event"
+	"github.com/marutalog/maruta/internal/fsutil"
 )
 
 // Options configure a Buffer.
@@ -70,6 +72,24 @@ type Options struct {
 	// RescanInterval is how often a running buffer looks for chunks put into
 	// its folder by Requeue. Default 2s.
 	RescanInterval time.Duration
+	// Dedup receives the dedup marks of the chunks (FORMAT.md, "Dedup
+	// marks"): those found by recovery, and those of chunks about to leave
+	// the folder. nil: marks are written with the events all the same, and
+	// never read back.
+	Dedup DedupKeeper
+}
+
+// DedupKeeper is the Forward sources' dedup index as a buffer sees it
+// (internal/dedup.Store implements it). Its methods are called from any
+// goroutine; m and the marks are valid only during the call.
+type DedupKeeper interface {
+	// Found is called for every mark in the good part of each chunk the
+	// buffer recovers (at start, and chunks requeued later).
+	Found(m *dedup.Mark)
+	// Keep is called before a chunk with marks is removed after delivery
+	// or moved to the dead-letter folder; marks calls fn for each of its
+	// marks. Keep returns once those it keeps are durable.
+	Keep(marks func(fn func(m *dedup.Mark)) error) error
 }
 
 // Errors Consume returns. Both mean "not accepted": the caller does not ack.
@@ -79,6 +99,10 @@ var (
 	ErrFull = errors.New("buffer is full")
 	// ErrClosed is returned once Drain started or Run returned.
 	ErrClosed = errors.New("buffer is closed")
+	// errUnnumbered: a batch with a dedup mark but no delivery number (see
+	// event.Batch): the router did not count this output as buffered,
+	// which happens only while a reload swaps an output's type.
+	errUnnumbered = errors.New("batch with a dedup mark has no delivery number (the pipeline is being reloaded; retry)")
 )
 
 type fsyncMode uint8
@@ -121,6 +145,7 @@ type Buffer struct {
 	commit    *committer
 	m         *metrics
 	lockFile  *os.File
+	dedup     DedupKeeper
 
 	mu          sync.Mutex
 	open        map[string]*chunk // by chunk key
@@ -178,6 +203,7 @@ func New(opts Options) (*Buffer, error) {
 		limit:    int64(cfg.TotalLimitSize),
 		chunkMax: int64(cfg.ChunkLimitSize),
 		sealSize: opts.SealSize,
+		dedup:    opts.Dedup,
 		open:     map[string]*chunk{},
 		chunks:   map[string]*chunk{},
 		changed:  make(chan struct{}),
@@ -252,7 +278,7 @@ func New(opts Options) (*Buffer, error) {
 		m.unregister()
 		return nil, fmt.Errorf("create buffer folder: %w", err)
 	}
-	if b.lockFile, err = lockDir(b.dir); err != nil {
+	if b.lockFile, err = fsutil.LockDir(b.dir, "buffer folder"); err != nil {
 		m.unregister()
 		return nil, err
 	}
@@ -281,23 +307,46 @@ func (b *Buffer) Consume(ctx context.Context, batch *event.Batch) error {
 	}
 	sc := scratchPool.Get().(*scratch)
 	defer sc.release()
+	// A marked batch: every frame carries the mark with this delivery's
+	// number and its own (FORMAT.md, "Dedup marks"); all of one size.
+	var mark *dedup.Mark
+	markLen := 0
+	if batch.Dedup != nil {
+		if batch.Delivery < 1 || batch.Delivery > batch.Deliveries {
+			b.m.rejected.WithLabelValues("unnumbered").Add(float64(len(batch.Events)))
+			return fmt.Errorf("append to buffer %s: %w", b.name, errUnnumbered)
+		}
+		sc.mark = *batch.Dedup
+		mark = &sc.mark
+		mark.Part, mark.Parts = batch.Delivery, batch.Deliveries
+		sc.buf = dedup.AppendMark(sc.buf[:0], mark)
+		markLen = len(sc.buf)
+	}
 	path := ""
 	if b.resolve != nil {
 		path = b.resolve(batch.Tag)
 	}
-	b.plan(sc, batch, path)
+	b.plan(sc, batch, path, markLen)
 	if err := b.reserve(ctx, sc.need, len(batch.Events)); err != nil {
 		return err
+	}
+	frames := 0
+	for gi := range sc.groups {
+		frames += len(sc.groups[gi].frames)
 	}
 	written := int64(0)
 	var first, last uint64
 	var err error
+	k := 0
 	for gi := range sc.groups {
 		g := &sc.groups[gi]
 		for _, fr := range g.frames {
-			sc.buf = appendFrame(sc.buf[:0], batch.Tag, batch.Events, g.idx[fr.from:fr.to])
+			if k++; mark != nil {
+				mark.Frame, mark.Frames = k, frames
+			}
+			sc.buf, _ = appendFrame(sc.buf[:0], batch.Tag, batch.Events, g.idx[fr.from:fr.to], mark)
 			var seq uint64
-			seq, err = b.appendFrame(ctx, g, batch.Tag, sc.buf, fr.to-fr.from, fr.minT)
+			seq, err = b.appendFrame(ctx, g, batch.Tag, sc.buf, fr.to-fr.from, fr.minT, markLen)
 			if err != nil {
 				break
 			}
@@ -349,6 +398,7 @@ type scratch struct {
 	buf    []byte
 	need   int64
 	vals   []string
+	mark   dedup.Mark // the batch's mark with this delivery's numbers
 }
 
 // group is the events of one batch that share a chunk key.
@@ -376,6 +426,7 @@ func (sc *scratch) release() {
 		g.vals = g.vals[:0]
 	}
 	sc.groups = sc.groups[:0]
+	sc.mark = dedup.Mark{}
 	if cap(sc.buf) > 4<<20 {
 		sc.buf = nil
 	}
@@ -383,9 +434,9 @@ func (sc *scratch) release() {
 }
 
 // plan groups the batch's events by chunk key and splits each group into
-// frames of at most frameMax payload bytes; it sets sc.need to the bytes the
-// frames take on disk.
-func (b *Buffer) plan(sc *scratch, batch *event.Batch, path string) {
+// frames of at most frameMax payload bytes, a dedup mark of markLen bytes
+// included; it sets sc.need to the bytes the frames take on disk.
+func (b *Buffer) plan(sc *scratch, batch *event.Batch, path string, markLen int) {
 	keys := b.cfg.ChunkKeys
 	sc.need = 0
 	for i := range batch.Events {
@@ -421,14 +472,15 @@ func (b *Buffer) plan(sc *scratch, batch *event.Batch, path string) {
 		g := &sc.groups[gi]
 		g.idx = append(g.idx, int32(i))
 	}
+	limit := b.frameMax - markLen
 	for gi := range sc.groups {
 		g := &sc.groups[gi]
 		from, size := 0, 0
 		minT := event.Time(math.MaxInt64)
 		for j, i := range g.idx {
 			es := entrySize(&batch.Events[i])
-			if j > from && size+es > b.frameMax {
-				n := payloadHeadSize(batch.Tag, j-from) + size
+			if j > from && size+es > limit {
+				n := markLen + payloadHeadSize(batch.Tag, j-from) + size
 				g.frames = append(g.frames, frameSpan{from, j, minT})
 				sc.need += int64(frameHeadSize + n)
 				from, size, minT = j, 0, event.Time(math.MaxInt64)
@@ -436,7 +488,7 @@ func (b *Buffer) plan(sc *scratch, batch *event.Batch, path string) {
 			size += es
 			minT = min(minT, batch.Events[i].Time)
 		}
-		n := payloadHeadSize(batch.Tag, len(g.idx)-from) + size
+		n := markLen + payloadHeadSize(batch.Tag, len(g.idx)-from) + size
 		g.frames = append(g.frames, frameSpan{from, len(g.idx), minT})
 		sc.need += int64(frameHeadSize + n)
 	}
@@ -454,10 +506,11 @@ func appendChunkKey(dst []byte, path string, slice int64, vals []string) []byte 
 	return dst
 }
 
-// appendFrame writes one frame to the open chunk of g's key, opening or
-// rotating chunks as needed, and returns the write's commit number (0 when
-// the fsync mode does not track writes).
-func (b *Buffer) appendFrame(ctx context.Context, g *group, tag string, frame []byte, n int, minT event.Time) (uint64, error) {
+// appendFrame writes one frame (n events, a dedup mark of markLen bytes)
+// to the open chunk of g's key, opening or rotating chunks as needed, and
+// returns the write's commit number (0 when the fsync mode does not track
+// writes).
+func (b *Buffer) appendFrame(ctx context.Context, g *group, tag string, frame []byte, n int, minT event.Time, markLen int) (uint64, error) {
 	for {
 		c, err := b.openChunk(ctx, g, tag)
 		if err != nil {
@@ -473,7 +526,7 @@ func (b *Buffer) appendFrame(ctx context.Context, g *group, tag string, frame []
 			b.retire(c)
 			continue
 		}
-		err = c.writeLocked(frame, n, minT)
+		err = c.writeLocked(frame, n, minT, markLen)
 		c.mu.Unlock()
 		if err != nil {
 			b.retire(c)
@@ -507,6 +560,7 @@ func (b *Buffer) openChunk(ctx context.Context, g *group, tag string) (*chunk, e
 		}
 		now := b.now()
 		h := &header{
+			Version: formatVersion,
 			ID:      newID(now),
 			Output:  b.name,
 			Node:    b.node,

@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/marutalog/maruta/internal/dedup"
 	"github.com/marutalog/maruta/internal/delivery"
 	"github.com/marutalog/maruta/internal/event"
 )
@@ -59,8 +60,12 @@ type chunk struct {
 	pend       []byte // frames not yet written
 	pendFrames int64
 	pendEvents int64
+	pendMarked int64 // of pendFrames, those with a dedup mark
+	pendMarkB  int64 // bytes of their marks
 	pendErr    error
 	dataOff    int64 // size of preamble + header
+	marked     int64 // frames with a dedup mark
+	markBytes  int64 // bytes of their marks
 
 	size    atomic.Int64 // bytes in the file, including pending frames
 	lost    atomic.Int64 // pending bytes a failed write lost (still in Buffer.total)
@@ -138,12 +143,13 @@ func (c *chunk) create(durable bool) error {
 }
 
 // writeLocked appends one encoded frame holding n events, the oldest at
-// minT. The caller holds c.mu and checked that c is not closed. A
+// minT, and a dedup mark of markLen bytes (0: none). The caller holds c.mu
+// and checked that c is not closed. A
 // coalescing chunk (fsync: always) only copies the frame into c.pend: the
 // next commit round writes every pending frame with one pwrite before its
 // fdatasync (nothing is acknowledged before that anyway). Other chunks
 // write at once, so an acknowledged append survives a process crash.
-func (c *chunk) writeLocked(frame []byte, n int, minT event.Time) error {
+func (c *chunk) writeLocked(frame []byte, n int, minT event.Time, markLen int) error {
 	if c.coalesce {
 		if c.pend == nil {
 			if p, ok := pendPool.Get().(*[]byte); ok {
@@ -153,6 +159,10 @@ func (c *chunk) writeLocked(frame []byte, n int, minT event.Time) error {
 		c.pend = append(c.pend, frame...)
 		c.pendFrames++
 		c.pendEvents += int64(n)
+		if markLen > 0 {
+			c.pendMarked++
+			c.pendMarkB += int64(markLen)
+		}
 	} else {
 		off := c.written
 		if _, err := c.f.WriteAt(frame, off); err != nil {
@@ -166,6 +176,10 @@ func (c *chunk) writeLocked(frame []byte, n int, minT event.Time) error {
 	c.size.Add(int64(len(frame)))
 	c.frames++
 	c.events.Add(int64(n))
+	if markLen > 0 {
+		c.marked++
+		c.markBytes += int64(markLen)
+	}
 	for {
 		old := c.minTime.Load()
 		if int64(minT) >= old || c.minTime.CompareAndSwap(old, int64(minT)) {
@@ -241,6 +255,8 @@ func (c *chunk) flushPendLocked() error {
 		c.lost.Add(lost)
 		c.frames -= c.pendFrames
 		c.events.Add(-c.pendEvents)
+		c.marked -= c.pendMarked
+		c.markBytes -= c.pendMarkB
 		c.pendErr = fmt.Errorf("append to chunk %s: %w", c.id, err)
 	} else {
 		c.written += int64(len(c.pend))
@@ -253,7 +269,7 @@ func (c *chunk) flushPendLocked() error {
 	if cap(c.pend) > maxKeptPend {
 		c.pend = nil
 	}
-	c.pendFrames, c.pendEvents = 0, 0
+	c.pendFrames, c.pendEvents, c.pendMarked, c.pendMarkB = 0, 0, 0, 0
 	return c.pendErr
 }
 
@@ -316,11 +332,18 @@ func (c *chunk) closeFile(durable bool) error {
 	return err
 }
 
-// payloadBytes is the size of the chunk's payloads.
+// payloadBytes is the size of the chunk's payloads without their marks.
 func (c *chunk) payloadBytes() int64 {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.size.Load() - c.dataOff - frameHeadSize*c.frames
+	return c.size.Load() - c.dataOff - frameHeadSize*c.frames - c.markBytes
+}
+
+// hasMarks reports whether a frame of the chunk has a dedup mark.
+func (c *chunk) hasMarks() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.marked > 0
 }
 
 // Info describes the chunk. It is meant for sealed chunks.
@@ -353,10 +376,49 @@ func (c *chunk) Scan(fn func(tag string, t event.Time, record []byte) error) err
 	c.mu.Unlock()
 	// c.name changes only while the chunk is sealing; a sink sees a sealed
 	// chunk, whose name stays put until Write returned.
-	return scanFile(filepath.Join(c.dir, c.name), c.dataOff, end, fn)
+	return scanFile(filepath.Join(c.dir, c.name), c.hdr.Version, c.dataOff, end, fn)
 }
 
-func scanFile(path string, off, end int64, fn func(tag string, t event.Time, record []byte) error) error {
+// eachMark calls fn for the dedup mark of every frame of the chunk file
+// that has one (m is valid only during the call). The file has been
+// delivered (and read whole) before; a bad frame is an error.
+func eachMark(path string, version byte, off, end int64, fn func(m *dedup.Mark)) error {
+	var m dedup.Mark
+	return eachFrame(path, off, end, func(p []byte) error {
+		mark, _, err := splitMark(p, version)
+		if err != nil || mark == nil {
+			return err
+		}
+		if _, err := dedup.ParseMark(mark, &m); err != nil {
+			return corruptf("%v", err)
+		}
+		fn(&m)
+		return nil
+	})
+}
+
+func scanFile(path string, version byte, off, end int64, fn func(tag string, t event.Time, record []byte) error) error {
+	var tag string
+	return eachFrame(path, off, end, func(p []byte) error {
+		_, msg, err := splitMark(p, version)
+		if err != nil {
+			return err
+		}
+		_, _, err = walkPayload(msg, func(tb []byte, t event.Time, rec []byte) error {
+			if string(tb) != tag {
+				tag = string(tb)
+			}
+			return fn(tag, t, rec)
+		})
+		return err
+	})
+}
+
+// eachFrame calls fn with the payload of every frame of the chunk file
+// from offset off up to end (-1: the end of the file), one frame in memory
+// at a time. A corrupt frame (or an errCorrupt from fn) stops it with an
+// error that is delivery.Permanent.
+func eachFrame(path string, off, end int64, fn func(payload []byte) error) error {
 	f, err := os.Open(path)
 	if err != nil {
 		return fmt.Errorf("open chunk: %w", err)
@@ -369,7 +431,6 @@ func scanFile(path string, off, end int64, fn func(tag string, t event.Time, rec
 	br.Reset(f)
 	defer func() { br.Reset(nil); readerPool.Put(br) }()
 	fr := frameReader{r: br, off: off, limit: end}
-	var tag string
 	for {
 		p, err := fr.next()
 		if err == io.EOF {
@@ -384,13 +445,7 @@ func scanFile(path string, off, end int64, fn func(tag string, t event.Time, rec
 			}
 			return fmt.Errorf("read chunk %s: %w", path, err)
 		}
-		_, _, err = walkPayload(p, func(tb []byte, t event.Time, rec []byte) error {
-			if string(tb) != tag {
-				tag = string(tb)
-			}
-			return fn(tag, t, rec)
-		})
-		if err != nil {
+		if err := fn(p); err != nil {
 			if errors.Is(err, errCorrupt) {
 				return delivery.Permanent(fmt.Errorf("%s at offset %d: %w", path, fr.off, err))
 			}

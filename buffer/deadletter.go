@@ -47,6 +47,8 @@ type DeadLetter struct {
 // a note saying why. If the move fails the chunk is retried later instead.
 func (b *Buffer) deadLetter(c *chunk, reason string, cause error) {
 	events, size := c.events.Load(), c.size.Load()
+	// Its requests are stored (here): a resend stays a duplicate.
+	b.keepMarks(c)
 	err := b.mkdirAll(b.deadDir)
 	if err == nil {
 		err = moveFile(filepath.Join(b.dir, c.name), b.deadDir, c.id+deadSuffix)
@@ -232,12 +234,16 @@ func readDeadLetter(dir, id string) (DeadLetter, error) {
 			}
 			break
 		}
-		_, n, err := walkPayload(p, nil)
+		_, msg, err := splitMark(p, h.Version)
+		if err == nil {
+			var n int
+			_, n, err = walkPayload(msg, nil)
+			d.Events += int64(n)
+		}
 		if err != nil {
 			d.Error = err.Error()
 			break
 		}
-		d.Events += int64(n)
 	}
 	return d, nil
 }
@@ -290,10 +296,10 @@ func ReadChunkFile(path string, fn func(tag string, t event.Time, record []byte)
 	if err != nil {
 		return fmt.Errorf("read chunk file: %w", err)
 	}
-	_, hsize, err := readHeader(bufio.NewReader(f))
+	h, hsize, err := readHeader(bufio.NewReader(f))
 	f.Close()
 	if err != nil {
 		return fmt.Errorf("read chunk file %s: %w", path, err)
 	}
-	return scanFile(path, hsize, -1, fn)
+	return scanFile(path, h.Version, hsize, -1, fn)
 }

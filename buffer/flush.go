@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/marutalog/maruta/internal/dedup"
 	"github.com/marutalog/maruta/internal/delivery"
 )
 
@@ -150,6 +151,7 @@ func (b *Buffer) deliver(ctx context.Context, c *chunk) {
 	now := b.now()
 	if err == nil {
 		b.m.flush.WithLabelValues("success").Observe(d)
+		b.keepMarks(c)
 		p := filepath.Join(b.dir, c.name)
 		if rerr := os.Remove(p); rerr != nil && !errors.Is(rerr, os.ErrNotExist) {
 			b.log.Error("delivered chunk but cannot remove its file; it will be delivered again after a restart",
@@ -218,6 +220,24 @@ func (b *Buffer) deliver(ctx context.Context, c *chunk) {
 	c.notBefore = next
 	b.enqueueBackLocked(c)
 	b.mu.Unlock()
+}
+
+// keepMarks hands the dedup marks of c, which is about to leave the
+// folder, to the dedup record, so its requests stay known for the window
+// (FORMAT.md, "The dedup record"). A failure is logged and counted by the
+// record; the chunk goes all the same.
+func (b *Buffer) keepMarks(c *chunk) {
+	if b.dedup == nil || !c.hasMarks() {
+		return
+	}
+	path := filepath.Join(b.dir, c.name)
+	err := b.dedup.Keep(func(fn func(m *dedup.Mark)) error {
+		return eachMark(path, c.hdr.Version, c.dataOff, c.size.Load(), fn)
+	})
+	if err != nil {
+		b.log.Warn("dedup record: the chunk's marks are not kept; a resend of its requests after a restart may be stored again",
+			"chunk", c.id, "err", err)
+	}
 }
 
 func (b *Buffer) enqueueBackLocked(c *chunk) {

@@ -10,6 +10,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/marutalog/maruta/internal/dedup"
 	"github.com/marutalog/maruta/internal/event"
 	"github.com/marutalog/maruta/internal/msgpack"
 )
@@ -17,7 +18,7 @@ import (
 // The on-disk format, specified in FORMAT.md.
 const (
 	magic          = "MRTB"
-	formatVersion  = 1
+	formatVersion  = 2  // written; version 1 (no dedup marks) is still read
 	preambleSize   = 13 // magic, version, header length, header CRC
 	maxHeaderSize  = 64 << 10
 	frameHeadSize  = 8 // payload length, payload CRC
@@ -39,6 +40,7 @@ func corruptf(format string, args ...any) error {
 
 // header is a chunk's header map.
 type header struct {
+	Version byte // of the file (the preamble's byte)
 	ID      string
 	Output  string
 	Node    string
@@ -109,7 +111,7 @@ func readHeader(r io.Reader) (*header, int64, error) {
 	if string(pre[:4]) != magic {
 		return nil, 0, corruptf("bad magic %q", pre[:4])
 	}
-	if pre[4] != formatVersion {
+	if pre[4] != 1 && pre[4] != formatVersion {
 		return nil, 0, corruptf("unknown format version %d", pre[4])
 	}
 	n := binary.BigEndian.Uint32(pre[5:9])
@@ -130,6 +132,7 @@ func readHeader(r io.Reader) (*header, int64, error) {
 	if err != nil {
 		return nil, 0, err
 	}
+	h.Version = pre[4]
 	return h, preambleSize + int64(n), nil
 }
 
@@ -242,10 +245,17 @@ func payloadHeadSize(tag string, n int) int {
 	return size
 }
 
-// appendFrame appends one frame holding events evs with tag to dst.
-func appendFrame(dst []byte, tag string, evs []event.Event, idx []int32) []byte {
+// appendFrame appends one frame holding events evs with tag to dst, and
+// the dedup mark m first in its payload when m is not nil; it returns the
+// mark's length too.
+func appendFrame(dst []byte, tag string, evs []event.Event, idx []int32, m *dedup.Mark) ([]byte, int) {
 	start := len(dst)
 	dst = append(dst, 0, 0, 0, 0, 0, 0, 0, 0)
+	markLen := 0
+	if m != nil {
+		dst = dedup.AppendMark(dst, m)
+		markLen = len(dst) - start - frameHeadSize
+	}
 	dst = append(dst, 0x92)
 	dst = msgpack.AppendString(dst, tag)
 	dst = msgpack.AppendArrayHeader(dst, len(idx))
@@ -258,7 +268,7 @@ func appendFrame(dst []byte, tag string, evs []event.Event, idx []int32) []byte 
 	payload := dst[start+frameHeadSize:]
 	binary.BigEndian.PutUint32(dst[start:], uint32(len(payload)))
 	binary.BigEndian.PutUint32(dst[start+4:], crc(payload))
-	return dst
+	return dst, markLen
 }
 
 // readTime reads an event time: EventTime (ext 0, 8 bytes), an int of
@@ -286,8 +296,23 @@ func readTime(b []byte) (event.Time, []byte, error) {
 	return 0, b, fmt.Errorf("time is %s", msgpack.Peek(b))
 }
 
+// splitMark returns the dedup mark that starts the payload p of a file of
+// the given version (nil when there is none) and the Forward message after
+// it.
+func splitMark(p []byte, version byte) (mark, msg []byte, err error) {
+	if version < 2 || !dedup.IsMark(p) {
+		return nil, p, nil
+	}
+	mark, msg, err = msgpack.ReadRaw(p, recordMaxDepth)
+	if err != nil {
+		return nil, p, corruptf("dedup mark: %v", err)
+	}
+	return mark, msg, nil
+}
+
 // walkPayload checks a payload's structure and calls fn (if not nil) for
-// every event. It returns the tag and the number of events.
+// every event. It returns the tag and the number of events. The payload
+// is the Forward message after the mark, if any (splitMark).
 func walkPayload(p []byte, fn func(tag []byte, t event.Time, record []byte) error) (tag []byte, n int, err error) {
 	if len(p) == 0 || p[0] != 0x92 {
 		return nil, 0, corruptf("payload is not [tag, entries]")

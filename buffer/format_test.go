@@ -20,7 +20,7 @@ func TestPayloadHeadSize(t *testing.T) {
 	}
 	// The planned size of a frame is the size appendFrame writes.
 	evs := []event.Event{{Time: event.FromUnix(5, 1), Record: []byte{0x80}}, {Time: event.FromUnix(-5, 0), Record: []byte{0x81, 0xa1, 'a', 0x01}}}
-	f := appendFrame(nil, "tag", evs, []int32{0, 1})
+	f, _ := appendFrame(nil, "tag", evs, []int32{0, 1}, nil)
 	if want := frameHeadSize + payloadHeadSize("tag", 2) + entrySize(&evs[0]) + entrySize(&evs[1]); len(f) != want {
 		t.Errorf("frame of %d bytes, planned %d", len(f), want)
 	}

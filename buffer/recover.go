@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/marutalog/maruta/internal/dedup"
 	"github.com/marutalog/maruta/internal/event"
 )
 
@@ -122,6 +123,7 @@ func (b *Buffer) recoverFile(name string) (*chunk, int64) {
 	fr := frameReader{r: br, off: hsize, limit: -1}
 	good := hsize
 	var bad error
+	var m dedup.Mark
 	for {
 		pl, err := fr.next()
 		if err == io.EOF {
@@ -132,13 +134,30 @@ func (b *Buffer) recoverFile(name string) (*chunk, int64) {
 			break
 		}
 		minT := c.minTime.Load()
-		_, n, err := walkPayload(pl, func(_ []byte, t event.Time, _ []byte) error {
-			minT = min(minT, int64(t))
-			return nil
-		})
+		mark, msg, err := splitMark(pl, h.Version)
+		if err == nil && mark != nil {
+			_, err = dedup.ParseMark(mark, &m)
+			if err != nil {
+				err = corruptf("%v", err)
+			}
+		}
+		var n int
+		if err == nil {
+			_, n, err = walkPayload(msg, func(_ []byte, t event.Time, _ []byte) error {
+				minT = min(minT, int64(t))
+				return nil
+			})
+		}
 		if err != nil {
 			bad = err
 			break
+		}
+		if mark != nil {
+			c.marked++
+			c.markBytes += int64(len(mark))
+			if b.dedup != nil {
+				b.dedup.Found(&m) // the frame is whole: its mark counts
+			}
 		}
 		c.minTime.Store(minT)
 		c.frames++

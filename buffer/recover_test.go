@@ -22,7 +22,8 @@ func testFrame(tag, prefix string, n int) []byte {
 	for i := range idx {
 		idx[i] = int32(i)
 	}
-	return appendFrame(nil, tag, bt.Events, idx)
+	f, _ := appendFrame(nil, tag, bt.Events, idx, nil)
+	return f
 }
 
 // testChunk is a chunk file: header plus frames a0.., b0.., c0.. (3 events
@@ -365,7 +366,7 @@ func TestRecoveryOfARealCrashLayout(t *testing.T) {
 }
 
 func TestHeaderRoundTrip(t *testing.T) {
-	h := &header{ID: newID(time.Now()), Output: "o", Node: "n", Path: "a/${x}/", Tag: "t.x", Timekey: 3600 * time.Second,
+	h := &header{Version: formatVersion, ID: newID(time.Now()), Output: "o", Node: "n", Path: "a/${x}/", Tag: "t.x", Timekey: 3600 * time.Second,
 		Slice: 1700000000, Keys: map[string]string{"b": "2", "a": "1"}, Created: time.Unix(0, 1234567890123).UTC()}
 	data := appendHeader(nil, h)
 	got, n, err := readHeader(bytes.NewReader(append(data, 1, 2, 3)))
@@ -403,7 +404,7 @@ func TestPayloadIsAForwardMessage(t *testing.T) {
 	// Times outside EventTime's range are kept as seconds.
 	old := event.FromUnix(-100, 5)
 	ev := []event.Event{{Time: old, Record: []byte{0x80}}}
-	f := appendFrame(nil, "t", ev, []int32{0})
+	f, _ := appendFrame(nil, "t", ev, []int32{0}, nil)
 	var gotT event.Time
 	if _, _, err := walkPayload(f[frameHeadSize:], func(_ []byte, t event.Time, _ []byte) error { gotT = t; return nil }); err != nil {
 		t.Fatal(err)

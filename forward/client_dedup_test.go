@@ -4,11 +4,14 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/marutalog/maruta/internal/config"
+	"github.com/marutalog/maruta/internal/dedup"
 	"github.com/marutalog/maruta/internal/event"
 )
 
@@ -84,18 +87,59 @@ func TestDedupWaitingCopyAfterFailure(t *testing.T) {
 	}
 }
 
-// Long chunk ids are remembered by their hash: memory per id is bounded.
-func TestDedupLongIDs(t *testing.T) {
-	d := newDedup(time.Minute, 10)
-	long := []byte(strings.Repeat("x", 1<<20))
-	now := time.Now()
-	d.add(long, now)
-	if !d.contains(long, now) || d.contains(append(long[:len(long)-1:len(long)-1], 'y'), now) {
-		t.Fatal("long ids not told apart")
+// With a persistent dedup index, a batch of requests with a chunk option
+// carries a mark with the ids of its requests that are not resends (raw, as
+// sent), so the buffers store them with the events; a request without a
+// chunk option (Docker's default) costs nothing: no mark.
+func TestDedupMarksBatches(t *testing.T) {
+	src := testSource()
+	src.Dedup = &config.Dedup{Window: config.Duration(time.Minute), MaxEntries: 100}
+	store, err := dedup.Open(dedup.Options{Dir: t.TempDir(), Window: time.Minute, MaxEntries: 100})
+	if err != nil {
+		t.Fatal(err)
 	}
-	for k := range d.seen {
-		if len(k) > dedupKeyMax+1 {
-			t.Fatalf("kept a %d-byte key", len(k))
+	defer store.Close()
+	coll := newCollector()
+	var mu sync.Mutex
+	var marks []string
+	coll.hook = func(_ context.Context, b *event.Batch) error {
+		mu.Lock()
+		defer mu.Unlock()
+		if b.Dedup == nil {
+			marks = append(marks, fmt.Sprintf("%s: none", b.Tag))
+			return nil
 		}
+		var ids []string
+		for _, id := range b.Dedup.IDs {
+			ids = append(ids, fmt.Sprintf("%x", id))
+		}
+		marks = append(marks, fmt.Sprintf("%s: %s", b.Tag, strings.Join(ids, " ")))
+		if b.Dedup.At == 0 || b.Dedup.Batch == 0 {
+			t.Errorf("mark without time or batch: %+v", b.Dedup)
+		}
+		return nil
+	}
+	ts := startServer(t, src, coll, func(o *ServerOptions) { o.Dedup = store })
+	c := dial(t, ts.Addr())
+	binID := cat([]byte{0xc4, 2}, []byte("b1")) // a bin chunk id
+	c.send(cat(
+		arr(str("plain"), num(T0), r1),
+		arr(str("acked"), arr(entry(num(T0), r1)), chunkOpt("id-1")),
+		arr(str("acked"), arr(entry(num(T0), r2)), obj(str("chunk"), binID)),
+	), 0)
+	for range 2 {
+		if _, err := c.readAck(5 * time.Second); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.send(arr(str("acked"), arr(entry(num(T0), r1)), chunkOpt("id-1")), 0) // a resend: acked, no batch
+	if _, err := c.readAck(5 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	want := fmt.Sprintf("plain: none\nacked: %x %x", str("id-1"), binID)
+	if got := strings.Join(marks, "\n"); got != want {
+		t.Errorf("marks:\n%s\nwant:\n%s", got, want)
 	}
 }

@@ -6,11 +6,13 @@ import (
 	"crypto/tls"
 	"errors"
 	"io"
+	mrand "math/rand/v2"
 	"net"
 	"sync/atomic"
 	"syscall"
 	"time"
 
+	"github.com/marutalog/maruta/internal/dedup"
 	"github.com/marutalog/maruta/internal/event"
 	"github.com/marutalog/maruta/internal/msgpack"
 )
@@ -61,6 +63,7 @@ type conn struct {
 	wantAck   bool         // a request of the batch waits for its commit
 	newEvents int          // events of the batch that are not duplicates
 	commit    event.Commit // for batches nobody waits for
+	mark      dedup.Mark   // the batch's chunk ids, for a persistent dedup index
 	acks      *acker       // nil until the first request with a chunk option
 
 	// Handshake state (security configured).
@@ -89,6 +92,7 @@ func (s *Server) newConn(nc net.Conn) *conn {
 		dec:         newDecoder(s.cfg.MaxDepth, int(s.cfg.MaxDecompressedSize)),
 		established: s.auth == nil,
 	}
+	c.dec.budget = s.budget
 	if a := nc.RemoteAddr(); a != nil {
 		c.peer = a.String()
 	}
@@ -339,14 +343,14 @@ func (c *conn) handle(req []byte) bool {
 	}
 	if s.dedup != nil && r.chunk != nil {
 		var busy <-chan struct{}
-		p.dup, p.release, busy = s.dedup.tryClaim(r.chunk, time.Now)
+		p.dup, p.release, busy = s.dedup.TryClaim(r.chunk, s.window)
 		if busy != nil {
 			// Another copy is being consumed, perhaps in this batch: hand
 			// the batch on, then wait for that copy's outcome.
 			if !c.flush() {
 				return false
 			}
-			p.dup, p.release = s.dedup.claim(r.chunk, time.Now)
+			p.dup, p.release = s.dedup.Claim(r.chunk, s.window)
 		}
 	}
 	if len(c.reqs) == 0 {
@@ -388,11 +392,16 @@ func (c *conn) flush() bool {
 		if c.wantAck {
 			commit = getCommit()
 			c.batch.Commit = commit
+			if s.dedup != nil && s.dedup.Persistent() {
+				c.batch.Dedup = c.markBatch()
+			}
 		} else {
 			c.batch.Commit = &c.commit
 		}
 		err = s.next.Consume(s.consumeCtx, &c.batch)
-		c.batch.Events, c.batch.Commit = nil, nil
+		c.batch.Events, c.batch.Commit, c.batch.Dedup = nil, nil, nil
+		clear(c.mark.IDs) // they point into buf
+		c.mark.IDs = c.mark.IDs[:0]
 		c.commit.Reset()
 		if err != nil {
 			s.m.errors.WithLabelValues(reasonConsumeFailed).Inc()
@@ -451,6 +460,21 @@ func (c *conn) flush() bool {
 		return !(c.closing.Load() || s.consumeCtx.Err() != nil || errors.Is(err, context.Canceled))
 	}
 	return true
+}
+
+// markBatch fills c.mark with the chunk ids of the batch's requests that
+// are not resends (their claims are pending), so the buffers store them
+// with the events (buffer/FORMAT.md, "Dedup marks"): after a crash the
+// index knows which requests were stored whole.
+func (c *conn) markBatch() *dedup.Mark {
+	c.mark.Batch = mrand.Uint64()
+	c.mark.At = time.Now().UnixMilli()
+	for i := range c.reqs {
+		if p := &c.reqs[i]; p.release != nil {
+			c.mark.IDs = append(c.mark.IDs, p.chunk)
+		}
+	}
+	return &c.mark
 }
 
 // tag returns the request's tag as a string, reusing the previous one when

@@ -4,7 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"io"
+	"time"
 
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
@@ -55,6 +55,7 @@ const (
 	reasonTooLarge         = "too_large"              // over chunk_size_limit: connection closed
 	reasonTooDeep          = "too_deep"               // over max_depth: connection closed
 	reasonDecompressedSize = "decompressed_too_large" // over max_decompressed_size: connection closed
+	reasonDecompressBudget = "decompress_budget"      // inflating needs memory other requests hold: connection closed
 	reasonBadRequest       = "bad_request"            // well-framed, not a Forward request: rejected
 	reasonBadCompression   = "bad_compression"        // gzip/zstd payload is corrupt: rejected
 	reasonBadEntries       = "bad_entries"            // packed entries cut short or not msgpack: rejected
@@ -105,43 +106,72 @@ func (r *request) invalidCount() int {
 }
 
 // decoder turns framed requests into events. It owns the buffers that are
-// reused from request to request (events, decompressed payload); one per
-// connection, not safe for concurrent use.
+// reused from request to request (events, inflated blocks); one per
+// connection, not safe for concurrent use. The records of a decoded
+// request point into them until the next decode or release.
 type decoder struct {
 	maxDepth        int
 	maxDecompressed int
+	budget          *inflateBudget // shared by the server's connections
 
 	events []event.Event
-	zbuf   []byte // decompressed payload
 	br     bytes.Reader
 	gz     *gzip.Reader
 	zd     *zstd.Decoder
+	zdUsed bool // zd inflated something since the last release
+
+	// Inflated payload (inflate.go): the first block, kept, and the
+	// budget's blocks after it; what the request holds of the budget.
+	first    []byte
+	blocks   [][]byte
+	filled   [][]byte // the request's blocks in order, with their lengths
+	arena    []byte   // entries that span blocks, copied whole
+	fr       framer   // finds where such an entry ends
+	held     int64
+	histHeld int64         // of held, for zstd's history
+	waited   time.Duration // for the budget, by this request
+	inflated int           // bytes the last compressed request inflated to
+	one      [1][]byte
 }
 
 func newDecoder(maxDepth, maxDecompressed int) *decoder {
-	return &decoder{maxDepth: maxDepth, maxDecompressed: maxDecompressed}
+	return &decoder{maxDepth: maxDepth, maxDecompressed: maxDecompressed, budget: unlimited()}
 }
 
-// close releases the decompressors.
+// close releases the decompressors and the buffers.
 func (d *decoder) close() {
+	d.dropBlocks()
 	if d.zd != nil {
 		d.zd.Close()
 		d.zd = nil
 	}
-	putBuf(d.zbuf)
-	d.zbuf = nil
+	putBuf(d.first)
+	d.first = nil
 }
 
-// release drops buffers that one large request made large, so an idle
-// connection does not pin them.
+// release gives back what the last request held and drops buffers that a
+// large request made large, so an idle connection pins little: an idle
+// connection keeps no inflated block, and a zstd decoder that inflated
+// more than one block is closed (its history is up to zstdMaxWindow).
 func (d *decoder) release() {
+	d.dropBlocks()
 	if cap(d.events) > maxKeptEvents {
 		d.events = nil
 	}
-	if cap(d.zbuf) > maxKeptBuffer {
-		putBuf(d.zbuf)
-		d.zbuf = nil
+	if cap(d.arena) > maxKeptBuffer {
+		d.arena = nil
 	}
+	clear(d.filled)
+	d.filled = d.filled[:0]
+	if d.first != nil {
+		putBuf(d.first)
+		d.first = nil
+	}
+	if d.zd != nil && d.zdUsed && d.inflated > firstBlock {
+		d.zd.Close()
+		d.zd = nil
+	}
+	d.zdUsed = false
 }
 
 const (
@@ -153,6 +183,9 @@ const (
 // well-formed msgpack value no deeper than maxDepth). now replaces times of
 // 0. On error nothing of the request may be used.
 func (d *decoder) decode(req []byte, now event.Time, r *request) *requestError {
+	if d.held > 0 {
+		d.dropBlocks() // the previous request's records are no longer used
+	}
 	*r = request{events: d.events[:0]}
 	defer func() { d.events = r.events[:0] }()
 	if len(req) == 1 && req[0] == 0xc0 {
@@ -342,99 +375,13 @@ func (d *decoder) packed(payload []byte, compressed string, now event.Time, dept
 	}
 	if compressed == "gzip" || compressed == "zstd" {
 		r.mode = ModeCompressedPackedForward
-		var err error
-		if payload, err = d.decompress(payload, compressed); err != nil {
-			if errors.Is(err, errDecompressedTooLarge) {
-				return fatal(reasonDecompressedSize, err)
-			}
-			return reject(reasonBadCompression, "decompress %s: %w", compressed, err)
-		}
+		return d.inflate(payload, compressed, now, depth, r)
 	}
 	// Entries sit where a Forward request's entries would: inside the
 	// request array and the entries array.
-	for p, i := payload, 0; len(p) > 0; i++ {
-		var err error
-		if p, err = d.entry(p, now, depth-1, r); err != nil {
-			switch {
-			case errors.Is(err, msgpack.ErrDepth):
-				return fatal(reasonTooDeep, fmt.Errorf("packed entry %d: %w", i, errFrameTooDeep))
-			case errors.Is(err, msgpack.ErrShort):
-				return reject(reasonBadEntries, "packed entry %d is cut short", i)
-			}
-			return reject(reasonBadEntries, "packed entry %d: %w", i, err)
-		}
-	}
-	return nil
+	d.one[0] = payload
+	defer func() { d.one[0] = nil }()
+	return d.entries(d.one[:], now, depth, r, false)
 }
 
 var errDecompressedTooLarge = errors.New("payload larger than max_decompressed_size")
-
-// decompress inflates a gzip (any number of members) or zstd (any number
-// of frames) payload into d.zbuf. The buffer grows with the bytes actually
-// produced, never from a size the payload declares, up to maxDecompressed.
-func (d *decoder) decompress(payload []byte, kind string) ([]byte, error) {
-	d.br.Reset(payload)
-	var r io.Reader
-	switch kind {
-	case "gzip":
-		if d.gz == nil {
-			gz, err := gzip.NewReader(&d.br)
-			if err != nil {
-				return nil, err
-			}
-			d.gz = gz
-		} else if err := d.gz.Reset(&d.br); err != nil {
-			return nil, err
-		}
-		d.gz.Multistream(true)
-		r = d.gz
-	case "zstd":
-		if d.zd == nil {
-			window := min(d.maxDecompressed, 64<<20)
-			window = max(window, zstd.MinWindowSize)
-			zd, err := zstd.NewReader(&d.br,
-				zstd.WithDecoderConcurrency(1),
-				zstd.WithDecoderLowmem(true),
-				zstd.WithDecoderMaxMemory(uint64(d.maxDecompressed)+1),
-				zstd.WithDecoderMaxWindow(uint64(window)))
-			if err != nil {
-				return nil, err
-			}
-			d.zd = zd
-		} else if err := d.zd.Reset(&d.br); err != nil {
-			return nil, err
-		}
-		r = d.zd
-	}
-	buf := d.zbuf[:0]
-	limit := d.maxDecompressed
-	for {
-		if len(buf) == cap(buf) {
-			if len(buf) > limit {
-				d.zbuf = buf[:0]
-				return nil, errDecompressedTooLarge
-			}
-			nb := append(allocBuf(min(max(2*cap(buf), 64<<10), limit+1)), buf...)
-			putBuf(buf)
-			buf = nb
-		}
-		n, err := r.Read(buf[len(buf):min(cap(buf), limit+1)])
-		buf = buf[:len(buf)+n]
-		if len(buf) > limit {
-			d.zbuf = buf[:0]
-			return nil, errDecompressedTooLarge
-		}
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			d.zbuf = buf[:0]
-			if errors.Is(err, zstd.ErrDecoderSizeExceeded) || errors.Is(err, zstd.ErrWindowSizeExceeded) {
-				return nil, fmt.Errorf("%w: %w", errDecompressedTooLarge, err)
-			}
-			return nil, err
-		}
-	}
-	d.zbuf = buf
-	return buf, nil
-}

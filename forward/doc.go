@@ -57,6 +57,13 @@
 //   - well-formed, all events valid: handed to the consumer; acked ({"ack":
 //     chunk}, chunk echoed byte for byte) once the consumer returned nil and
 //     the events are durable.
+//   - a resend: its chunk id was accepted within the source's dedup window
+//     (on by default; the index survives restarts, see internal/dedup):
+//     acked again in order, not handed on, counted as duplicate events. A
+//     copy that arrives while the first is still being stored waits for
+//     its outcome. With a persistent index, each batch of requests with a
+//     chunk option carries their ids (event.Batch.Dedup) for the buffers
+//     to store with the events.
 //   - well-formed, some events invalid (bad time, record not a map, entry not
 //     [time, record]): the valid ones are handed on and the request is
 //     acked; the others are counted by reason and logged.
@@ -64,7 +71,10 @@
 //     map, bad gzip/zstd, packed entries cut short): refused whole, nothing
 //     ingested, no ack; the connection stays open.
 //   - over a limit (chunk_size_limit, max_decompressed_size, max_depth) or
-//     not msgpack at all: refused and the connection is closed.
+//     not msgpack at all: refused and the connection is closed. So is a
+//     compressed request that needs memory the other connections hold
+//     (max_decompressed_size is also their shared budget) and gets none
+//     back within 5 s (decompress_budget; see inflate.go).
 //   - the consumer returned an error, or the commit failed: no ack (the
 //     client resends); the connection stays open unless the server is
 //     shutting down. Requests read together share the consumer's answer:

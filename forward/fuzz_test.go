@@ -59,12 +59,13 @@ func streamServer(tb testing.TB, coll *collector) *Server {
 	src.ChunkSizeLimit = 64 << 10
 	src.MaxDecompressedSize = 256 << 10
 	src.MaxDepth = 20
-	m, err := newMetrics(prometheus.NewRegistry(), "fuzz")
+	budget := newInflateBudget(int64(src.MaxDecompressedSize), nil)
+	m, err := newMetrics(prometheus.NewRegistry(), "fuzz", budget.inUse)
 	if err != nil {
 		tb.Fatal(err)
 	}
 	fixed := event.FromUnix(T0, 424242)
-	return &Server{
+	return &Server{budget: budget,
 		cfg: src, next: coll, log: slog.New(slog.DiscardHandler), m: m,
 		limits: newLogLimiter(time.Hour), consumeCtx: context.Background(),
 		conns: map[*conn]struct{}{}, now: func() event.Time { return fixed },

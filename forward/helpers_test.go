@@ -138,11 +138,15 @@ type testServer struct {
 	stop context.CancelFunc
 }
 
-func startServer(t testing.TB, src config.Source, next event.Consumer) *testServer {
+func startServer(t testing.TB, src config.Source, next event.Consumer, mod ...func(*ServerOptions)) *testServer {
 	t.Helper()
 	coll, _ := next.(*collector)
 	reg := prometheus.NewRegistry()
-	s, err := NewServer(ServerOptions{Config: src, Next: next, Registerer: reg, Hostname: "server.example", Logger: testLogger(t)})
+	opts := ServerOptions{Config: src, Next: next, Registerer: reg, Hostname: "server.example", Logger: testLogger(t)}
+	for _, f := range mod {
+		f(&opts)
+	}
+	s, err := NewServer(opts)
 	if err != nil {
 		t.Fatalf("NewServer: %v", err)
 	}
@@ -213,7 +217,7 @@ func (ts *testServer) invalidCounts() map[string]float64 {
 }
 
 var allReasons = []string{
-	reasonInvalidMsgpack, reasonTooLarge, reasonTooDeep, reasonDecompressedSize,
+	reasonInvalidMsgpack, reasonTooLarge, reasonTooDeep, reasonDecompressedSize, reasonDecompressBudget,
 	reasonBadRequest, reasonBadCompression, reasonBadEntries, reasonConsumeFailed,
 	reasonIdleTimeout, reasonMaxConnections, reasonAuthFailed, reasonTLSHandshake,
 	reasonReadError, reasonWriteError,

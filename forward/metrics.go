@@ -21,7 +21,9 @@ type metrics struct {
 	errors        *prometheus.CounterVec
 }
 
-func newMetrics(reg prometheus.Registerer, source string) (*metrics, error) {
+// newMetrics registers a server's metrics; inflated reads the bytes its
+// decompression budget holds.
+func newMetrics(reg prometheus.Registerer, source string, inflated func() float64) (*metrics, error) {
 	if reg == nil {
 		reg = prometheus.NewRegistry() // counted but not exported
 	}
@@ -65,15 +67,19 @@ func newMetrics(reg prometheus.Registerer, source string) (*metrics, error) {
 	for i := range m.invalid {
 		m.invalid[i] = invalid.WithLabelValues(invalidNames[i])
 	}
+	inflatedBytes := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Namespace: "maruta", Subsystem: "forward", Name: "inflated_bytes",
+		Help: "Bytes decompressed requests hold (inflated data, their events, zstd history), at most max_decompressed_size together (a request alone may go up to it).",
+	}, inflated)
 	for _, reason := range []string{
-		reasonInvalidMsgpack, reasonTooLarge, reasonTooDeep, reasonDecompressedSize,
+		reasonInvalidMsgpack, reasonTooLarge, reasonTooDeep, reasonDecompressedSize, reasonDecompressBudget,
 		reasonBadRequest, reasonBadCompression, reasonBadEntries, reasonConsumeFailed,
 		reasonIdleTimeout, reasonMaxConnections, reasonAuthFailed, reasonTLSHandshake,
 		reasonReadError, reasonWriteError,
 	} {
 		m.errors.WithLabelValues(reason) // export zeros, so rates work from the start
 	}
-	for _, c := range []prometheus.Collector{m.connsOpen, m.connsTotal, requests, m.events, m.bytes, m.acks, m.ackLatency, m.duplicates, m.heartbeatsUDP, invalid, m.errors} {
+	for _, c := range []prometheus.Collector{m.connsOpen, m.connsTotal, requests, m.events, m.bytes, m.acks, m.ackLatency, m.duplicates, m.heartbeatsUDP, invalid, m.errors, inflatedBytes} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

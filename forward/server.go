@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/marutalog/maruta/internal/config"
+	"github.com/marutalog/maruta/internal/dedup"
 	"github.com/marutalog/maruta/internal/event"
 )
 
@@ -32,6 +33,11 @@ type ServerOptions struct {
 	// Hostname is the default of security.self_hostname (os.Hostname when
 	// empty), and the source host name of unix socket peers.
 	Hostname string
+	// Dedup is the dedup index the process's sources share (with a data
+	// folder it survives restarts: the server then marks the batches of
+	// acked requests). nil with dedup configured: an index in memory, for
+	// this server only.
+	Dedup *dedup.Store
 }
 
 // Timeouts that are not configurable.
@@ -73,8 +79,10 @@ type Server struct {
 	auth     *authenticator // nil without security
 	tls      *tls.Config    // nil without TLS
 	hostname string
-	hosts    *hostCache // nil unless source_hostname_key is set
-	dedup    *dedup     // nil unless dedup is configured
+	hosts    *hostCache     // nil unless source_hostname_key is set
+	budget   *inflateBudget // decompression memory of all connections
+	dedup    *dedup.Store   // nil unless dedup is on
+	window   time.Duration  // the source's dedup window
 	quiet    time.Duration
 	now      func() event.Time
 
@@ -152,16 +160,24 @@ func NewServer(opts ServerOptions) (*Server, error) {
 	if cfg.SourceHostnameKey != "" {
 		s.hosts = newHostCache()
 	}
-	if d := cfg.Dedup; d != nil {
+	if d := cfg.Dedup; d.On() {
 		if d.Window <= 0 || d.MaxEntries < 1 {
 			return nil, fmt.Errorf("create forward server %q: dedup window and max_entries must be set", cfg.Name)
 		}
-		s.dedup = newDedup(d.Window.D(), d.MaxEntries)
+		s.dedup, s.window = opts.Dedup, d.Window.D()
+		if s.dedup == nil {
+			st, err := dedup.Open(dedup.Options{Window: d.Window.D(), MaxEntries: d.MaxEntries, Logger: logger})
+			if err != nil {
+				return nil, fmt.Errorf("create forward server %q: %w", cfg.Name, err)
+			}
+			s.dedup = st
+		}
 	}
 	if err := s.listen(); err != nil {
 		return nil, fmt.Errorf("create forward server %q: %w", cfg.Name, err)
 	}
-	m, err := newMetrics(opts.Registerer, cfg.Name)
+	s.budget = newInflateBudget(int64(cfg.MaxDecompressedSize), s.closed)
+	m, err := newMetrics(opts.Registerer, cfg.Name, s.budget.inUse)
 	if err != nil {
 		s.ln.Close()
 		if s.udp != nil {

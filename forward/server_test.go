@@ -903,37 +903,6 @@ func TestDedup(t *testing.T) {
 	}
 }
 
-func TestDedupWindowAndBound(t *testing.T) {
-	d := newDedup(time.Minute, 3)
-	t0 := time.Now()
-	d.add([]byte("a"), t0)
-	if !d.contains([]byte("a"), t0.Add(59*time.Second)) || d.contains([]byte("a"), t0.Add(61*time.Second)) {
-		t.Fatal("window not applied")
-	}
-	d.add([]byte("b"), t0.Add(time.Second))
-	d.add([]byte("c"), t0.Add(2*time.Second))
-	d.add([]byte("d"), t0.Add(3*time.Second)) // evicts a (bound 3)
-	if d.contains([]byte("a"), t0.Add(4*time.Second)) || !d.contains([]byte("b"), t0.Add(4*time.Second)) || d.len() != 3 {
-		t.Fatalf("bound not applied: %d ids", d.len())
-	}
-	d.add([]byte("b"), t0.Add(5*time.Second)) // re-added: the old entry must not evict it later
-	d.add([]byte("e"), t0.Add(6*time.Second))
-	if !d.contains([]byte("b"), t0.Add(7*time.Second)) {
-		t.Fatal("re-added id forgotten")
-	}
-	for i := range 10000 {
-		d.add([]byte(itoa(i)), t0.Add(time.Duration(i)*time.Millisecond+10*time.Second))
-	}
-	if d.len() > 3 || len(d.order)-d.head > 3 {
-		t.Fatalf("grew: %d ids, %d queued", d.len(), len(d.order)-d.head)
-	}
-	// Everything expires after the window.
-	d.add([]byte("late"), t0.Add(time.Hour))
-	if d.len() != 1 {
-		t.Fatalf("%d ids after the window", d.len())
-	}
-}
-
 // TestBatchedReads: a busy connection without acks reads in batches (a
 // raised SO_RCVLOWAT, read.go); the lines below the mark are still read —
 // the last line of a burst arrives without the client sending more, and a

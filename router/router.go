@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/marutalog/maruta/internal/config"
+	"github.com/marutalog/maruta/internal/dedup"
 	"github.com/marutalog/maruta/internal/event"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -102,10 +103,11 @@ type outputRT struct {
 }
 
 type outConsumer struct {
-	name   string
-	c      event.Consumer
-	events prometheus.Counter
-	errors prometheus.Counter
+	name     string
+	c        event.Consumer
+	buffered bool // stores events durably (a marked batch's hand-over counts)
+	events   prometheus.Counter
+	errors   prometheus.Counter
 }
 
 // New compiles the pipeline and outputs. Config problems (a bad tag pattern,
@@ -160,7 +162,7 @@ func New(opts Options) (*Router, error) {
 			}
 		}
 		for _, leaf := range leaves {
-			oc := outConsumer{name: leaf.Name,
+			oc := outConsumer{name: leaf.Name, buffered: leaf.BufferConfig() != nil,
 				events: r.m.outputEvents.WithLabelValues(leaf.Name),
 				errors: r.m.outputErrors.WithLabelValues(leaf.Name)}
 			if !r.check {
@@ -235,7 +237,7 @@ func (r *Router) Consume(ctx context.Context, b *event.Batch) error {
 	for _, ev := range b.Events {
 		r.run(st, b.Tag, ev, 0, 0)
 	}
-	return r.deliver(ctx, st, b.Commit)
+	return r.deliver(ctx, st, b.Commit, b.Dedup)
 }
 
 // Run does the router's background work — passing on Docker split lines
@@ -283,7 +285,7 @@ func (r *Router) flushPartials(ctx context.Context, now time.Time, all bool) err
 		st := r.getState()
 		n := c.expire(r, st, now, all)
 		if n > 0 {
-			if err := r.deliver(ctx, st, nil); err != nil {
+			if err := r.deliver(ctx, st, nil, nil); err != nil {
 				c.s.dropLog.warn(r.log, "dropped timed-out partial lines: an output refused them", "step", c.s.name, "events", n, "error", err)
 				r.m.dropped.WithLabelValues(c.s.name, "flush_failed").Add(float64(n))
 				errs = append(errs, err)
@@ -354,17 +356,36 @@ func (r *Router) emit(st *state, p *plan, ev event.Event) {
 // deliver hands the grouped events to the outputs, stopping at the first
 // error (a copy is all-or-nothing: the error is returned even when other
 // stores took the batch). commit (may be nil) collects the outputs' pending
-// writes.
-func (r *Router) deliver(ctx context.Context, st *state, commit *event.Commit) error {
+// writes. mark (may be nil) goes with every hand-over; those to buffered
+// outputs are numbered, so that a restart can tell whether all of them
+// were stored (buffer/FORMAT.md, "Dedup marks").
+func (r *Router) deliver(ctx context.Context, st *state, commit *event.Commit, mark *dedup.Mark) error {
 	st.flushCounters(r)
+	parts, part := 0, 0
+	if mark != nil {
+		for gi := range st.groups {
+			if g := &st.groups[gi]; len(g.events) > 0 {
+				for _, c := range r.outputs[g.out].consumers {
+					if c.buffered {
+						parts++
+					}
+				}
+			}
+		}
+	}
 	for gi := range st.groups {
 		g := &st.groups[gi]
 		if len(g.events) == 0 {
 			continue
 		}
 		o := r.outputs[g.out]
-		b := event.Batch{Tag: g.tag, Events: g.events, Commit: commit}
+		b := event.Batch{Tag: g.tag, Events: g.events, Commit: commit, Dedup: mark}
 		for _, c := range o.consumers {
+			b.Delivery, b.Deliveries = 0, 0
+			if mark != nil && c.buffered {
+				part++
+				b.Delivery, b.Deliveries = part, parts
+			}
 			if err := c.c.Consume(ctx, &b); err != nil {
 				c.errors.Inc()
 				return fmt.Errorf("output %s: %w", c.name, err)

@@ -179,11 +179,11 @@ func TestForwardSplit(t *testing.T) {
 // chunk ids and the server's dedup stores the events once.
 func TestForwardLostAckDedup(t *testing.T) {
 	a := startAggregator(t, "a", nil)
-	px := newLossyProxy(t, a.addr)
-	host, port, _ := net.SplitHostPort(px.addr())
+	px := testutil.NewTCPProxy(t, a.addr)
+	host, port, _ := net.SplitHostPort(px.Addr())
 	f, _ := newFwdSink(t, fwdSinkYAML([]string{fmt.Sprintf("{name: a, host: %s, port: %s}", host, port)}, "heartbeat_type: tcp"))
 	c := idChunk("lost-ack", "app", 20, 10)
-	px.dropNextReply()
+	px.DropNextReply()
 	err := f.Write(context.Background(), c)
 	if err == nil || delivery.IsPermanent(err) {
 		t.Fatalf("write with a lost ack: %v, want a retryable error", err)
@@ -255,8 +255,8 @@ func TestForwardResumesAfterPartialFailure(t *testing.T) {
 func TestForwardProgressSurvivesRestart(t *testing.T) {
 	a := startAggregator(t, "a", func(s *config.Source) { s.Dedup = nil })
 	b := startAggregator(t, "b", nil)
-	px := newLossyProxy(t, a.addr)
-	host, port, _ := net.SplitHostPort(px.addr())
+	px := testutil.NewTCPProxy(t, a.addr)
+	host, port, _ := net.SplitHostPort(px.Addr())
 	dataDir := t.TempDir()
 	yaml := fwdSinkYAML([]string{fmt.Sprintf("{name: a, host: %s, port: %s, weight: 1000}", host, port), serverEntry("b", b, "weight: 1")},
 		"max_request_size: 1KiB\nack_response_timeout: 300ms")
@@ -268,7 +268,7 @@ func TestForwardProgressSurvivesRestart(t *testing.T) {
 	if home(f1.servers, chunkHash(c.ChunkInfo.ID)).name != "a" {
 		t.Fatal("test chunk is not homed on a")
 	}
-	px.pauseAfterReplies(2) // parts 0 and 1 are acked, part 2 hangs
+	px.PauseAfterReplies(2) // parts 0 and 1 are acked, part 2 hangs
 	if err := f1.Write(context.Background(), c); err == nil || !strings.Contains(err.Error(), "held") {
 		t.Fatalf("write to a server that stops answering: %v", err)
 	}
@@ -285,7 +285,7 @@ func TestForwardProgressSurvivesRestart(t *testing.T) {
 	if b.coll.total() != 0 {
 		t.Fatalf("the held part went to b")
 	}
-	px.resume()
+	px.Resume()
 	waitUp(t, f2, "a", true)
 	if err := f2.Write(context.Background(), c); err != nil {
 		t.Fatal(err)
@@ -433,8 +433,8 @@ func TestForwardHungServer(t *testing.T) {
 func TestForwardAckTimeoutHold(t *testing.T) {
 	a := startAggregator(t, "a", nil)
 	b := startAggregator(t, "b", nil)
-	px := newLossyProxy(t, a.addr)
-	host, port, _ := net.SplitHostPort(px.addr())
+	px := testutil.NewTCPProxy(t, a.addr)
+	host, port, _ := net.SplitHostPort(px.Addr())
 	f, _ := newFwdSink(t, fwdSinkYAML([]string{fmt.Sprintf("{name: a, host: %s, port: %s}", host, port), serverEntry("b", b, "")},
 		"ack_response_timeout: 300ms"))
 	homed := func(prefix string) string {
@@ -445,7 +445,7 @@ func TestForwardAckTimeoutHold(t *testing.T) {
 		}
 	}
 	c := idChunk(homed("held"), "app", 5, 10)
-	px.pause()
+	px.Pause()
 	err := f.Write(context.Background(), c)
 	if err == nil || !strings.Contains(err.Error(), "held for server a") {
 		t.Fatalf("write to a paused server: %v", err)
@@ -461,7 +461,7 @@ func TestForwardAckTimeoutHold(t *testing.T) {
 	if err := f.Write(context.Background(), idChunk(homed("other"), "app", 3, 10)); err != nil || b.coll.total() != 3 {
 		t.Fatalf("other chunk: %v, b got %d", err, b.coll.total())
 	}
-	px.resume()
+	px.Resume()
 	deadline := time.Now().Add(5 * time.Second)
 	for a.coll.total() < 5 && time.Now().Before(deadline) {
 		time.Sleep(5 * time.Millisecond) // a stores the copy it was sent while paused
@@ -485,11 +485,11 @@ func TestForwardAckTimeoutHold(t *testing.T) {
 	// A held server that turns out to be gone (connections refused) is not
 	// waited for: restarted, it would have forgotten the ids anyway.
 	c2 := idChunk(homed("gone"), "app", 4, 10)
-	px.pause()
+	px.Pause()
 	if err := f.Write(context.Background(), c2); err == nil || !strings.Contains(err.Error(), "held") {
 		t.Fatalf("write to a paused server: %v", err)
 	}
-	px.shutdown()
+	px.Shutdown()
 	deadline = time.Now().Add(5 * time.Second)
 	for !f.server("a").refusing() && time.Now().Before(deadline) {
 		time.Sleep(5 * time.Millisecond)

@@ -19,6 +19,7 @@ import (
 	"github.com/marutalog/maruta/buffer"
 	"github.com/marutalog/maruta/forward"
 	"github.com/marutalog/maruta/internal/config"
+	"github.com/marutalog/maruta/internal/dedup"
 	"github.com/marutalog/maruta/internal/delivery"
 	"github.com/marutalog/maruta/internal/event"
 	"github.com/marutalog/maruta/router"
@@ -38,6 +39,7 @@ type app struct {
 	hostname string
 	http     *httpServer
 	fail     chan error
+	dedup    *dedup.Store // the Forward sources' dedup index (all of them)
 
 	mu      sync.Mutex // serializes reload and shutdown; guards what follows
 	cfg     *config.Config
@@ -87,6 +89,13 @@ func newApp(cfg *config.Config, file string, logger *slog.Logger, stdout io.Writ
 			a.closeAll()
 		}
 	}()
+	// The dedup index first: the buffers hand it the marks they recover.
+	window, maxIDs := dedupLimits(cfg)
+	a.dedup, err = dedup.Open(dedup.Options{Dir: filepath.Join(cfg.DataDir, "dedup"), Window: window, MaxEntries: maxIDs,
+		Logger: logger, Registerer: a.regr})
+	if err != nil {
+		return nil, err
+	}
 	for _, o := range cfg.LeafOutputs() {
 		or, err := a.buildOutput(cfg, o, nil)
 		if err != nil {
@@ -149,6 +158,7 @@ func (a *app) buildOutput(cfg *config.Config, o *config.Output, slot *switchCons
 			DeadLetterDir: filepath.Join(cfg.DataDir, "deadletter", o.Name),
 			Logger:        a.log,
 			Registerer:    a.regr,
+			Dedup:         a.dedup,
 		})
 		if err != nil {
 			sink.Close()
@@ -193,7 +203,8 @@ func (a *app) buildRouter(cfg *config.Config, outputs map[string]*outputRun) (*r
 }
 
 func (a *app) buildSource(s config.Source) (*sourceRun, error) {
-	srv, err := forward.NewServer(forward.ServerOptions{Config: s, Next: a.front, Hostname: a.hostname, Logger: a.log, Registerer: a.regr})
+	srv, err := forward.NewServer(forward.ServerOptions{Config: s, Next: a.front, Hostname: a.hostname, Logger: a.log,
+		Registerer: a.regr, Dedup: a.dedup})
 	if err != nil {
 		return nil, fmt.Errorf("source %s: %w", s.Name, err)
 	}
@@ -367,10 +378,29 @@ func (a *app) shutdown() {
 		wg.Go(func() { a.stopOutput(or) })
 	}
 	wg.Wait()
+	a.dedup.Close()
 	if a.http != nil {
 		a.http.close()
 	}
 	a.log.Info("maruta stopped", "took", time.Since(start).Round(time.Millisecond).String())
+}
+
+// dedupLimits returns the dedup index's bounds: the largest window and
+// max_entries of the sources with dedup on (the defaults when none is).
+func dedupLimits(cfg *config.Config) (time.Duration, int) {
+	window, maxIDs := time.Duration(0), 0
+	for _, s := range cfg.Sources {
+		if d := s.Dedup; d.On() {
+			window, maxIDs = max(window, d.Window.D()), max(maxIDs, d.MaxEntries)
+		}
+	}
+	if window <= 0 {
+		window = config.DefaultDedupWindow
+	}
+	if maxIDs <= 0 {
+		maxIDs = config.DefaultDedupMaxEntries
+	}
+	return window, maxIDs
 }
 
 // closeAll releases what newApp built when it fails half-way.
@@ -380,6 +410,9 @@ func (a *app) closeAll() {
 	}
 	for _, or := range a.outputs {
 		a.stopOutput(or)
+	}
+	if a.dedup != nil {
+		a.dedup.Close()
 	}
 	if a.http != nil {
 		a.http.close()
@@ -410,6 +443,7 @@ func (a *app) reload() error {
 		cfg.HTTP, cfg.Log = a.cfg.HTTP, a.cfg.Log
 	}
 	a.log.Info("reloading", "config", cfg.File)
+	a.dedup.SetLimits(dedupLimits(cfg))
 
 	// Outputs: keep the unchanged, build the added (their folders are new).
 	next := map[string]*outputRun{}

@@ -25,7 +25,8 @@ import (
 // TestPowerLoss runs maruta on crashfs (a file system that loses what a
 // power cut loses: unsynced data and folder entries no folder fsync made
 // durable) and cuts the power again and again under acked load: acked
-// Forward senders with chunk ids record what was acked and when; the power
+// Forward senders with chunk ids record what was acked and when, and send
+// what was not acked again (same chunk id) after the restart; the power
 // goes (every file system request fails from then on), maruta is killed
 // with SIGKILL, the file system is rolled back to its durable state, and
 // the state on disk is checked before maruta restarts on it:
@@ -39,7 +40,8 @@ import (
 //
 // After a restart no temporary file is left in the lake, and at the end a
 // clean stop delivers everything: every acked event not lost inside the
-// window is in the lake. The torn variant keeps part of the unsynced bytes
+// window is in the lake, and none twice (the dedup marks survive the cuts
+// with the events). The torn variant keeps part of the unsynced bytes
 // (a write torn in the middle of a frame), which recovery must cut.
 //
 // MARUTA_POWERLOSS_CYCLES sets the cycles per variant (default 6, about
@@ -190,8 +192,10 @@ outputs:
 	acked := acks.snapshot()
 	delivered := map[string]bool{}
 	var torns []string
-	for id := range readLakeIDsChecked(t, lake, lakeCache, &torns) {
+	dups := 0
+	for id, n := range readLakeIDsChecked(t, lake, lakeCache, &torns) {
 		delivered[id] = true
+		dups += n - 1
 	}
 	if len(torns) > 0 {
 		t.Errorf("torn lake files at the end: %q", torns)
@@ -225,14 +229,20 @@ outputs:
 		total.missing += rw.missing
 		total.lostInWindow += rw.lostInWindow
 	}
-	fmt.Fprintf(&tb, "  total  %5d  %7d  %14d   (acked in all %d, missing at the end %d; window %s; lake temporary files the cuts left, all removed at restart: %d; restarts that cut a torn frame: %d)",
-		total.acked, total.missing, total.lostInWindow, len(acked), missing, fsyncInterval+fsys.Stats().MaxSync, tempsLeft, tornCuts)
+	fmt.Fprintf(&tb, "  total  %5d  %7d  %14d   (acked in all %d, missing at the end %d, stored twice %d; window %s; lake temporary files the cuts left, all removed at restart: %d; restarts that cut a torn frame: %d)",
+		total.acked, total.missing, total.lostInWindow, len(acked), missing, dups, fsyncInterval+fsys.Stats().MaxSync, tempsLeft, tornCuts)
 	t.Log(tb.String())
 	if torn && tornCuts == 0 {
 		t.Errorf("no restart cut a torn frame in %d torn power cuts", cycles)
 	}
 	if fsyncMode == "always" && total.lostInWindow != 0 {
 		t.Errorf("fsync always lost %d acked events", total.lostInWindow)
+	}
+	// The senders resend what was not acked; the marks in the chunks and
+	// the dedup record make the restarted process ack those again without
+	// storing them.
+	if dups > 0 {
+		t.Errorf("%d events stored twice", dups)
 	}
 }
 
@@ -267,10 +277,11 @@ func (a *powerAcks) snapshot() map[string]time.Time {
 }
 
 // powerSender sends PackedForward requests of 20 events with a chunk id and
-// waits for each ack, reconnecting whenever maruta is gone. Each connection
-// uses a new tag (so new partition folders keep appearing in the lake).
+// waits for each ack, reconnecting whenever maruta is gone and sending the
+// unacked request again. Each connection uses a new tag for its new
+// requests (so new partition folders keep appearing in the lake).
 func powerSender(addr string, n int, stop <-chan struct{}, acks *powerAcks) {
-	s := &ackedSender{addr: addr, name: fmt.Sprintf("s%d", n), events: 20, pad: 150, acked: acks.add,
+	s := &ackedSender{addr: addr, name: fmt.Sprintf("s%d", n), events: 20, pad: 150, acked: acks.add, resend: true,
 		tag: func(conn int) string { return fmt.Sprintf("power.s%d.g%d", n, conn) }}
 	s.run(stop)
 }
@@ -281,7 +292,10 @@ func powerSender(addr string, n int, stop <-chan struct{}, acks *powerAcks) {
 func powerState(t *testing.T, lake, bufDir string, cache map[string][]string) (map[string]bool, []string) {
 	t.Helper()
 	var torn []string
-	have := readLakeIDsChecked(t, lake, cache, &torn)
+	have := map[string]bool{}
+	for id := range readLakeIDsChecked(t, lake, cache, &torn) {
+		have[id] = true
+	}
 	for _, sub := range []string{"", "quarantine", "../../deadletter/out"} {
 		files, _ := filepath.Glob(filepath.Join(bufDir, sub, "*.chunk"))
 		for _, f := range files {
@@ -305,13 +319,13 @@ func powerState(t *testing.T, lake, bufDir string, cache map[string][]string) (m
 	return have, torn
 }
 
-// readLakeIDsChecked returns the ids in every lake file (not the
+// readLakeIDsChecked counts the ids in every lake file (not the
 // temporary ones) and appends the files that are not whole JSON lines to
 // torn. A file read once is cached by path and size (lake files are never
 // changed, only replaced).
-func readLakeIDsChecked(t *testing.T, lake string, cache map[string][]string, torn *[]string) map[string]bool {
+func readLakeIDsChecked(t *testing.T, lake string, cache map[string][]string, torn *[]string) map[string]int {
 	t.Helper()
-	ids := map[string]bool{}
+	ids := map[string]int{}
 	err := filepath.WalkDir(lake, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			if errors.Is(err, fs.ErrNotExist) {
@@ -352,7 +366,7 @@ func readLakeIDsChecked(t *testing.T, lake string, cache map[string][]string, to
 			cache[key] = got
 		}
 		for _, id := range got {
-			ids[id] = true
+			ids[id]++
 		}
 		return nil
 	})

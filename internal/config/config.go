@@ -69,8 +69,10 @@ type Source struct {
 	// ChunkSizeLimit is the largest request accepted, in bytes as sent
 	// (fluentd's name). Default 64MiB.
 	ChunkSizeLimit Size `yaml:"chunk_size_limit,omitempty"`
-	// MaxDecompressedSize bounds a compressed request after decompression.
-	// Default 256MiB.
+	// MaxDecompressedSize bounds a compressed request after decompression,
+	// and the memory decompression holds for all connections of the source
+	// together (a request that needs more waits, then is refused; one
+	// alone always gets up to this). Default 256MiB.
 	MaxDecompressedSize Size `yaml:"max_decompressed_size,omitempty"`
 	// MaxDepth bounds msgpack nesting in a request. Default 100.
 	MaxDepth int `yaml:"max_depth,omitempty"`
@@ -91,7 +93,8 @@ type Source struct {
 	// SourceHostnameKey, when set, adds the peer's host name (reverse DNS,
 	// cached; the address when lookup fails) under this key.
 	SourceHostnameKey string `yaml:"source_hostname_key,omitempty"`
-	// Dedup suppresses resent requests whose chunk id was accepted recently.
+	// Dedup suppresses resent requests whose chunk id was accepted recently:
+	// acked again, stored once, also after a restart. On by default.
 	Dedup *Dedup `yaml:"dedup,omitempty"`
 }
 
@@ -127,11 +130,24 @@ type User struct {
 	Password string `yaml:"password"`
 }
 
-// Dedup is the Forward server's duplicate-suppression window.
+// Dedup is the Forward server's duplicate suppression: a request whose
+// chunk id was accepted within the window is acked again without being
+// stored. The ids are kept in memory and with the events in the buffers,
+// so a restart (also after kill -9 or a power loss) knows them again
+// (buffer/FORMAT.md, "Dedup marks"). The index is shared by the sources of
+// a process: its bounds are the largest window and max_entries among them.
 type Dedup struct {
-	// Window is how long an accepted chunk id is remembered. Default 10m.
+	// Enabled turns dedup off with false. Default true.
+	Enabled *bool `yaml:"enabled,omitempty"`
+	// Window is how long an accepted chunk id is remembered, on the wall
+	// clock (across restarts too). Default 10m.
 	Window Duration `yaml:"window,omitempty"`
-	// MaxEntries bounds memory: the oldest ids are forgotten first.
-	// Default 100000.
+	// MaxEntries bounds memory (about 150 bytes per id) and the dedup
+	// record: the oldest ids are forgotten first, so at R acked requests
+	// per second ids are kept for min(window, max_entries / R). Default
+	// 100000.
 	MaxEntries int `yaml:"max_entries,omitempty"`
 }
+
+// On reports whether d turns dedup on (nil: off).
+func (d *Dedup) On() bool { return d != nil && (d.Enabled == nil || *d.Enabled) }

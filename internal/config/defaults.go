@@ -142,7 +142,10 @@ func (s *Source) setDefaults(i int) {
 	if s.ShutdownQuiet == 0 {
 		s.ShutdownQuiet = Duration(DefaultShutdownQuiet)
 	}
-	if d := s.Dedup; d != nil {
+	if s.Dedup == nil {
+		s.Dedup = &Dedup{}
+	}
+	if d := s.Dedup; d.On() {
 		if d.Window == 0 {
 			d.Window = Duration(DefaultDedupWindow)
 		}

@@ -9,6 +9,8 @@ package event
 import (
 	"context"
 	"time"
+
+	"github.com/marutalog/maruta/internal/dedup"
 )
 
 // Time is an event time in nanoseconds since the Unix epoch, UTC. It keeps
@@ -65,6 +67,19 @@ type Batch struct {
 	// went to. When Commit is nil, Consume returns only once the events are
 	// durable.
 	Commit *Commit
+	// Dedup, when not nil, names the chunk ids of the acked requests these
+	// events came from (the Forward server sets it on batches of requests
+	// with a chunk option when its dedup index persists). A stage that
+	// stores events durably (the buffer) writes it into every frame it
+	// writes for the batch, so a restart can rebuild the index
+	// (buffer/FORMAT.md, "Dedup marks"). Stages that pass the batch on pass
+	// it on; the router numbers its deliveries (below).
+	Dedup *dedup.Mark
+	// Delivery of Deliveries: which of the router's hand-overs of a marked
+	// batch to a buffered output this is, and how many there are. With
+	// Dedup set and Delivery 0 the router did not count this hand-over as
+	// stored (an unbuffered output): a buffer refuses the batch.
+	Delivery, Deliveries int
 }
 
 // Consumer is a pipeline stage. Consume hands a batch to the stage and
