@@ -206,6 +206,9 @@ func (o *Output) setDefaults(c *Config, name string, store bool) {
 		if f.Path == "" {
 			f.Path = filepath.ToSlash(filepath.Join(c.DataDir, "lake")) + "/" + DefaultLakePath
 		}
+		if !strings.HasSuffix(f.Path, "/") {
+			f.Path += "/" // a folder, not a file-name prefix as in S3
+		}
 		if f.ObjectKey == "" {
 			f.ObjectKey = DefaultObjectKey
 		}

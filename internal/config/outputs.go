@@ -134,7 +134,8 @@ type FileOutput struct {
 	OutputCommon `yaml:",inline"`
 	Encoding     `yaml:",inline"`
 	// Path is the folder template: strftime on the event time in UTC plus
-	// ${tag} and ${tag_parts[N]}. Default
+	// ${tag} and ${tag_parts[N]}. It is a folder whether or not it ends
+	// with '/' (unlike an S3 path, a key prefix). Default
 	// <data_dir>/lake/tag=${tag}/dt=%Y-%m-%d/hour=%H/.
 	Path string `yaml:"path,omitempty"`
 	// ObjectKey is the file name template relative to nothing: it must
