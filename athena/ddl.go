@@ -23,6 +23,12 @@ import (
 // DefaultDatabase is the database of tables whose output names none.
 const DefaultDatabase = "default"
 
+// ConfigKeys are the config keys Tables reads, as config.KeyPattern paths:
+// a command that prints DDL needs no other key to be valid, or its
+// variables set (a source's shared key, an output's credentials).
+var ConfigKeys = []string{"data_dir", "outputs.type", "outputs.name", "outputs.format",
+	"outputs.path", "outputs.bucket", "outputs.schema", "outputs.athena"}
+
 // DDLOptions select what DDL prints.
 type DDLOptions struct {
 	// Outputs limits the DDL to the outputs with these names; empty means
@@ -213,6 +219,12 @@ func (t Table) CreateStatement() string {
 	fmt.Fprintf(&b, "-- output %s (%s): schema %s, version %d\n", t.Output, t.Type, t.Schema.Mode, t.Schema.Version)
 	if t.Type == "file" {
 		b.WriteString("-- a local lake: Athena needs the files in S3; set athena.location to where they are copied\n")
+	}
+	for _, p := range t.Partitions {
+		if slices.Contains(p.Projection, [2]string{"type", "injected"}) {
+			fmt.Fprintf(&b, "-- %[1]s is an injected partition: every query must name it, WHERE %[1]s = '...' (or IN ('...', ...));\n", p.Name)
+			fmt.Fprintf(&b, "-- without that Athena fails with CONSTRAINT_VIOLATION: For the injected projected partition column %s, ...\n", p.Name)
+		}
 	}
 	fmt.Fprintf(&b, "CREATE EXTERNAL TABLE IF NOT EXISTS %s.%s (\n", Quote(t.Database), Quote(t.Name))
 	for i, c := range t.Columns {
