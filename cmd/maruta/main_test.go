@@ -106,7 +106,7 @@ func TestValidate(t *testing.T) {
 	if code != 1 || !strings.HasPrefix(errs, re+":6: pipeline[0].regexp[0].pattern: ") {
 		t.Fatalf("regexp: exit %d, stderr %q", code, errs)
 	}
-	if code, _, errs := runCLI(t, "validate"); code != 2 || !strings.Contains(errs, "-c FILE is required") {
+	if code, _, errs := runCLI(t, "validate"); code != 2 || !strings.Contains(errs, "no config file (give -c FILE or FILE") {
 		t.Fatalf("no -c: exit %d %q", code, errs)
 	}
 }
