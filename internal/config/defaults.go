@@ -264,7 +264,7 @@ func (o *Output) setDefaults(c *Config, name string, store bool) {
 			f.Compress = "text"
 		}
 		if f.HeartbeatType == "" {
-			f.HeartbeatType = "tcp"
+			f.HeartbeatType = "transport"
 		}
 		if f.HeartbeatInterval == 0 {
 			f.HeartbeatInterval = Duration(DefaultHeartbeatInterval)

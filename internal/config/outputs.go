@@ -231,9 +231,13 @@ type ForwardOutput struct {
 	// being rotated on the servers recovers without dead letters).
 	Security *Security `yaml:"security,omitempty"`
 	// HeartbeatType is how healthy servers are watched every
-	// heartbeat_interval: tcp (default: connect and close, fluentd's tcp
-	// heartbeat), udp (fluentd's UDP heartbeat on the same port; down after
-	// 3 missed replies; unix sockets use tcp) or none. A server that is down
+	// heartbeat_interval: transport (default, fluentd's: a connection made
+	// the way chunks go — connect, and with tls the TLS handshake and with
+	// security the shared-key handshake — then closed, so a server with TLS
+	// or a shared key sees a whole session, not a bare connect it logs as
+	// an error), tcp (fluentd's older name of transport), udp (fluentd's UDP
+	// heartbeat on the same port; down after 3 missed replies; unix sockets
+	// use transport) or none. A server that is down
 	// is probed every heartbeat_interval whatever the type: connect, TLS,
 	// handshake and, with require_ack_response, an empty request that must be
 	// acked; it takes chunks again only after such a probe succeeded.

@@ -278,7 +278,7 @@ func (v *validator) output(p string, o *Output, store bool, names map[string]str
 			v.errorf(p+".servers", "every server is a standby; at least one must be active")
 		}
 		v.oneOf(p+".compress", f.Compress, "text", "gzip")
-		v.oneOf(p+".heartbeat_type", f.HeartbeatType, "tcp", "udp", "none")
+		v.oneOf(p+".heartbeat_type", f.HeartbeatType, "transport", "tcp", "udp", "none")
 		if f.TLS != nil {
 			v.tls(p+".tls", f.TLS, false)
 		}
