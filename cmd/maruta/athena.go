@@ -15,9 +15,13 @@ func init() {
 const athenaDDLAbout = `Prints CREATE EXTERNAL TABLE, with partition projection, for every Parquet
 output of the config (and with -since, ALTER TABLE ... ADD COLUMNS for the
 columns added since that schema version). Columns come from the output's
-declared schema, else from the schema maruta persisted under data_dir/schema
-as it wrote files. Only the outputs and data_dir are read: the rest of the
-config need not be valid, nor its variables set.
+declared schema (schema.columns: all of them in declared mode, the first ones
+in auto mode), from the schema maruta persisted under data_dir/schema as it
+wrote files, and with -sample DIR from the footers of the Parquet files under
+DIR (a copy of the lake or of its S3 prefix; one output, see -output). Before
+any of these exist a table has only time and _overflow. Only the outputs and
+data_dir are read: the rest of the config need not be valid, nor its
+variables set.
 
 The tag partition column uses injected projection: every query must filter
 on it with = or IN (WHERE tag = 'docker.web'); without it Athena refuses the
@@ -36,11 +40,12 @@ func cmdAthena(args []string, stdout, stderr io.Writer) int {
 		}
 		return exitCode(c.usageError(stderr, "which subcommand?"))
 	}
-	c = newCLI("athena ddl", "[-c FILE] [-output NAME,...] [-since VERSION] [-data-dir DIR]", athenaDDLAbout)
+	c = newCLI("athena ddl", "[-c FILE] [-output NAME,...] [-since VERSION] [-data-dir DIR] [-sample DIR]", athenaDDLAbout)
 	file := c.configFlag("config file; none: the embedded default")
 	outputs := c.fs.String("output", "", "comma-separated output names (default: every Parquet output)")
 	since := c.fs.Int("since", -1, "also print ALTER TABLE … ADD COLUMNS for columns added after this schema version")
 	dataDir := c.fs.String("data-dir", "", "read persisted schemas from here instead of the config's data_dir")
+	sample := c.fs.String("sample", "", "add the columns of the Parquet files under this folder (their footers only)")
 	if _, err := c.parse(args[1:], 0, stdout, stderr); err != nil {
 		return exitCode(err)
 	}
@@ -49,7 +54,7 @@ func cmdAthena(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
-	opts := athena.DDLOptions{DataDir: *dataDir}
+	opts := athena.DDLOptions{DataDir: *dataDir, Sample: *sample}
 	if *outputs != "" {
 		opts.Outputs = strings.Split(*outputs, ",")
 	}

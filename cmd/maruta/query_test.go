@@ -11,10 +11,11 @@ import (
 	"github.com/marutalog/maruta/internal/testutil"
 )
 
-// TestQueryScript: scripts/query.sh, README's one command to query the
+// TestQueryTheLake: scripts/query.sh, README's one command to query the
 // local lake, answers SQL on what the embedded default wrote, through the
-// DuckDB the tests pin.
-func TestQueryScript(t *testing.T) {
+// DuckDB the tests pin; `athena ddl -sample` finds the lake's columns where
+// no schema was persisted.
+func TestQueryTheLake(t *testing.T) {
 	testutil.NewDuckDB(t) // skips (or fails with MARUTA_REQUIRE_TOOLS) without DuckDB
 	dir := t.TempDir()
 	p := startMaruta(t, dir, []string{"MARUTA_LISTEN=127.0.0.1:0", "MARUTA_HTTP_LISTEN=127.0.0.1:0"})
@@ -47,5 +48,14 @@ func TestQueryScript(t *testing.T) {
 	}
 	if got := strings.TrimSpace(string(out)); got != strings.Join(want, "\n") {
 		t.Errorf("query.sh printed:\n%s\nwant:\n%s", got, strings.Join(want, "\n"))
+	}
+
+	lake := filepath.Join(dir, "maruta-data", "lake")
+	for _, args := range [][]string{{"-data-dir", t.TempDir()}, {"-data-dir", t.TempDir(), "-sample", lake}} {
+		code, out, errs := runCLI(t, append([]string{"athena", "ddl"}, args...)...)
+		hasLevel := strings.Contains(out, "  `level` string,\n") && strings.Contains(out, "  `container_name` string,\n")
+		if code != 0 || hasLevel != (len(args) == 4) {
+			t.Errorf("athena ddl %s: exit %d, level and container_name columns %v:\n%s%s", strings.Join(args, " "), code, hasLevel, out, errs)
+		}
 	}
 }
