@@ -147,7 +147,7 @@ func TestParquetValuesReadByDuckDB(t *testing.T) {
 		col  string
 		vals []any
 	}{
-		{"msg", []any{"", "second", "bad utf8 \ufffd\ufffd end", nil, "big"}},
+		{"msg", []any{"", "second", "bad utf8 \ufffd\ufffd end", "17", "big"}}, // a number in a string column: its JSON text
 		{"n", []any{"9223372036854775807", "-9223372036854775808", "42", nil, nil}},
 		{"f", []any{json.Number("1.5"), json.Number("-0.25"), json.Number("3"), nil, json.Number("2")}},
 		{"ok", []any{true, false, nil, nil, nil}},
@@ -165,10 +165,11 @@ func TestParquetValuesReadByDuckDB(t *testing.T) {
 			}
 		}
 	}
-	// Conflicting values are kept as text in the overflow column.
+	// Values that do not fit their column's type are kept as text in the
+	// overflow column; what converts without loss stays in the column.
 	wantOverflow := []map[string]string{
 		nil, nil, nil,
-		{"msg": "17", "n": "not a number", "f": "NaN?", "ok": "yes"},
+		{"n": "not a number", "f": "NaN?", "ok": "yes"},
 		{"n": "18446744073709551615"},
 	}
 	for i, w := range wantOverflow {
@@ -177,8 +178,16 @@ func TestParquetValuesReadByDuckDB(t *testing.T) {
 			t.Errorf("row %d _overflow = %v, want %v", i, got, w)
 		}
 	}
-	if n := counter(t, l.reg, "maruta_sink_overflow_values_total", "reason", "type_conflict"); n != 5 {
-		t.Errorf("type conflicts counted %v, want 5", n)
+	if n := counter(t, l.reg, "maruta_sink_overflow_values_total", "reason", "type_conflict"); n != 4 {
+		t.Errorf("type conflicts counted %v, want 4", n)
+	}
+	for _, m := range []struct {
+		column, outcome string
+		n               float64
+	}{{"msg", "coerced", 1}, {"f", "coerced", 1}, {"n", "overflow", 2}, {"f", "overflow", 1}, {"ok", "overflow", 1}, {"msg", "overflow", 0}} {
+		if got := counter(t, l.reg, "maruta_sink_type_mismatches_total", "column", m.column, "outcome", m.outcome); got != m.n {
+			t.Errorf("maruta_sink_type_mismatches_total{column=%s,outcome=%s} = %v, want %v", m.column, m.outcome, got, m.n)
+		}
 	}
 	if n := counter(t, l.reg, "maruta_sink_invalid_utf8_total"); n != 2 {
 		t.Errorf("invalid UTF-8 counted %v, want 2", n)
@@ -207,6 +216,43 @@ func TestParquetValuesReadByDuckDB(t *testing.T) {
 			if c["type"] != "INT64" {
 				t.Errorf("bigint column: %v", c)
 			}
+		}
+	}
+}
+
+// TestParquetTypesAcrossApps: one app writes level as text, the next as a
+// number or a boolean; the column keeps them all as text (JSON text of the
+// value), an integer latency fits the double column, and only what a
+// column cannot hold without loss (text in a bigint column) goes to
+// _overflow — counted per column either way.
+func TestParquetTypesAcrossApps(t *testing.T) {
+	db := tu.NewDuckDB(t)
+	l := newLake(t, "  - type: file\n    name: lake\n")
+	at := func(s int) time.Time { return slice13.Add(time.Duration(s) * time.Second) }
+	l.write(t, l.chunk(slice13, ev(t, "docker.a", at(1), map[string]any{"level": "info", "code": 200, "latency": 1.5})))
+	l.write(t, l.chunk(slice13,
+		ev(t, "docker.b", at(2), map[string]any{"level": 30, "code": "E1", "latency": 2}),
+		ev(t, "docker.b", at(3), map[string]any{"level": true, "code": 201, "latency": 0.25}),
+		ev(t, "docker.b", at(4), map[string]any{"level": 2.5, "code": 1.0, "latency": int64(1) << 60})))
+	rows := db.Query(t, "SELECT level, code, latency, _overflow FROM "+l.read()+" ORDER BY time").Maps()
+	want := []string{
+		"info 200 1.5 map[]",
+		"30 <nil> 2 map[code:E1]",
+		"true 201 0.25 map[]",
+		"2.5 <nil> <nil> map[code:1 latency:1152921504606846976]",
+	}
+	for i, r := range rows {
+		got := fmt.Sprint(r["level"], " ", r["code"], " ", r["latency"], " ", mapValue(r["_overflow"]))
+		if i >= len(want) || got != want[i] {
+			t.Errorf("row %d: %s, want %s", i, got, want[min(i, len(want)-1)])
+		}
+	}
+	for _, m := range []struct {
+		column, outcome string
+		n               float64
+	}{{"level", "coerced", 3}, {"latency", "coerced", 1}, {"code", "overflow", 2}, {"latency", "overflow", 1}, {"level", "overflow", 0}} {
+		if got := counter(t, l.reg, "maruta_sink_type_mismatches_total", "column", m.column, "outcome", m.outcome); got != m.n {
+			t.Errorf("maruta_sink_type_mismatches_total{column=%s,outcome=%s} = %v, want %v", m.column, m.outcome, got, m.n)
 		}
 	}
 }

@@ -722,9 +722,13 @@ func (st *pqState) appendRow(t event.Time, rec []byte) bool {
 			st.toOverflow(ReasonDuplicate, st.utf8(k), v)
 			continue
 		}
-		if !st.setValue(int(fc), v) {
+		switch st.setValue(int(fc), v) {
+		case fitNo:
 			st.toOverflow(ReasonTypeConflict, st.utf8(k), v)
+			st.stats.addMismatch(st.cols[ref.col].Name, MismatchOverflow)
 			continue
+		case fitCoerced:
+			st.stats.addMismatch(st.cols[ref.col].Name, MismatchCoerced)
 		}
 		st.stamp[fc] = st.gen
 		if st.dict != nil && ref.sample != nil && ref.sample.n < sampleSize {
@@ -793,35 +797,51 @@ func (st *pqState) appendMap(leaf int, es []kv) {
 	}
 }
 
-// setValue converts v for file column fc into st.slots (or st.maps). It
-// returns false when v does not fit the column's type.
-func (st *pqState) setValue(fc int, v []byte) bool {
+// fit is how a value fits its column.
+type fit uint8
+
+const (
+	fitOK      fit = iota
+	fitCoerced     // kept in the column, converted without loss
+	fitNo          // does not fit: the value goes to the overflow column
+)
+
+// setValue converts v for file column fc into st.slots (or st.maps). Apps
+// disagree on types (one writes level as text, another as a number), so
+// what converts without loss is kept in the column: a number or a boolean
+// in a string column as its JSON text, an integer in a double column when
+// the double holds it exactly.
+func (st *pqState) setValue(fc int, v []byte) fit {
 	switch st.ftypes[fc] {
 	case ctString:
-		t := msgpack.Peek(v)
-		if t != msgpack.Str && t != msgpack.Bin {
-			return false
+		switch msgpack.Peek(v) {
+		case msgpack.Str, msgpack.Bin:
+			s, _, _, _ := msgpack.ReadBytes(v)
+			st.slots[fc] = parquet.ByteArrayValue(st.utf8(s))
+		case msgpack.Int, msgpack.Float, msgpack.Bool:
+			st.slots[fc] = parquet.ByteArrayValue(st.json(v))
+			return fitCoerced
+		default:
+			return fitNo
 		}
-		s, _, _, _ := msgpack.ReadBytes(v)
-		st.slots[fc] = parquet.ByteArrayValue(st.utf8(s))
 	case ctJSON:
 		st.slots[fc] = parquet.ByteArrayValue(st.json(v))
 	case ctBigint:
 		if msgpack.Peek(v) != msgpack.Int {
-			return false
+			return fitNo
 		}
 		x, _, err := msgpack.ReadInt(v)
 		if err != nil { // uint64 above MaxInt64
-			return false
+			return fitNo
 		}
 		st.slots[fc] = parquet.Int64Value(x)
 	case ctInt:
 		if msgpack.Peek(v) != msgpack.Int {
-			return false
+			return fitNo
 		}
 		x, _, err := msgpack.ReadInt(v)
 		if err != nil || x < math.MinInt32 || x > math.MaxInt32 {
-			return false
+			return fitNo
 		}
 		st.slots[fc] = parquet.Int32Value(int32(x))
 	case ctDouble:
@@ -832,28 +852,29 @@ func (st *pqState) setValue(fc int, v []byte) bool {
 		case msgpack.Int:
 			x, _, err := msgpack.ReadInt(v)
 			if err != nil || x > 1<<53 || x < -(1<<53) {
-				return false // not exact as a double
+				return fitNo // not exact as a double
 			}
 			st.slots[fc] = parquet.DoubleValue(float64(x))
+			return fitCoerced
 		default:
-			return false
+			return fitNo
 		}
 	case ctBool:
 		x, _, err := msgpack.ReadBool(v)
 		if err != nil {
-			return false
+			return fitNo
 		}
 		st.slots[fc] = parquet.BooleanValue(x)
 	case ctTimestamp:
 		ms, ok := timestampMillis(v)
 		if !ok {
-			return false
+			return fitNo
 		}
 		st.slots[fc] = parquet.Int64Value(ms)
 	case ctMap:
 		n, b, err := msgpack.ReadMapHeader(v)
 		if err != nil {
-			return false
+			return fitNo
 		}
 		start := len(st.entries)
 		for i := 0; i < n; i++ {
@@ -870,7 +891,7 @@ func (st *pqState) setValue(fc int, v []byte) bool {
 		}
 		st.maps = append(st.maps, mapRef{fc: fc, start: start, end: len(st.entries)})
 	}
-	return true
+	return fitOK
 }
 
 // timestampMillis reads an EventTime ext or an RFC 3339 string as
