@@ -26,6 +26,7 @@ type sinkMetrics struct {
 	mismatches   *prometheus.CounterVec // column, outcome
 	invalidUTF8  prometheus.Counter
 	dropped      *prometheus.CounterVec // reason
+	partRetries  prometheus.Counter
 }
 
 // Error kinds (label values of maruta_sink_errors_total).
@@ -86,6 +87,9 @@ func newSinkMetrics(reg prometheus.Registerer, output string) *sinkMetrics {
 		}, []string{"column", "outcome"})),
 		invalidUTF8: register(r, prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "maruta_sink_invalid_utf8_total", Help: "Invalid UTF-8 sequences replaced by U+FFFD.",
+		})),
+		partRetries: register(r, prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "maruta_sink_s3_part_retries_total", Help: "Parts of S3 multipart uploads tried again by the AWS SDK (a part is retried on its own, up to 3 tries; every other request is tried once and retried by the buffer).",
 		})),
 		dropped: register(r, prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "maruta_sink_dropped_events_total", Help: "Events not written, by reason (invalid_record: not a msgpack map; null_output: a null output).",
