@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -362,6 +363,72 @@ func TestParquetDeclaredSchema(t *testing.T) {
 	}
 	if n := counter(t, l.reg, "maruta_sink_overflow_values_total", "reason", "undeclared"); n != 1 {
 		t.Errorf("undeclared counted %v", n)
+	}
+}
+
+// TestParquetSortsByContainer: by default the rows of a file are ordered by
+// container_name, then time, in the first file (two passes) and in the
+// next ones (one pass, with the file plan), across spilled runs; records
+// without the key come first, in time order. So a row group's statistics
+// on container_name span at most two containers, which lets readers skip
+// the others.
+func TestParquetSortsByContainer(t *testing.T) {
+	db := tu.NewDuckDB(t)
+	l := newLake(t, "  - type: file\n    name: lake\n    row_group_rows: 500\n")
+	if got := l.out.File.SortBy; !slices.Equal(got, []string{"container_name", "time"}) {
+		t.Fatalf("default sort_by %v", got)
+	}
+	chunk := func(seed int) *sinktest.Chunk {
+		var evs []sinktest.Event
+		for i := range 3000 {
+			j := (i*7919 + seed) % 3000 // times in a scrambled order
+			rec := map[string]any{"container_name": fmt.Sprintf("/app-%d", (j*31)%5), "i": j}
+			if j%100 == 0 {
+				delete(rec, "container_name")
+			}
+			evs = append(evs, ev(t, "docker.x", slice13.Add(time.Duration(j)*time.Millisecond), rec))
+		}
+		return l.chunk(slice13, evs...)
+	}
+	l.write(t, chunk(1)) // two passes: the first file
+	l.write(t, chunk(2)) // one pass: the plan of the first
+	files, _ := filepath.Glob(filepath.Join(l.dir, "lake", "*", "*", "*", "*.parquet"))
+	if len(files) != 2 {
+		t.Fatalf("%d files", len(files))
+	}
+	for _, f := range files {
+		rows := db.Query(t, "SELECT coalesce(container_name, '') AS c, epoch_ms(time) AS ms FROM read_parquet("+tu.SQLString(f)+", file_row_number = true) ORDER BY file_row_number").Rows
+		if len(rows) != 3000 {
+			t.Fatalf("%s: %d rows", f, len(rows))
+		}
+		for k := 1; k < len(rows); k++ {
+			a, b := fmt.Sprint(rows[k-1][0]), fmt.Sprint(rows[k][0])
+			ta, _ := strconv.ParseInt(fmt.Sprint(rows[k-1][1]), 10, 64)
+			tb, _ := strconv.ParseInt(fmt.Sprint(rows[k][1]), 10, 64)
+			if a > b || a == b && ta > tb {
+				t.Fatalf("%s: row %d (%s, %d) after (%s, %d): not ordered by container_name, time", filepath.Base(f), k, b, tb, a, ta)
+			}
+		}
+		if rows[0][0] != "" {
+			t.Errorf("%s: records without container_name do not come first: %v", filepath.Base(f), rows[0])
+		}
+		// About 600 rows per container, 500 per row group: a row group's
+		// [min, max] holds at most two of the five names.
+		md := db.Query(t, "SELECT stats_min_value AS lo, stats_max_value AS hi FROM parquet_metadata("+tu.SQLString(f)+") WHERE path_in_schema = 'container_name'").Rows
+		for _, g := range md {
+			in := 0
+			for c := range 5 {
+				if name := fmt.Sprintf("/app-%d", c); fmt.Sprint(g[0]) <= name && name <= fmt.Sprint(g[1]) {
+					in++
+				}
+			}
+			if in > 2 {
+				t.Errorf("%s: a row group spans %d containers (%v .. %v)", filepath.Base(f), in, g[0], g[1])
+			}
+		}
+		if len(md) != 6 {
+			t.Errorf("%s: %d row groups, want 6", filepath.Base(f), len(md))
+		}
 	}
 }
 

@@ -319,6 +319,12 @@ func (e *Encoding) setDefaults() {
 	if e.RowGroupRows == 0 {
 		e.RowGroupRows = DefaultRowGroupRows
 	}
+	if e.Format == "parquet" && e.SortBy == nil {
+		e.SortBy = []string{"container_name", "time"}
+		if e.SortByTime {
+			e.SortBy = []string{"time"}
+		}
+	}
 	if e.Format == "parquet" {
 		if e.Schema == nil {
 			e.Schema = &Schema{}

@@ -52,7 +52,16 @@ type Encoding struct {
 	// Compression: for parquet zstd (default), snappy, gzip or none; for
 	// jsonl none (default) or gzip.
 	Compression string `yaml:"compression,omitempty"`
-	// SortByTime sorts rows by time within each file.
+	// SortBy orders the rows of each Parquet file by these record keys,
+	// then optionally "time" (the event time; last). Default
+	// [container_name, time]: a file
+	// holds one container after another, so the row groups' statistics let
+	// Athena and DuckDB skip the row groups of other containers (WHERE
+	// container_name = …) and the container columns compress to a few KB.
+	// A record without a key sorts first (records that have no
+	// container_name are in time order). [] keeps the order of arrival.
+	SortBy []string `yaml:"sort_by,omitempty"`
+	// SortByTime is sort_by: [time] (the older key; not with sort_by).
 	SortByTime bool `yaml:"sort_by_time,omitempty"`
 	// TargetFileSize seals a chunk when it is expected to encode to an
 	// object of about this size, from the compression ratio measured on the

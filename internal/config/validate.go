@@ -329,9 +329,20 @@ func (v *validator) encoding(p string, e *Encoding) {
 		if e.Schema != nil {
 			v.errorf(p+".schema", "schema applies to format parquet only")
 		}
+		if e.SortBy != nil || e.SortByTime {
+			v.errorf(p+".sort_by", "sorting applies to format parquet only")
+		}
 	}
 	if e.Athena != nil {
 		v.athena(p, e.Athena)
+	}
+	if e.SortByTime && !slices.Equal(e.SortBy, []string{"time"}) {
+		v.errorf(p+".sort_by_time", "is sort_by: [time]; give sort_by alone")
+	}
+	for j, k := range e.SortBy {
+		if k == "" || slices.Contains(e.SortBy[:j], k) || k == "time" && j != len(e.SortBy)-1 {
+			v.errorf(fmt.Sprintf("%s.sort_by[%d]", p, j), "%q: record keys, each once, then optionally time", k)
+		}
 	}
 	if e.RowGroupRows < 1 {
 		v.errorf(p+".row_group_rows", "must be at least 1")

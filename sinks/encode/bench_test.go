@@ -272,6 +272,21 @@ func BenchmarkLayoutBytesRead(b *testing.B) {
 				where2 = `log LIKE '%"level":"error"%'`
 			}
 			r3, pqRead2 := db.BytesRead(b, "SELECT count(*) FROM "+readPQ+" WHERE "+where2)
+			// A data column of one container: with rows sorted by
+			// container, only its row groups are read.
+			col := "latency_ms"
+			if raw {
+				col = "log"
+			}
+			_, pqRead3 := db.BytesRead(b, "SELECT max("+col+") FROM "+readPQ+" WHERE "+where)
+			// What the container columns take in the file (compressed).
+			colBytes := map[string]float64{}
+			meta := db.Query(b, "SELECT path_in_schema AS col, sum(total_compressed_size) AS n, count(*) AS groups FROM parquet_metadata("+
+				tu.SQLString(filepath.Join(dir, "x.parquet"))+") WHERE path_in_schema IN ('container_name', 'container_id') GROUP BY 1")
+			for _, row := range meta.Maps() {
+				n, _ := strconv.ParseFloat(fmt.Sprint(row["n"]), 64)
+				colBytes[fmt.Sprint(row["col"])] = n
+			}
 			for b.Loop() { // nothing to time: the metrics are sizes
 			}
 			b.ReportMetric(float64(c.ChunkInfo.Bytes)/(1<<20), "msgpack_MB")
@@ -280,6 +295,9 @@ func BenchmarkLayoutBytesRead(b *testing.B) {
 			b.ReportMetric(float64(pqRead), "parquet_read_B")
 			b.ReportMetric(float64(jsRead), "jsonl_gz_read_B")
 			b.ReportMetric(float64(pqRead2), "parquet_level_read_B")
+			b.ReportMetric(float64(pqRead3), "parquet_column_read_B")
+			b.ReportMetric(colBytes["container_name"], "container_name_B")
+			b.ReportMetric(colBytes["container_id"], "container_id_B")
 			b.Logf("%d records; WHERE %s: %v rows; WHERE %s: %v rows", n, where, r1.Rows, where2, r3.Rows)
 		})
 	}

@@ -45,9 +45,16 @@ import (
 // or plain, as sampled from the latest chunk with enough values of the
 // column, so a file follows its predecessor); the first value of a key
 // outside the plan stops that pass with ErrPlanMiss, and the sink writes the
-// chunk again in two passes (encode with twoPass), which also widens the plan. With
-// sort_by_time the encoder always makes two passes (pass 1 also finds
-// whether the chunk is in time order).
+// chunk again in two passes (encode with twoPass), which also widens the plan.
+//
+// Rows are written in sort_by order (default container_name, then time):
+// the write pass reads the chunk through sortedScan, which sorts runs in
+// memory and merges them from a spill file when the chunk is larger than a
+// run. One file then holds one container after the other, so a row group's
+// statistics on container_name are narrow (readers skip the row groups of
+// other containers) and repeated values compress to almost nothing. With
+// sort_by [time] alone, pass 1 (when it runs) also finds whether the chunk
+// is already in order, which then needs no sort.
 //
 // File columns: `time` (INT64 TIMESTAMP(MILLIS, UTC), required), the table's
 // columns that occur in the chunk (one pass: the plan's), in table order,
@@ -112,8 +119,8 @@ type Parquet struct {
 	overflow     string
 	codec        compress.Codec
 	rowGroupRows int
-	sortByTime   bool
-	tmpDir       string // sort spills; "" = os.TempDir()
+	sortKey      sortKey // sort_by
+	tmpDir       string  // sort spills; "" = os.TempDir()
 	log          *slog.Logger
 
 	planMu sync.Mutex
@@ -188,7 +195,7 @@ func NewParquet(enc *config.Encoding, store *schema.Store, tmpDir string, log *s
 		overflow:     enc.Schema.OverflowColumn,
 		codec:        codec,
 		rowGroupRows: enc.RowGroupRows,
-		sortByTime:   enc.SortByTime,
+		sortKey:      newSortKey(enc.SortBy),
 		tmpDir:       tmpDir,
 		log:          log,
 	}, nil
@@ -289,10 +296,10 @@ type mapRef struct {
 // Encode implements Encoder.
 func (e *Parquet) Encode(ctx context.Context, c delivery.Chunk, w io.Writer, twoPass bool) (Stats, error) {
 	cols, _ := e.store.Snapshot()
-	st := &pqState{e: e, keys: map[string]*keyRef{}, samples: map[string]*cardSample{}, pendBy: map[string]int{}, sorted: true, arena: arena.New(arenaBlock, rowGroupBytes)}
+	st := &pqState{e: e, keys: map[string]*keyRef{}, samples: map[string]*cardSample{}, pendBy: map[string]int{}, arena: arena.New(arenaBlock, rowGroupBytes)}
 	st.setColumns(cols)
 
-	if p := e.currentPlan(); p != nil && !e.sortByTime && !twoPass {
+	if p := e.currentPlan(); p != nil && !twoPass {
 		st.dict = make([]bool, len(cols))
 		for i := range min(len(p.present), len(cols)) {
 			st.present[i], st.dict[i] = p.present[i], p.dict[i]
@@ -305,6 +312,7 @@ func (e *Parquet) Encode(ctx context.Context, c delivery.Chunk, w io.Writer, two
 	}
 
 	// Pass 1: keys, types, presence, order.
+	st.sorted = true
 	n := 0
 	err := c.Scan(func(tag string, t event.Time, rec []byte) error {
 		if n++; n%4096 == 0 {
@@ -345,8 +353,8 @@ func (st *pqState) write(ctx context.Context, c delivery.Chunk, w io.Writer) (St
 		parquet.CreatedBy("maruta", "", ""),
 	)
 	wr := rowWriter{st: st, pw: pw, ctx: ctx, rowGroupRows: e.rowGroupRows}
-	if e.sortByTime && !st.sorted {
-		err = sortedScan(c, e.tmpDir, e.rowGroupRows, wr.add)
+	if !e.sortKey.none() && !(st.sorted && e.sortKey.timeOnly()) {
+		err = sortedScan(c, e.sortKey, e.tmpDir, e.rowGroupRows, wr.add)
 	} else {
 		err = c.Scan(func(tag string, t event.Time, rec []byte) error { return wr.add(t, rec) })
 	}
