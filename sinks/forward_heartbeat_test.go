@@ -10,6 +10,7 @@ import (
 
 	"github.com/marutalog/maruta/forward"
 	"github.com/marutalog/maruta/internal/config"
+	"github.com/marutalog/maruta/internal/testutil"
 )
 
 // TestForwardHeartbeatCompletesTheTransport: the default heartbeat
@@ -20,7 +21,7 @@ import (
 // connection the server accepted completed its handshake; a bare connect
 // (the old tcp heartbeat) does not, which the server tells apart.
 func TestForwardHeartbeatCompletesTheTransport(t *testing.T) {
-	dir := writeTestCerts(t)
+	dir := testutil.WriteTestCerts(t)
 	a := startAggregator(t, "a", func(s *config.Source) {
 		s.TLS = &config.TLS{CertFile: filepath.Join(dir, "server.crt"), KeyFile: filepath.Join(dir, "server.key")}
 		s.Security = &config.Security{SharedKey: "s3cret"}
@@ -32,7 +33,7 @@ func TestForwardHeartbeatCompletesTheTransport(t *testing.T) {
 		t.Fatalf("default heartbeat_type %q, want transport", f.cfg.HeartbeatType)
 	}
 	handshakes := func() int { return strings.Count(a.logs.String(), `msg="handshake done"`) }
-	waitUntil(t, "10 heartbeat handshakes", func() bool { return handshakes() >= 10 })
+	waitUntil(t, func() bool { return handshakes() >= 10 })
 	f.Close() // no heartbeat in flight after this
 	if conns, hs := int(a.metric("maruta_forward_connections_total")), handshakes(); conns != hs {
 		t.Errorf("the server accepted %d connections and %d completed the handshake; want all", conns, hs)
@@ -55,20 +56,8 @@ func TestForwardHeartbeatCompletesTheTransport(t *testing.T) {
 	if err := forward.ProbeTCP(context.Background(), a.addr, time.Second); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, "the bare connect counted", func() bool { return int(a.metric("maruta_forward_connections_total")) == before+1 })
+	waitUntil(t, func() bool { return int(a.metric("maruta_forward_connections_total")) == before+1 })
 	if int(a.metric("maruta_forward_connections_total")) == handshakes() {
 		t.Errorf("a bare connect counted as a completed handshake: the check above proves nothing")
-	}
-}
-
-// waitUntil polls cond every 10ms for up to 10s.
-func waitUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }
