@@ -235,8 +235,12 @@ func (r *Router) compileStep(cfg *config.Config, i int) (*stepRT, error) {
 	if errs != nil {
 		return nil, errs
 	}
-	s.counters = r.m.stepCounters(st.Name)
-	s.errorRoute = r.m.errorRoute.WithLabelValues(st.Name)
+	s.counters = r.m.stepCounters(st)
+	s.errorRoute = noCounter
+	// The only step that sends to the error route, unless told to drop.
+	if p := st.Parse; p != nil && (p.EmitInvalidRecordToError == nil || *p.EmitInvalidRecordToError) {
+		s.errorRoute = r.m.errorRoute.WithLabelValues(st.Name)
+	}
 	return s, nil
 }
 

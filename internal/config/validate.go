@@ -141,7 +141,10 @@ func (v *validator) step(p string, s *Step) {
 			v.errorf(p+".expression", "format regexp needs an expression with named groups")
 		}
 		if x.TimeType != "" {
-			v.oneOf(p+".time_type", x.TimeType, "string", "unixtime", "float")
+			v.oneOf(p+".time_type", x.TimeType, "string", "unixtime", "float", "auto")
+			if x.TimeType == "auto" && x.TimeFormat != "" {
+				v.errorf(p+".time_format", "time_type auto reads RFC 3339 / ISO 8601 strings and epoch numbers: no time_format")
+			}
 		}
 		if len(x.ProtectKeys) > 0 && !x.ReserveData {
 			v.errorf(p+".protect_keys", "needs reserve_data: true (without it the parsed fields replace the whole record)")
