@@ -1,17 +1,15 @@
 package examples_test
 
 import (
-	"bytes"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/marutalog/maruta/internal/config"
+	"github.com/marutalog/maruta/internal/testutil"
 )
 
 // TestHealthcheckFindsTheConfig runs the maruta of every deployment
@@ -95,40 +93,9 @@ func runHealthcheck(t *testing.T, cd *checkedDeployment, args []string, env map[
 		}
 	}
 
-	var logs bytes.Buffer
 	cmd := exec.Command(marutaBin, mapped...)
-	cmd.Env, cmd.Dir, cmd.Stderr = cleanEnv(procEnv), root, &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	defer func() {
-		cmd.Process.Signal(os.Interrupt)
-		select {
-		case <-done:
-		case <-time.After(20 * time.Second):
-			cmd.Process.Kill()
-			<-done
-		}
-	}()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		resp, err := http.Get("http://" + httpAddr + "/healthz")
-		if err == nil {
-			resp.Body.Close()
-			break
-		}
-		select {
-		case err := <-done:
-			done <- err
-			t.Fatalf("maruta %q exited (%v):\n%s", mapped, err, logs.String())
-		case <-time.After(50 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("maruta %q: nothing on the copy's http.listen %s after 20s:\n%s", mapped, httpAddr, logs.String())
-		}
-	}
+	cmd.Env, cmd.Dir = cleanEnv(procEnv), root
+	defer testutil.StartHealthy(t, cmd, httpAddr).Stop()
 
 	check := []string{"healthcheck"} // the image's HEALTHCHECK
 	if len(cd.healthCmd) > 2 {

@@ -4,13 +4,13 @@ import (
 	"bytes"
 	"fmt"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
+
+	"github.com/marutalog/maruta/internal/testutil"
 )
 
 // The command line as users of fluentd and Fluent Bit type it, through the
@@ -117,41 +117,8 @@ func TestRunTakesTheConfigEveryWay(t *testing.T) {
 		cmd := exec.Command(marutaBin, args...)
 		cmd.Dir = dir
 		cmd.Env = append(os.Environ(), "MARUTA_LISTEN=127.0.0.1:0", "MARUTA_HTTP_LISTEN=127.0.0.1:0")
-		var logs lockedBuffer
-		cmd.Stderr = &logs
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		done := make(chan error, 1)
-		go func() { done <- cmd.Wait() }()
-		healthy := func() bool {
-			resp, err := http.Get("http://" + httpAddr + "/healthz")
-			if err != nil {
-				return false
-			}
-			resp.Body.Close()
-			return resp.StatusCode == 200
-		}
-		deadline := time.Now().Add(20 * time.Second)
-		for !healthy() {
-			select {
-			case err := <-done:
-				t.Fatalf("maruta %s exited (%v) before serving %s:\n%s", strings.Join(args, " "), err, httpAddr, logs.String())
-			case <-time.After(50 * time.Millisecond):
-			}
-			if time.Now().After(deadline) {
-				cmd.Process.Kill()
-				<-done
-				t.Fatalf("maruta %s: no /healthz on %s (the config's http.listen) in 20s:\n%s", strings.Join(args, " "), httpAddr, logs.String())
-			}
-		}
-		cmd.Process.Signal(os.Interrupt)
-		select {
-		case <-done:
-		case <-time.After(20 * time.Second):
-			cmd.Process.Kill()
-			<-done
-			t.Fatalf("maruta %s did not stop", strings.Join(args, " "))
+		if !testutil.StartHealthy(t, cmd, httpAddr).Stop() {
+			t.Fatalf("maruta %s did not stop on SIGINT", strings.Join(args, " "))
 		}
 		if _, err := os.Stat(filepath.Join(dir, "maruta-data")); err == nil {
 			t.Errorf("maruta %s wrote ./maruta-data: it ran the embedded default", strings.Join(args, " "))
