@@ -14,21 +14,23 @@ import (
 type Healthy struct {
 	cmd  *exec.Cmd
 	done chan error
-	logs *lockedBuffer
+	logs *SyncBuffer
 }
 
-type lockedBuffer struct {
+// SyncBuffer is a bytes.Buffer safe for one writer (a process's output)
+// and concurrent readers.
+type SyncBuffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer
 }
 
-func (l *lockedBuffer) Write(p []byte) (int, error) {
+func (l *SyncBuffer) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.Write(p)
 }
 
-func (l *lockedBuffer) String() string {
+func (l *SyncBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
@@ -40,7 +42,7 @@ func (l *lockedBuffer) String() string {
 // the test ends, if Stop has not stopped it.
 func StartHealthy(t testing.TB, cmd *exec.Cmd, addr string) *Healthy {
 	t.Helper()
-	h := &Healthy{cmd: cmd, done: make(chan error, 1), logs: &lockedBuffer{}}
+	h := &Healthy{cmd: cmd, done: make(chan error, 1), logs: &SyncBuffer{}}
 	cmd.Stderr = h.logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
