@@ -272,19 +272,3 @@ func TestAthenaDDLNeedsOnlyItsKeys(t *testing.T) {
 		t.Errorf("the DDL does not say that queries must filter on the injected partition:\n%s", out.String())
 	}
 }
-
-// TestHTTPListenBusy: a start that fails on the HTTP port says it is the
-// HTTP listener's.
-func TestHTTPListenBusy(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	dir := t.TempDir()
-	cfg := writeFile(t, dir, "m.yaml", minimalConfig(dir, ln.Addr().String()))
-	code, _, errs := runCLI(t, "run", cfg)
-	if code != 1 || !strings.Contains(errs, "HTTP server (http.listen") || !strings.Contains(errs, ln.Addr().String()+": bind: address already in use") {
-		t.Errorf("exit %d, stderr:\n%s\nwant a start failure naming http.listen and the busy address", code, errs)
-	}
-}
