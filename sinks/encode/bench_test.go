@@ -25,9 +25,14 @@ import (
 	"github.com/marutalog/maruta/sinks/sinktest"
 )
 
-// benchChunk builds an in-memory chunk of n Docker-shaped records.
-func benchChunk(b *testing.B, n int, raw bool) *sinktest.Chunk {
-	g := sinktest.NewDockerGen(7, 20, time.Date(2026, 11, 22, 13, 0, 0, 0, time.UTC), raw)
+// benchChunk builds an in-memory chunk of n Docker-shaped records of 20
+// containers.
+func benchChunk(b *testing.B, n int, raw bool) *sinktest.Chunk { return benchChunkOf(b, n, raw, 20) }
+
+// benchChunkOf builds an in-memory chunk of n Docker-shaped records of the
+// given number of containers, in time order.
+func benchChunkOf(b *testing.B, n int, raw bool, containers int) *sinktest.Chunk {
+	g := sinktest.NewDockerGen(7, containers, time.Date(2026, 11, 22, 13, 0, 0, 0, time.UTC), raw)
 	c := &sinktest.Chunk{ChunkInfo: delivery.ChunkInfo{ID: "bench", Output: "lake", Tag: "docker.shop", Slice: time.Date(2026, 11, 22, 13, 0, 0, 0, time.UTC)}}
 	for i := 0; i < n; i++ {
 		tag, tm, rec := g.Next(b, i)
@@ -39,6 +44,10 @@ func benchChunk(b *testing.B, n int, raw bool) *sinktest.Chunk {
 }
 
 func benchParquet(b *testing.B, compression string, raw bool) {
+	benchParquetOf(b, compression, raw, 20)
+}
+
+func benchParquetOf(b *testing.B, compression string, raw bool, containers int) {
 	dir := b.TempDir()
 	_, out := sinktest.Output(b, dir, "  - type: file\n    name: lake\n    compression: "+compression+"\n")
 	store, err := schema.Open(dir, out, nil)
@@ -50,7 +59,7 @@ func benchParquet(b *testing.B, compression string, raw bool) {
 		b.Fatal(err)
 	}
 	const n = 100000
-	c := benchChunk(b, n, raw)
+	c := benchChunkOf(b, n, raw, containers)
 	size := encodeLoop(b, enc, c, n)
 	b.ReportMetric(float64(size), "file_bytes")
 	b.ReportMetric(float64(c.ChunkInfo.Bytes)/float64(size), "ratio")
@@ -93,6 +102,11 @@ var _ = config.DefaultRowGroupRows
 // BenchmarkParquetEncodeDocker encodes 100k Docker-shaped records whose JSON
 // log line was parsed into fields (the default pipeline).
 func BenchmarkParquetEncodeDocker(b *testing.B) { benchParquet(b, "zstd", false) }
+
+// BenchmarkParquetEncodeDockerOneContainer: the records of one container
+// (a tag per container, as docker.{{.Name}}), already in sort_by order:
+// checked in one pass and written without sorting.
+func BenchmarkParquetEncodeDockerOneContainer(b *testing.B) { benchParquetOf(b, "zstd", false, 1) }
 
 // BenchmarkParquetEncodeDockerRaw keeps the log line as one string.
 func BenchmarkParquetEncodeDockerRaw(b *testing.B) { benchParquet(b, "zstd", true) }

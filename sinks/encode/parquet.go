@@ -8,6 +8,7 @@ import (
 	"math"
 	"reflect"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -122,6 +123,10 @@ type Parquet struct {
 	sortKey      sortKey // sort_by
 	tmpDir       string  // sort spills; "" = os.TempDir()
 	log          *slog.Logger
+	// unsorted is set when the last chunk was not in sort_by order; while
+	// chunks are (a tag per container), the next is checked in one cheap
+	// pass and written without sorting when it is too.
+	unsorted atomic.Bool
 
 	planMu sync.Mutex
 	plan   *filePlan // nil until the first file is written
@@ -353,8 +358,18 @@ func (st *pqState) write(ctx context.Context, c delivery.Chunk, w io.Writer) (St
 		parquet.CreatedBy("maruta", "", ""),
 	)
 	wr := rowWriter{st: st, pw: pw, ctx: ctx, rowGroupRows: e.rowGroupRows}
-	if !e.sortKey.none() && !(st.sorted && e.sortKey.timeOnly()) {
-		err = sortedScan(c, e.sortKey, e.tmpDir, e.rowGroupRows, wr.add)
+	sort := !e.sortKey.none() && !(st.sorted && e.sortKey.timeOnly())
+	if sort && !e.unsorted.Load() {
+		in, err := inSortOrder(c, e.sortKey)
+		if err != nil {
+			return st.stats, fmt.Errorf("read chunk: %w", err)
+		}
+		sort = !in
+	}
+	if sort {
+		var in bool
+		in, err = sortedScan(c, e.sortKey, e.tmpDir, e.rowGroupRows, wr.add)
+		e.unsorted.Store(!in)
 	} else {
 		err = c.Scan(func(tag string, t event.Time, rec []byte) error { return wr.add(t, rec) })
 	}

@@ -6,6 +6,7 @@ import (
 	"cmp"
 	"container/heap"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -84,7 +85,10 @@ func appendEscaped(dst, s []byte) []byte {
 // the rank of their values, their time and their position — integer
 // comparisons (sorting by the encoded keys with bytes.Compare cost as much
 // as the rest of the encode).
-func sortedScan(c delivery.Chunk, key sortKey, tmpDir string, runRows int, fn func(t event.Time, rec []byte) error) error {
+//
+// It reports whether the chunk was in order already (then the next one is
+// likely to be, and inSortOrder is worth its pass).
+func sortedScan(c delivery.Chunk, key sortKey, tmpDir string, runRows int, fn func(t event.Time, rec []byte) error) (inOrder bool, err error) {
 	type item = sortItem
 	var (
 		items   []item
@@ -92,6 +96,8 @@ func sortedScan(c delivery.Chunk, key sortKey, tmpDir string, runRows int, fn fu
 		ids     = map[string]uint32{}
 		vals    []string // by id
 		scratch []byte
+		prev    []byte
+		prevT   event.Time
 		spill   *os.File
 		w       *bufio.Writer
 		runs    [][2]int64 // [start, end) in the spill file
@@ -163,8 +169,15 @@ func sortedScan(c delivery.Chunk, key sortKey, tmpDir string, runRows int, fn fu
 		vals = vals[:0]
 		return nil
 	}
-	err := c.Scan(func(_ string, t event.Time, rec []byte) error {
+	inOrder = true
+	err = c.Scan(func(_ string, t event.Time, rec []byte) error {
 		scratch = key.appendValues(scratch[:0], rec)
+		if inOrder {
+			if len(items)+len(runs) > 0 && !ordered(key, prev, prevT, scratch, t) {
+				inOrder = false
+			}
+			prev, prevT = append(prev[:0], scratch...), t
+		}
 		id, ok := ids[string(scratch)]
 		if !ok {
 			id = uint32(len(vals))
@@ -179,19 +192,19 @@ func sortedScan(c delivery.Chunk, key sortKey, tmpDir string, runRows int, fn fu
 		return nil
 	})
 	if err != nil {
-		return err
+		return inOrder, err
 	}
 	if spill == nil { // everything fit in memory
 		sortRun()
 		for _, it := range items {
 			if err := fn(it.t, data[it.off:it.off+it.n]); err != nil {
-				return err
+				return inOrder, err
 			}
 		}
-		return nil
+		return inOrder, nil
 	}
 	if err := w.Flush(); err != nil {
-		return fmt.Errorf("sort spill: %w", err)
+		return inOrder, fmt.Errorf("sort spill: %w", err)
 	}
 	h := &runHeap{byTime: key.byTime}
 	for i, r := range runs {
@@ -208,7 +221,7 @@ func sortedScan(c delivery.Chunk, key sortKey, tmpDir string, runRows int, fn fu
 	for _, rr := range h.rs {
 		ok, err := rr.next()
 		if err != nil {
-			return err
+			return inOrder, err
 		}
 		if ok {
 			live = append(live, rr)
@@ -219,11 +232,11 @@ func sortedScan(c delivery.Chunk, key sortKey, tmpDir string, runRows int, fn fu
 	for h.Len() > 0 {
 		rr := h.rs[0]
 		if err := fn(rr.t, rr.rec); err != nil {
-			return err
+			return inOrder, err
 		}
 		ok, err := rr.next()
 		if err != nil {
-			return err
+			return inOrder, err
 		}
 		if ok {
 			heap.Fix(h, 0)
@@ -231,7 +244,39 @@ func sortedScan(c delivery.Chunk, key sortKey, tmpDir string, runRows int, fn fu
 			heap.Pop(h)
 		}
 	}
-	return nil
+	return inOrder, nil
+}
+
+// ordered reports whether a record (values b, time tb) may follow one
+// with values a, time ta in sort order.
+func ordered(key sortKey, a []byte, ta event.Time, b []byte, tb event.Time) bool {
+	c := bytes.Compare(a, b)
+	return c < 0 || c == 0 && (!key.byTime || ta <= tb)
+}
+
+// errOutOfOrder ends inSortOrder's scan at the first record out of order.
+var errOutOfOrder = errors.New("out of sort order")
+
+// inSortOrder reports whether c's records are in key order already — what
+// a chunk of one container (a tag per container) usually is — by reading
+// it once, up to the first record out of order.
+func inSortOrder(c delivery.Chunk, key sortKey) (bool, error) {
+	var prev, cur []byte
+	var prevT event.Time
+	first := true
+	err := c.Scan(func(_ string, t event.Time, rec []byte) error {
+		cur = key.appendValues(cur[:0], rec)
+		if !first && !ordered(key, prev, prevT, cur, t) {
+			return errOutOfOrder
+		}
+		first = false
+		prev, cur, prevT = cur, prev, t
+		return nil
+	})
+	if errors.Is(err, errOutOfOrder) {
+		return false, nil
+	}
+	return err == nil, err
 }
 
 // sortItem is one record of a run held in memory.
