@@ -23,6 +23,12 @@ import (
 // DefaultDatabase is the database of tables whose output names none.
 const DefaultDatabase = "default"
 
+// ConfigKeys are the config keys Tables reads, as config.KeyPattern paths:
+// a command that prints DDL needs no other key to be valid, or its
+// variables set (a source's shared key, an output's credentials).
+var ConfigKeys = []string{"data_dir", "outputs.type", "outputs.name", "outputs.format",
+	"outputs.path", "outputs.bucket", "outputs.schema", "outputs.athena"}
+
 // DDLOptions select what DDL prints.
 type DDLOptions struct {
 	// Outputs limits the DDL to the outputs with these names; empty means
@@ -35,6 +41,11 @@ type DDLOptions struct {
 	// DataDir, when set, is where persisted schemas are read instead of the
 	// config's data_dir.
 	DataDir string
+	// Sample, when set, is a folder of Parquet files of the table (a copy
+	// of the lake, or of an S3 prefix): the columns in their footers that
+	// the schema lacks are added (SampleColumns). It needs exactly one
+	// Parquet output (see Outputs).
+	Sample string
 }
 
 // Table is an Athena table of one Parquet output.
@@ -52,6 +63,8 @@ type Table struct {
 	Partitions []layout.Partition
 	// Location is the table LOCATION, ending with '/'.
 	Location string
+	// Notes are printed as comments before the statement.
+	Notes []string
 	// Properties are the TBLPROPERTIES, in order.
 	Properties [][2]string
 }
@@ -69,6 +82,14 @@ func Tables(cfg *config.Config, opts DDLOptions) ([]Table, error) {
 	dataDir := opts.DataDir
 	if dataDir == "" {
 		dataDir = cfg.DataDir
+	}
+	var sampled []schema.Column
+	var conflicts []string
+	if opts.Sample != "" {
+		var err error
+		if sampled, conflicts, err = SampleColumns(opts.Sample); err != nil {
+			return nil, fmt.Errorf("athena: %w", err)
+		}
 	}
 	var tables []Table
 	seen := map[string]string{}
@@ -91,7 +112,7 @@ func Tables(cfg *config.Config, opts DDLOptions) ([]Table, error) {
 		if enc.Format != "parquet" {
 			continue
 		}
-		t, err := table(out, enc, path, location, dataDir)
+		t, err := table(out, enc, path, location, dataDir, sampled)
 		if err != nil {
 			return nil, fmt.Errorf("athena: output %s: %w", out.Name, err)
 		}
@@ -100,7 +121,13 @@ func Tables(cfg *config.Config, opts DDLOptions) ([]Table, error) {
 			return nil, fmt.Errorf("athena: outputs %s and %s both define table %s: name one under athena.table", prev, out.Name, full)
 		}
 		seen[full] = out.Name
+		for _, c := range conflicts {
+			t.Notes = append(t.Notes, "sample: "+c+" (the first type is kept)")
+		}
 		tables = append(tables, t)
+	}
+	if opts.Sample != "" && len(tables) > 1 {
+		return nil, fmt.Errorf("athena: a sample is of one table, and the config has %d Parquet outputs: name one with -output", len(tables))
 	}
 	for _, name := range opts.Outputs {
 		found := false
@@ -114,7 +141,7 @@ func Tables(cfg *config.Config, opts DDLOptions) ([]Table, error) {
 	return tables, nil
 }
 
-func table(out *config.Output, enc *config.Encoding, path, location, dataDir string) (Table, error) {
+func table(out *config.Output, enc *config.Encoding, path, location, dataDir string, sampled []schema.Column) (Table, error) {
 	t := Table{Output: out.Name, Type: out.Type, Database: DefaultDatabase, Name: TableName(out.Name)}
 	a := enc.Athena
 	if a != nil {
@@ -129,6 +156,7 @@ func table(out *config.Output, enc *config.Encoding, path, location, dataDir str
 	if err != nil {
 		return t, err
 	}
+	s = addSampled(s, sampled)
 	t.Schema = s
 	pl, err := layout.Parse(path, a)
 	if err != nil {
@@ -176,6 +204,29 @@ func table(out *config.Output, enc *config.Encoding, path, location, dataDir str
 	return t, nil
 }
 
+// addSampled appends the sampled columns s lacks (Athena column names
+// ignore case), as one new schema version.
+func addSampled(s schema.TableSchema, sampled []schema.Column) schema.TableSchema {
+	have := map[string]bool{strings.ToLower(s.Overflow): true}
+	for _, c := range s.Columns {
+		have[strings.ToLower(c.Name)] = true
+	}
+	added := false
+	for _, c := range sampled {
+		if have[strings.ToLower(c.Name)] {
+			continue
+		}
+		have[strings.ToLower(c.Name)] = true
+		c.Version = s.Version + 1
+		s.Columns = append(s.Columns, c)
+		added = true
+	}
+	if added {
+		s.Version++
+	}
+	return s
+}
+
 // TableName turns an output name into a table name: lower case, '-' as '_'.
 func TableName(output string) string {
 	return strings.ReplaceAll(strings.ToLower(output), "-", "_")
@@ -213,6 +264,15 @@ func (t Table) CreateStatement() string {
 	fmt.Fprintf(&b, "-- output %s (%s): schema %s, version %d\n", t.Output, t.Type, t.Schema.Mode, t.Schema.Version)
 	if t.Type == "file" {
 		b.WriteString("-- a local lake: Athena needs the files in S3; set athena.location to where they are copied\n")
+	}
+	for _, n := range t.Notes {
+		fmt.Fprintf(&b, "-- %s\n", n)
+	}
+	for _, p := range t.Partitions {
+		if slices.Contains(p.Projection, [2]string{"type", "injected"}) {
+			fmt.Fprintf(&b, "-- %[1]s is an injected partition: every query must name it, WHERE %[1]s = '...' (or IN ('...', ...));\n", p.Name)
+			fmt.Fprintf(&b, "-- without that Athena fails with CONSTRAINT_VIOLATION: For the injected projected partition column %s, ...\n", p.Name)
+		}
 	}
 	fmt.Fprintf(&b, "CREATE EXTERNAL TABLE IF NOT EXISTS %s.%s (\n", Quote(t.Database), Quote(t.Name))
 	for i, c := range t.Columns {

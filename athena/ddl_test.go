@@ -123,30 +123,7 @@ outputs:
 // the columns DuckDB sees (data columns and Hive partitions) are the DDL's.
 func TestDDLColumnsEqualDuckDB(t *testing.T) {
 	db := tu.NewDuckDB(t)
-	dir := t.TempDir()
-	cfg, err := config.Parse("t.yaml", []byte("node: n\ndata_dir: "+dir+"\nsources: [{type: forward}]\noutputs:\n  - {type: file, name: lake, path: "+dir+"/lake/dt=%Y-%m-%d/hour=%H/}\n"),
-		func(string) (string, bool) { return "", false })
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := cfg.LeafOutputs()[0]
-	s, err := sinks.New(sinks.Options{Output: out, Node: "n", DataDir: dir})
-	if err != nil {
-		t.Fatal(err)
-	}
-	slice := time.Date(2026, 11, 22, 13, 0, 0, 0, time.UTC)
-	recs := []map[string]any{
-		{"container_name": "/a", "log": "x", "status": 200, "Time": "t", "nested": map[string]any{"a": 1}},
-		{"container_name": "/b", "level": "info", "latency": 1.5, "ok": true, "user": "u"},
-	}
-	for i, r := range recs {
-		b, _ := vm.Marshal(r)
-		c := &chunk{info: delivery.ChunkInfo{ID: fmt.Sprint("c", i), Path: out.File.Path, Tag: "t", Slice: slice.Add(time.Duration(i) * time.Hour)},
-			t: event.Time(slice.Add(time.Duration(i) * time.Hour).UnixNano()), rec: b}
-		if err := s.Write(context.Background(), c); err != nil {
-			t.Fatal(err)
-		}
-	}
+	cfg, dir := writeTestLake(t)
 	tables, err := Tables(cfg, DDLOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -171,6 +148,79 @@ func TestDDLColumnsEqualDuckDB(t *testing.T) {
 	if !tables[0].hiveOnly() {
 		t.Errorf("a dt=/hour= path needs no storage.location.template: %v", tables[0].Properties)
 	}
+}
+
+// writeTestLake writes two chunks of records of several types through the
+// file sink into <dir>/lake (a dt=/hour= layout) and returns the config,
+// whose data_dir dir holds the persisted schema.
+func writeTestLake(t *testing.T) (*config.Config, string) {
+	t.Helper()
+	dir := t.TempDir()
+	cfg, err := config.Parse("t.yaml", []byte("node: n\ndata_dir: "+dir+"\nsources: [{type: forward}]\noutputs:\n  - {type: file, name: lake, path: "+dir+"/lake/dt=%Y-%m-%d/hour=%H/}\n"),
+		func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := cfg.LeafOutputs()[0]
+	s, err := sinks.New(sinks.Options{Output: out, Node: "n", DataDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	slice := time.Date(2026, 11, 22, 13, 0, 0, 0, time.UTC)
+	recs := []map[string]any{
+		{"container_name": "/a", "log": "x", "status": 200, "Time": "t", "nested": map[string]any{"a": 1}},
+		{"container_name": "/b", "level": "info", "latency": 1.5, "ok": true, "user": "u"},
+	}
+	for i, r := range recs {
+		b, _ := vm.Marshal(r)
+		c := &chunk{info: delivery.ChunkInfo{ID: fmt.Sprint("c", i), Path: out.File.Path, Tag: "t", Slice: slice.Add(time.Duration(i) * time.Hour)},
+			t: event.Time(slice.Add(time.Duration(i) * time.Hour).UnixNano()), rec: b}
+		if err := s.Write(context.Background(), c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return cfg, dir
+}
+
+// TestDDLFromSample: before any schema is persisted (a new data_dir, or
+// another host), the DDL of a sample of the lake has the columns and types
+// the writer persisted; without the sample only time and _overflow.
+func TestDDLFromSample(t *testing.T) {
+	cfg, dir := writeTestLake(t)
+	persisted, err := Tables(cfg, DDLOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	empty := t.TempDir()
+	bare, err := Tables(cfg, DDLOptions{DataDir: empty})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := columnList(bare[0]); got != "time timestamp, _overflow map<string,string>" {
+		t.Fatalf("without a schema or sample: %s", got)
+	}
+	sampled, err := Tables(cfg, DDLOptions{DataDir: empty, Sample: filepath.Join(dir, "lake")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := strings.Split(columnList(persisted[0]), ", ")
+	got := strings.Split(columnList(sampled[0]), ", ")
+	sort.Strings(want)
+	sort.Strings(got)
+	if !slices.Equal(got, want) {
+		t.Errorf("columns from the sample:\n%v\nthe persisted schema's:\n%v", got, want)
+	}
+	if _, err := Tables(cfg, DDLOptions{DataDir: empty, Sample: empty}); err == nil || !strings.Contains(err.Error(), "no .parquet files") {
+		t.Errorf("an empty sample: %v", err)
+	}
+}
+
+func columnList(t Table) string {
+	var s []string
+	for _, c := range t.Columns {
+		s = append(s, c.Name+" "+c.Type)
+	}
+	return strings.Join(s, ", ")
 }
 
 func (t Table) hiveOnly() bool {

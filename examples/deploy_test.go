@@ -123,10 +123,13 @@ func tlsFiles(cfg *config.Config) []string {
 // the config loaded with the deployment's environment.
 func (d *deployment) check(t *testing.T, img dockerImage) *checkedDeployment {
 	t.Helper()
-	if len(d.args) != 3 || d.args[0] != "run" || d.args[1] != "-c" || !path.IsAbs(d.args[2]) {
-		t.Fatalf("%s: command %q, want [run -c /absolute/path.yaml]", d.where, d.args)
+	if len(d.args) == 0 || d.args[0] != "run" {
+		t.Fatalf("%s: command %q, want [run] (and the config in $MARUTA_CONFIG)", d.where, d.args)
 	}
-	cd := &checkedDeployment{deployment: d, configPath: d.args[2]}
+	cd := &checkedDeployment{deployment: d, configPath: configPathOf(d.args, d.env)}
+	if !path.IsAbs(cd.configPath) {
+		t.Fatalf("%s: config %q (command %q, MARUTA_CONFIG %q), want an absolute path", d.where, cd.configPath, d.args, d.env["MARUTA_CONFIG"])
+	}
 	if _, _, ok := d.mountFor(cd.configPath); !ok {
 		t.Errorf("%s: -c %s is not on a mounted volume", d.where, cd.configPath)
 	}
@@ -236,6 +239,9 @@ func (d *deployment) checkHealthCmd(t *testing.T, img dockerImage, cd *checkedDe
 			}
 		}
 	}
+	if file == "" {
+		file = d.env["MARUTA_CONFIG"]
+	}
 	switch {
 	case addr != "":
 	case file != "":
@@ -251,6 +257,17 @@ func (d *deployment) checkHealthCmd(t *testing.T, img dockerImage, cd *checkedDe
 	if p := hostPortOf(t, d.where+" health check address", addr); p != httpPort {
 		t.Errorf("%s: `maruta healthcheck` probes port %d (%s), http.listen is on %d", d.where, p, addr, httpPort)
 	}
+}
+
+// configPathOf is the config file `maruta run` reads with args and env:
+// -c FILE, else $MARUTA_CONFIG.
+func configPathOf(args []string, env map[string]string) string {
+	for i, a := range args {
+		if (a == "-c" || a == "--c" || a == "-config" || a == "--config") && i+1 < len(args) {
+			return args[i+1]
+		}
+	}
+	return env["MARUTA_CONFIG"]
 }
 
 func keys[V any](m map[string]V) []string {
@@ -841,10 +858,7 @@ func loadKubernetes(t *testing.T) *kubernetesSetup {
 	if pod.TerminationGracePeriodSeconds != nil {
 		d.grace = time.Duration(*pod.TerminationGracePeriodSeconds) * time.Second
 	}
-	configPath := ""
-	if len(c.Args) == 3 {
-		configPath = c.Args[2]
-	}
+	configPath := configPathOf(c.Args, d.env)
 	for _, vm := range c.VolumeMounts {
 		mp := path.Clean(vm.MountPath)
 		found := false
@@ -1023,9 +1037,20 @@ func dependsOn(v any, name string) (string, bool) {
 	return "", false
 }
 
-func TestCompose(t *testing.T) {
+// composeSetup is the compose example, checked.
+type composeSetup struct {
+	cf     composeFile
+	name   string // of maruta's service
+	svc    composeService
+	maruta *checkedDeployment
+}
+
+const composeFileName = "compose/docker-compose.yaml"
+
+func loadCompose(t *testing.T) *composeSetup {
+	t.Helper()
 	img := readDockerfile(t)
-	const file = "compose/docker-compose.yaml"
+	const file = composeFileName
 	docs := decodeYAMLDocs[composeFile](t, file, readFile(t, file))
 	if len(docs) != 1 {
 		t.Fatalf("%s: %d documents", file, len(docs))
@@ -1063,10 +1088,7 @@ func TestCompose(t *testing.T) {
 		}
 		d.grace = g
 	}
-	configPath := ""
-	if len(m.Command) == 3 {
-		configPath = m.Command[2]
-	}
+	configPath := configPathOf(m.Command, d.env)
 	for _, v := range m.Volumes {
 		parts := strings.Split(v, ":")
 		if len(parts) < 2 {
@@ -1098,6 +1120,14 @@ func TestCompose(t *testing.T) {
 		d.healthCmd = m.Healthcheck.Test
 	}
 	cd := d.check(t, img)
+	return &composeSetup{cf: cf, name: marutaName, svc: m, maruta: cd}
+}
+
+func TestCompose(t *testing.T) {
+	cs := loadCompose(t)
+	const file = composeFileName
+	cf, marutaName, m, cd := cs.cf, cs.name, cs.svc, cs.maruta
+	d, where := cd.deployment, cd.where
 
 	// The app logs through Docker's daemon to the published port.
 	fwdPort := hostPortOf(t, d.configName+" sources[0].listen", cd.cfg.Sources[0].Listen)

@@ -286,15 +286,16 @@ func cleanEnv(extra map[string]string) []string {
 	return env
 }
 
-// binaryValidate runs `maruta validate -c FILE` with env and returns the
-// exit code and what it printed.
+// binaryValidate runs `maruta run -dry-run -c FILE` with env (the config
+// checked as run loads it: an unset variable is an error, where `maruta
+// validate` only warns) and returns the exit code and what it printed.
 func binaryValidate(t testing.TB, name string, data []byte, env map[string]string) (int, string) {
 	t.Helper()
 	file := filepath.Join(t.TempDir(), strings.NewReplacer("/", "_", "#", "_").Replace(name))
 	if err := os.WriteFile(file, data, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(marutaBin, "validate", "-c", file)
+	cmd := exec.Command(marutaBin, "run", "-dry-run", "-c", file)
 	cmd.Env = cleanEnv(env)
 	out, err := cmd.CombinedOutput()
 	code := 0
@@ -307,7 +308,7 @@ func binaryValidate(t testing.TB, name string, data []byte, env map[string]strin
 }
 
 // TestConfigsValidate validates every maruta config, in process and with
-// `maruta validate`, with every ${VAR} it needs set to a fake value.
+// `maruta run -dry-run`, with every ${VAR} it needs set to a fake value.
 func TestConfigsValidate(t *testing.T) {
 	for _, c := range marutaConfigs(t) {
 		t.Run(strings.ReplaceAll(c.name, "/", "_"), func(t *testing.T) {
@@ -321,7 +322,7 @@ func TestConfigsValidate(t *testing.T) {
 			}
 			code, out := binaryValidate(t, c.name, c.data, env)
 			if code != 0 || !strings.Contains(out, ": ok (") {
-				t.Fatalf("maruta validate %s: exit %d\n%s", c.name, code, out)
+				t.Fatalf("maruta run -dry-run %s: exit %d\n%s", c.name, code, out)
 			}
 		})
 	}
@@ -366,7 +367,7 @@ func TestValidationCatchesMistakes(t *testing.T) {
 			}
 			code, out := binaryValidate(t, tc.file, data, env)
 			if code == 0 || !strings.Contains(out, tc.errContains) {
-				t.Errorf("maruta validate: exit %d, %q; want a failure about %s", code, out, tc.errContains)
+				t.Errorf("maruta run -dry-run: exit %d, %q; want a failure about %s", code, out, tc.errContains)
 			}
 		})
 	}

@@ -750,7 +750,7 @@ func TestDashboardUsesRealMetrics(t *testing.T) {
 		"maruta_buffer_flush_duration_seconds_bucket", "maruta_buffer_retries_total",
 		"maruta_buffer_dead_lettered_chunks_total", "maruta_buffer_dropped_events_total",
 		"maruta_sink_objects_total", "maruta_sink_bytes_total", "maruta_sink_upload_duration_seconds_bucket",
-		"maruta_router_unroutable_events_total", "maruta_router_parse_failures_total",
+		"maruta_router_unroutable_events_total", "maruta_router_parse_failures_total", "maruta_router_parse_kept_total",
 	} {
 		if !used[want] {
 			t.Errorf("%s: no panel shows %s", file, want)
@@ -764,4 +764,42 @@ func TestDashboardUsesRealMetrics(t *testing.T) {
 	}
 	slices.Sort(unused)
 	t.Logf("maruta metrics not on the dashboard: %v", unused)
+}
+
+// TestDashboardLossIsLoss: the "Lost or set aside" panel adds up what was
+// lost or set aside — buffer drops, dead letters, router drops — but not
+// what grep steps filtered out on purpose.
+func TestDashboardLossIsLoss(t *testing.T) {
+	var dash map[string]any
+	if err := json.Unmarshal(readFile(t, "grafana/maruta-dashboard.json"), &dash); err != nil {
+		t.Fatal(err)
+	}
+	panels, _ := dash["panels"].([]any)
+	found := false
+	for _, p := range panels {
+		pm, _ := p.(map[string]any)
+		if title, _ := pm["title"].(string); !strings.HasPrefix(title, "Lost or set aside") {
+			continue
+		}
+		found = true
+		q, _ := dashboardQueries(t, map[string]any{"panels": []any{pm}})
+		var exprs []string
+		for _, e := range q {
+			exprs = append(exprs, e[0])
+		}
+		all := strings.Join(exprs, " ")
+		for _, m := range []string{"maruta_buffer_dropped_events_total", "maruta_buffer_dead_lettered_events_total", "maruta_router_dropped_events_total"} {
+			if !strings.Contains(all, m) {
+				t.Errorf("the loss panel does not count %s: %s", m, all)
+			}
+		}
+		for _, sel := range regexp.MustCompile(`maruta_router_dropped_events_total\{[^}]*\}`).FindAllString(all, -1) {
+			if !strings.Contains(sel, `reason!="grep"`) {
+				t.Errorf("the loss panel counts grep's filtering as loss: %s", sel)
+			}
+		}
+	}
+	if !found {
+		t.Fatal(`no panel "Lost or set aside"`)
+	}
 }

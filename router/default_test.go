@@ -9,6 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"github.com/marutalog/maruta/internal/config"
 	"github.com/marutalog/maruta/internal/event"
 )
@@ -57,6 +60,65 @@ lake docker.web 2026-11-22T13:00:00Z {"container_id":"c","container_name":"/web"
 	}
 	if err := r.Drain(context.Background()); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestDefaultPipelineTime: in the embedded default a JSON line's own time
+// becomes the event time when it is one — RFC 3339 / ISO 8601 with a
+// fraction and a zone (or none: UTC), epoch seconds (integer or with a
+// fraction) or milliseconds — and the field is removed; a value that is
+// not a time (text, a small number such as a duration) stays in the
+// record, the event keeps Docker's time, and it is counted as kept, not
+// as a failure.
+func TestDefaultPipelineTime(t *testing.T) {
+	cfg, err := config.Default()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var got strings.Builder
+	reg := prometheus.NewRegistry()
+	r, err := New(Options{Config: cfg, Outputs: map[string]event.Consumer{"lake": &recorder{name: "lake", mu: &mu, out: &got}},
+		Hostname: "h", Registerer: reg, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := event.FromUnix(time.Date(2026, 11, 22, 13, 0, 0, 0, time.UTC).Unix(), 0)
+	var evs []event.Event
+	for _, line := range []string{
+		`{\"time\":\"2026-11-22T13:04:05.123456789+09:00\",\"msg\":\"a\"}`,
+		`{\"time\":\"2026-11-22T13:04:05.5Z\",\"msg\":\"b\"}`,
+		`{\"time\":\"2026-11-22T13:04:05.25\",\"msg\":\"c\"}`,
+		`{\"time\":1795352645,\"msg\":\"d\"}`,
+		`{\"time\":1795352645.75,\"msg\":\"e\"}`,
+		`{\"time\":1795352645123,\"msg\":\"f\"}`,
+		`{\"time\":35,\"msg\":\"g\"}`,
+		`{\"time\":\"soon\",\"msg\":\"h\"}`,
+	} {
+		evs = append(evs, event.Event{Time: t0, Record: inputRecord(t, `{"container_id":"c","source":"stdout","log":"`+line+`"}`)})
+	}
+	if err := r.Consume(context.Background(), &event.Batch{Tag: "docker.web", Events: evs}); err != nil {
+		t.Fatal(err)
+	}
+	want := `lake docker.web 2026-11-22T04:04:05.123456789Z {"container_id":"c","source":"stdout","msg":"a"}
+lake docker.web 2026-11-22T13:04:05.5Z {"container_id":"c","source":"stdout","msg":"b"}
+lake docker.web 2026-11-22T13:04:05.25Z {"container_id":"c","source":"stdout","msg":"c"}
+lake docker.web 2026-11-22T13:04:05Z {"container_id":"c","source":"stdout","msg":"d"}
+lake docker.web 2026-11-22T13:04:05.75Z {"container_id":"c","source":"stdout","msg":"e"}
+lake docker.web 2026-11-22T13:04:05.123Z {"container_id":"c","source":"stdout","msg":"f"}
+lake docker.web 2026-11-22T13:00:00Z {"container_id":"c","source":"stdout","time":35,"msg":"g"}
+lake docker.web 2026-11-22T13:00:00Z {"container_id":"c","source":"stdout","time":"soon","msg":"h"}
+`
+	if got.String() != want {
+		t.Errorf("times:\n%s", diffLines(want, got.String()))
+	}
+	if n := testutil.ToFloat64(r.m.parseKept.WithLabelValues("json_log", "time")); n != 2 {
+		t.Errorf("parse_kept_total{reason=time} = %v, want 2", n)
+	}
+	// Only what can happen has a series: a log that is not a string (the
+	// error route, even with reserve_data, as in fluentd).
+	if n := testutil.CollectAndCount(r.m.parseFailures); n != 1 || testutil.ToFloat64(r.m.parseFailures.WithLabelValues("json_log", "not_string", "error_route")) != 0 {
+		t.Errorf("%d parse_failures_total series, want the not_string one only", n)
 	}
 }
 

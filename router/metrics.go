@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/marutalog/maruta/internal/config"
 )
 
 // Per-step counters are accumulated per Consume call in the call's state and
@@ -19,8 +21,9 @@ const (
 	cUnmatchedKeep
 	cUnmatchedDrop
 	cLoopCut
-	cParseReservedKeyMissing
-	cParseReservedInvalid
+	cParseKeptKeyMissing
+	cParseKeptInvalid
+	cParseKeptTime
 	cParseErrorKeyMissing
 	cParseErrorNotString
 	cParseErrorInvalid
@@ -45,6 +48,7 @@ type metrics struct {
 	unmatched         *prometheus.CounterVec
 	loopCuts          *prometheus.CounterVec
 	parseFailures     *prometheus.CounterVec
+	parseKept         *prometheus.CounterVec
 	errorRoute        *prometheus.CounterVec
 	partialFragments  *prometheus.CounterVec
 	partialsAssembled *prometheus.CounterVec
@@ -71,7 +75,8 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		rewrites:          cv("rewrites_total", "Events a rewrite_tag step re-tagged.", "step"),
 		unmatched:         cv("rewrite_unmatched_total", "Events no rewrite_tag rule re-tagged, by what happened to them (keep or drop).", "step", "action"),
 		loopCuts:          cv("loop_cuts_total", "Events dropped because they were re-tagged more than max_hops times.", "step"),
-		parseFailures:     cv("parse_failures_total", "Records a parse step could not parse, by reason (key_missing, not_string, invalid, time) and outcome (reserved: passed on unchanged; error_route; dropped).", "step", "reason", "outcome"),
+		parseFailures:     cv("parse_failures_total", "Records a parse step could not parse, by reason (key_missing, not_string, invalid, time) and outcome (error_route; dropped).", "step", "reason", "outcome"),
+		parseKept:         cv("parse_kept_total", "Records a parse step passed on as they were, not failures: reserve_data and the key missing (key_missing) or its text not JSON or not matching (invalid: a plain-text line stays in log), or time_type auto and a time field that is not a time (time: it stays as text).", "step", "reason"),
 		errorRoute:        cv("error_route_events_total", "Events sent to the error route (re-tagged maruta.error.<tag>).", "step"),
 		partialFragments:  cv("partial_fragments_total", "Docker partial-line fragments received.", "step"),
 		partialsAssembled: cv("partials_assembled_total", "Docker split lines reassembled and passed on complete.", "step"),
@@ -90,7 +95,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		return m, nil
 	}
 	for _, c := range []prometheus.Collector{m.eventsIn, m.stepIn, m.stepOut, m.rewrites, m.unmatched, m.loopCuts,
-		m.parseFailures, m.errorRoute, m.partialFragments, m.partialsAssembled, m.partialsTimedOut, m.partialsSplit,
+		m.parseFailures, m.parseKept, m.errorRoute, m.partialFragments, m.partialsAssembled, m.partialsTimedOut, m.partialsSplit,
 		m.partialsEvicted, m.partialsPending, m.partialsBytes, m.outputEvents, m.outputErrors, m.dropped, m.unroutable, m.cacheResets} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
@@ -99,31 +104,66 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	return m, nil
 }
 
+// noCounter stands in for a counter a step cannot move: only series that
+// can move are exported (a concat step has no parse failures, a parse step
+// with reserve_data no key_missing failure).
+var noCounter = prometheus.NewCounter(prometheus.CounterOpts{Name: "maruta_router_unexported"})
+
 // stepCounters resolves one step's counters once, indexed by the c*
-// constants.
-func (m *metrics) stepCounters(step string) [nCounters]prometheus.Counter {
+// constants: those the step can move; the others count into noCounter.
+func (m *metrics) stepCounters(st *config.Step) [nCounters]prometheus.Counter {
 	var c [nCounters]prometheus.Counter
+	for i := range c {
+		c[i] = noCounter
+	}
+	step := st.Name
 	c[cIn] = m.stepIn.WithLabelValues(step)
 	c[cOut] = m.stepOut.WithLabelValues(step)
-	c[cRewrite] = m.rewrites.WithLabelValues(step)
-	c[cUnmatchedKeep] = m.unmatched.WithLabelValues(step, "keep")
-	c[cUnmatchedDrop] = m.unmatched.WithLabelValues(step, "drop")
-	c[cLoopCut] = m.loopCuts.WithLabelValues(step)
-	c[cParseReservedKeyMissing] = m.parseFailures.WithLabelValues(step, "key_missing", "reserved")
-	c[cParseReservedInvalid] = m.parseFailures.WithLabelValues(step, "invalid", "reserved")
-	c[cParseErrorKeyMissing] = m.parseFailures.WithLabelValues(step, "key_missing", "error_route")
-	c[cParseErrorNotString] = m.parseFailures.WithLabelValues(step, "not_string", "error_route")
-	c[cParseErrorInvalid] = m.parseFailures.WithLabelValues(step, "invalid", "error_route")
-	c[cParseErrorTime] = m.parseFailures.WithLabelValues(step, "time", "error_route")
-	c[cParseDroppedKeyMissing] = m.parseFailures.WithLabelValues(step, "key_missing", "dropped")
-	c[cParseDroppedNotString] = m.parseFailures.WithLabelValues(step, "not_string", "dropped")
-	c[cParseDroppedInvalid] = m.parseFailures.WithLabelValues(step, "invalid", "dropped")
-	c[cParseDroppedTime] = m.parseFailures.WithLabelValues(step, "time", "dropped")
-	c[cGrepDropped] = m.dropped.WithLabelValues(step, "grep")
-	c[cFragments] = m.partialFragments.WithLabelValues(step)
-	c[cAssembled] = m.partialsAssembled.WithLabelValues(step)
-	c[cSplit] = m.partialsSplit.WithLabelValues(step)
-	c[cEvicted] = m.partialsEvicted.WithLabelValues(step)
+	switch {
+	case st.RewriteTag != nil:
+		c[cRewrite] = m.rewrites.WithLabelValues(step)
+		if st.RewriteTag.Unmatched == "drop" {
+			c[cUnmatchedDrop] = m.unmatched.WithLabelValues(step, "drop")
+		} else {
+			c[cUnmatchedKeep] = m.unmatched.WithLabelValues(step, "keep")
+		}
+		c[cLoopCut] = m.loopCuts.WithLabelValues(step)
+	case st.Parse != nil:
+		p := st.Parse
+		failed := func(reason string) prometheus.Counter {
+			if p.EmitInvalidRecordToError != nil && !*p.EmitInvalidRecordToError {
+				return m.parseFailures.WithLabelValues(step, reason, "dropped")
+			}
+			return m.parseFailures.WithLabelValues(step, reason, "error_route")
+		}
+		ifDrop := func(i int) int {
+			if p.EmitInvalidRecordToError != nil && !*p.EmitInvalidRecordToError {
+				return i + cParseDroppedKeyMissing - cParseErrorKeyMissing
+			}
+			return i
+		}
+		if p.ReserveData {
+			c[cParseKeptKeyMissing] = m.parseKept.WithLabelValues(step, "key_missing")
+			c[cParseKeptInvalid] = m.parseKept.WithLabelValues(step, "invalid")
+		} else {
+			c[ifDrop(cParseErrorKeyMissing)] = failed("key_missing")
+			c[ifDrop(cParseErrorInvalid)] = failed("invalid")
+		}
+		c[ifDrop(cParseErrorNotString)] = failed("not_string")
+		switch {
+		case p.TimeKey != "" && p.TimeType == "auto":
+			c[cParseKeptTime] = m.parseKept.WithLabelValues(step, "time")
+		case p.TimeKey != "":
+			c[ifDrop(cParseErrorTime)] = failed("time")
+		}
+	case st.Grep != nil:
+		c[cGrepDropped] = m.dropped.WithLabelValues(step, "grep")
+	case st.ConcatPartials != nil:
+		c[cFragments] = m.partialFragments.WithLabelValues(step)
+		c[cAssembled] = m.partialsAssembled.WithLabelValues(step)
+		c[cSplit] = m.partialsSplit.WithLabelValues(step)
+		c[cEvicted] = m.partialsEvicted.WithLabelValues(step)
+	}
 	return c
 }
 

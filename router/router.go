@@ -111,8 +111,8 @@ type outConsumer struct {
 }
 
 // New compiles the pipeline and outputs. Config problems (a bad tag pattern,
-// a regexp RE2 cannot express, …) are returned as *config.Error naming the
-// file, line and key.
+// a regexp RE2 cannot express, …) are returned as config.Errors naming the
+// file, line and key of each.
 func New(opts Options) (*Router, error) {
 	if opts.Config == nil {
 		return nil, errors.New("router: Options.Config is nil")
@@ -139,10 +139,17 @@ func New(opts Options) (*Router, error) {
 	}
 	r.m = m
 	r.unroutableDropped = m.dropped.WithLabelValues("", "unroutable")
+	// Config errors are collected, so one run reports all of them.
+	var errs config.Errors
 	for i := range cfg.Pipeline {
 		s, err := r.compileStep(cfg, i)
 		if err != nil {
-			return nil, err
+			es := config.AsErrors(err)
+			if es == nil {
+				return nil, err
+			}
+			errs = append(errs, es...)
+			continue
 		}
 		r.steps = append(r.steps, s)
 	}
@@ -151,7 +158,8 @@ func New(opts Options) (*Router, error) {
 		path := fmt.Sprintf("outputs[%d]", i)
 		pat, err := CompilePattern(o.Match)
 		if err != nil {
-			return nil, cfg.Errorf(path+".match", "%v", err)
+			errs = append(errs, cfg.Errorf(path+".match", "%v", err))
+			continue
 		}
 		ort := &outputRT{name: o.Name, match: pat}
 		leaves := []*config.Output{o}
@@ -176,6 +184,9 @@ func New(opts Options) (*Router, error) {
 		}
 		r.outputs = append(r.outputs, ort)
 	}
+	if errs != nil {
+		return nil, errs
+	}
 	r.plans.init(r)
 	r.states.New = func() any { return newState(len(r.steps)) }
 	return r, nil
@@ -187,13 +198,14 @@ func (r *Router) compileStep(cfg *config.Config, i int) (*stepRT, error) {
 	s := &stepRT{name: st.Name, idx: i}
 	s.dropLog.every = 10 * time.Second
 	s.expectLog.every = 10 * time.Second
+	var errs config.Errors
 	var err error
 	if s.match, err = CompilePattern(st.Match); err != nil {
-		return nil, cfg.Errorf(path+".match", "%v", err)
+		errs = append(errs, cfg.Errorf(path+".match", "%v", err))
 	}
 	if st.Exclude != "" {
 		if s.exclude, err = CompilePattern(st.Exclude); err != nil {
-			return nil, cfg.Errorf(path+".exclude_tags", "%v", err)
+			errs = append(errs, cfg.Errorf(path+".exclude_tags", "%v", err))
 		}
 	}
 	switch {
@@ -213,13 +225,24 @@ func (r *Router) compileStep(cfg *config.Config, i int) (*stepRT, error) {
 	case st.Grep != nil:
 		s.impl, err = newGrepStep(cfg, path, st.Grep)
 	default:
-		return nil, cfg.Errorf(path, "unknown step type %q", st.Type)
+		err = cfg.Errorf(path, "unknown step type %q", st.Type)
 	}
 	if err != nil {
-		return nil, err
+		es := config.AsErrors(err)
+		if es == nil {
+			return nil, err
+		}
+		errs = append(errs, es...)
 	}
-	s.counters = r.m.stepCounters(st.Name)
-	s.errorRoute = r.m.errorRoute.WithLabelValues(st.Name)
+	if errs != nil {
+		return nil, errs
+	}
+	s.counters = r.m.stepCounters(st)
+	s.errorRoute = noCounter
+	// The only step that sends to the error route, unless told to drop.
+	if p := st.Parse; p != nil && (p.EmitInvalidRecordToError == nil || *p.EmitInvalidRecordToError) {
+		s.errorRoute = r.m.errorRoute.WithLabelValues(st.Name)
+	}
 	return s, nil
 }
 

@@ -24,28 +24,27 @@ type grepRule struct {
 
 func newGrepStep(cfg *config.Config, path string, c *config.GrepStep) (*grepStep, error) {
 	g := &grepStep{}
-	compile := func(kind string, rules []config.GrepRule) ([]grepRule, error) {
+	var errs config.Errors
+	compile := func(kind string, rules []config.GrepRule) []grepRule {
 		var out []grepRule
 		for i, rc := range rules {
 			rp := fmt.Sprintf("%s.%s[%d]", path, kind, i)
 			var r grepRule
 			var err error
 			if r.key, err = parseAccessor(rc.Key); err != nil {
-				return nil, cfg.Errorf(rp+".key", "%v", err)
+				errs = append(errs, cfg.Errorf(rp+".key", "%v", err))
 			}
 			if r.re, err = ruby.CompileRegexpLiteral(rc.Pattern); err != nil {
-				return nil, cfg.Errorf(rp+".pattern", "%v", err)
+				errs = append(errs, cfg.Errorf(rp+".pattern", "%v", err))
 			}
 			out = append(out, r)
 		}
-		return out, nil
+		return out
 	}
-	var err error
-	if g.regexp, err = compile("regexp", c.Regexp); err != nil {
-		return nil, err
-	}
-	if g.exclude, err = compile("exclude", c.Exclude); err != nil {
-		return nil, err
+	g.regexp = compile("regexp", c.Regexp)
+	g.exclude = compile("exclude", c.Exclude)
+	if errs != nil {
+		return nil, errs
 	}
 	return g, nil
 }

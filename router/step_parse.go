@@ -50,6 +50,7 @@ type parseStep struct {
 	timeKey     string
 	keepTimeKey bool
 	tp          *ruby.TimeParser
+	autoTime    bool // time_type auto (autoTime)
 	types       map[string]typeConv
 	onlyObjects bool
 	emitError   bool
@@ -113,7 +114,11 @@ func newParseStep(cfg *config.Config, path string, c *config.ParseStep) (*parseS
 		}
 	}
 	if c.TimeKey != "" {
-		if p.tp, err = ruby.NewTimeParser(c.TimeType, c.TimeFormat, c.Timezone); err != nil {
+		typ := c.TimeType
+		if typ == "auto" { // strings: the lenient parse; numbers: autoTime
+			typ, p.autoTime = "", true
+		}
+		if p.tp, err = ruby.NewTimeParser(typ, c.TimeFormat, c.Timezone); err != nil {
 			return nil, cfg.Errorf(path+".time_format", "%v", err)
 		}
 	} else if c.TimeFormat != "" || c.TimeType != "" {
@@ -153,10 +158,11 @@ const (
 
 func (p *parseStep) fail(r *Router, st *state, s *stepRT, pl *plan, ev *event.Event, reason int, detail string) (verdict, string) {
 	if p.reserveData && (reason == failKeyMissing || reason == failInvalid) {
+		// Kept as it is (a plain-text line stays in log): not a failure.
 		if reason == failKeyMissing {
-			st.count(s.idx, cParseReservedKeyMissing)
+			st.count(s.idx, cParseKeptKeyMissing)
 		} else {
-			st.count(s.idx, cParseReservedInvalid)
+			st.count(s.idx, cParseKeptInvalid)
 		}
 		if p.hashField != "" {
 			// fluentd merges {hash_value_field => {}} into the record.
@@ -239,7 +245,18 @@ func (p *parseStep) apply(r *Router, st *state, s *stepRT, pl *plan, ev *event.E
 		}
 		rest = r2
 		kb := keyBytes(k)
-		if p.tp != nil && string(kb) == p.timeKey {
+		if p.tp != nil && p.autoTime && string(kb) == p.timeKey {
+			if tm, ok := p.parseAutoTime(v); ok {
+				if !p.reserveTime {
+					newTime = tm
+				}
+				if !p.keepTimeKey {
+					continue
+				}
+			} else {
+				st.count(s.idx, cParseKeptTime) // not a time: the value stays
+			}
+		} else if p.tp != nil && string(kb) == p.timeKey {
 			tm, err := p.tp.Parse(v)
 			if err != nil {
 				if ok, sup := s.dropLog.allow(); ok {
@@ -417,6 +434,57 @@ func (p *parseStep) renameProtected(st *state, record []byte) {
 		}
 		st.kvs[i].key = st.arena.Copy([]byte(name))
 	}
+}
+
+// Epoch numbers autoTime takes for a time: from 2000-01-01 to 2100-01-01
+// in seconds; the same span in milliseconds, microseconds, nanoseconds.
+const (
+	autoEpochMin = 946684800
+	autoEpochMax = 4102444800
+)
+
+// parseAutoTime reads time_type auto: an RFC 3339 / ISO 8601 string (the
+// lenient parse of fluentd's string type without a format), or a number
+// of epoch seconds, milliseconds, microseconds or nanoseconds, told apart
+// by size. A number outside 2000-2100 in every unit is not a time (a
+// field named time may hold a duration).
+func (p *parseStep) parseAutoTime(v []byte) (event.Time, bool) {
+	var f float64
+	switch msgpack.Peek(v) {
+	case msgpack.Str, msgpack.Bin:
+		tm, err := p.tp.Parse(v)
+		return tm, err == nil
+	case msgpack.Int:
+		var i int64
+		if msgpack.IsUint64(v) {
+			u, _, err := msgpack.ReadUint64(v)
+			if err != nil || u > math.MaxInt64 {
+				return 0, false
+			}
+			i = int64(u)
+		} else if x, _, err := msgpack.ReadInt(v); err == nil {
+			i = x
+		} else {
+			return 0, false
+		}
+		for _, u := range []int64{1e9, 1e6, 1e3, 1} { // ns per unit: s, ms, µs, ns
+			if per := 1e9 / u; i >= autoEpochMin*per && i < autoEpochMax*per {
+				return event.Time(i * u), true
+			}
+		}
+		return 0, false
+	case msgpack.Float:
+		f, _, _ = msgpack.ReadFloat(v)
+	default:
+		return 0, false
+	}
+	for _, u := range []int64{1e9, 1e6, 1e3, 1} {
+		if per := float64(1e9 / u); f >= autoEpochMin*per && f < autoEpochMax*per {
+			whole, frac := math.Modf(f) // exact parts: 1795352645.75 is .75 s, not .750000128
+			return event.Time(int64(whole)*u + int64(math.Round(frac*float64(u)))), true
+		}
+	}
+	return 0, false
 }
 
 func appendStrHeaderLen(dst []byte, n int) []byte {

@@ -47,22 +47,27 @@ func newRewriteStep(cfg *config.Config, path string, c *config.RewriteTagStep, h
 	if s.maxHops <= 0 {
 		s.maxHops = config.DefaultMaxHops
 	}
+	var errs config.Errors
 	for i, rc := range c.Rules {
 		rp := fmt.Sprintf("%s.rules[%d]", path, i)
 		var rule rewriteRule
 		var err error
 		if rule.key, err = parseAccessor(rc.Key); err != nil {
-			return nil, cfg.Errorf(rp+".key", "%v", err)
+			errs = append(errs, cfg.Errorf(rp+".key", "%v", err))
+			continue
 		}
 		rule.topKey, rule.isTop = rule.key.topLevel()
 		if rule.re, err = ruby.CompileRegexpLiteral(rc.Pattern); err != nil {
-			return nil, cfg.Errorf(rp+".pattern", "%v", err)
+			errs = append(errs, cfg.Errorf(rp+".pattern", "%v", err))
 		}
 		if rule.tmpl, err = compileTagTemplate(rc.Tag); err != nil {
-			return nil, cfg.Errorf(rp+".tag", "%v", err)
+			errs = append(errs, cfg.Errorf(rp+".tag", "%v", err))
 		}
 		rule.invert = rc.Invert
 		s.rules = append(s.rules, rule)
+	}
+	if errs != nil {
+		return nil, errs
 	}
 	return s, nil
 }

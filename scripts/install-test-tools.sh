@@ -1,10 +1,15 @@
 #!/usr/bin/env bash
 # Installs the real servers and readers the tests use, pinned, into a cache
 # folder (default .cache/ in the repository). Idempotent: a second run only
-# checks. Prints the environment the tests read.
+# checks. Says on stderr what it does and how long it took; prints the
+# environment the tests read on stdout.
+#   install-test-tools.sh          everything the tests need
+#   install-test-tools.sh duckdb   the Parquet reader alone (scripts/query.sh)
 set -euo pipefail
 cache=${MARUTA_CACHE:-$(cd "$(dirname "$0")/.." && pwd)/.cache}
+only=${1:-all}
 mkdir -p "$cache/bin" "$cache/duckdb"
+say() { echo "install-test-tools: $*" >&2; }
 
 VERSITYGW_VERSION=v1.8.0
 # Debian bookworm's packages (the versions the Docker tests were written
@@ -13,19 +18,29 @@ DOCKER_IO_VERSION=20.10.24+dfsg1-1+deb12u1+b6
 BUSYBOX_STATIC_VERSION=1:1.35.0-4+deb12u1+b1
 DUCKDB_NODE_API_VERSION=1.5.6-r.1
 
-if [ ! -x "$cache/bin/versitygw" ] || [ "$(cat "$cache/bin/.versitygw-version" 2>/dev/null)" != "$VERSITYGW_VERSION" ]; then
-  echo "installing versitygw $VERSITYGW_VERSION (S3 server for tests)" >&2
+if [ "$only" != all ]; then :
+elif [ ! -x "$cache/bin/versitygw" ] || [ "$(cat "$cache/bin/.versitygw-version" 2>/dev/null)" != "$VERSITYGW_VERSION" ]; then
+  say "installing versitygw $VERSITYGW_VERSION (the S3 server of the tests) into $cache/bin: go install downloads and compiles it, 2 to 4 minutes of 2 cores the first time, with no output meanwhile"
+  start=$SECONDS
   GOBIN="$cache/bin" go install "github.com/versity/versitygw/cmd/versitygw@$VERSITYGW_VERSION" >&2
   echo "$VERSITYGW_VERSION" > "$cache/bin/.versitygw-version"
+  say "versitygw installed in $((SECONDS - start)) s"
+else
+  say "versitygw $VERSITYGW_VERSION: already in $cache/bin"
 fi
 
 if [ ! -d "$cache/duckdb/node_modules/@duckdb/node-api" ] || [ "$(cat "$cache/duckdb/.version" 2>/dev/null)" != "$DUCKDB_NODE_API_VERSION" ]; then
-  echo "installing @duckdb/node-api $DUCKDB_NODE_API_VERSION (Parquet reader for tests)" >&2
+  say "installing DuckDB (@duckdb/node-api $DUCKDB_NODE_API_VERSION, the Parquet reader of the tests) into $cache/duckdb with npm: about 40 MB, under a minute"
   command -v node >/dev/null || { echo "node is required for the DuckDB reader (apt-get install nodejs npm)" >&2; exit 1; }
+  start=$SECONDS
   (cd "$cache/duckdb" && printf '{"name":"maruta-test-duckdb","private":true}\n' > package.json &&
     npm install --no-audit --no-fund --loglevel=error "@duckdb/node-api@$DUCKDB_NODE_API_VERSION" >&2)
   echo "$DUCKDB_NODE_API_VERSION" > "$cache/duckdb/.version"
+  say "DuckDB installed in $((SECONDS - start)) s"
+else
+  say "DuckDB $DUCKDB_NODE_API_VERSION: already in $cache/duckdb"
 fi
+[ "$only" = all ] || { echo "MARUTA_DUCKDB_DIR=$cache/duckdb"; exit 0; }
 
 # FUSE for the power-loss tests (internal/crashfs): as root they mount with
 # mount(2) and need only /dev/fuse; without root they need the setuid

@@ -134,3 +134,27 @@ func TestFileSinkRewriteAfterRestart(t *testing.T) {
 		t.Errorf("lake holds %q, want the three chunks' files and nothing else", names)
 	}
 }
+
+// TestFileSinkPathIsAFolder: a file output's path is a folder with or
+// without its trailing '/' (an S3 path is a key prefix; a local one that
+// made /data/outNODE-ID.jsonl beside /data/out would surprise).
+func TestFileSinkPathIsAFolder(t *testing.T) {
+	dir := t.TempDir()
+	_, out := sinktest.Output(t, dir, "  - type: file\n    name: lake\n    format: jsonl\n    path: "+dir+"/out\n")
+	s, err := New(Options{Output: out, Node: "node-1", DataDir: dir, Registerer: prometheus.NewRegistry()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.Write(context.Background(), dockerChunk(t, "c1", out.File.Path, 10, false)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "out", "node-1-c1.jsonl")); err != nil {
+		ents, _ := os.ReadDir(dir)
+		var names []string
+		for _, e := range ents {
+			names = append(names, e.Name())
+		}
+		t.Fatalf("want the file in the folder out/: %v (the data dir holds %q)", err, names)
+	}
+}

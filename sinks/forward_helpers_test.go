@@ -91,6 +91,7 @@ type aggregator struct {
 	reg    *prometheus.Registry
 	cancel context.CancelFunc
 	done   chan error
+	logs   *logBuffer // the server's log, debug level
 }
 
 // startAggregator starts a server; edit adjusts its source config.
@@ -106,7 +107,7 @@ func startAggregator(t testing.TB, name string, edit func(*config.Source)) *aggr
 	if edit != nil {
 		edit(&src)
 	}
-	a := &aggregator{t: t, src: src, coll: newIDCollector()}
+	a := &aggregator{t: t, src: src, coll: newIDCollector(), logs: &logBuffer{}}
 	a.start()
 	a.addr = a.srv.Addr().String()
 	a.src.Listen = a.addr
@@ -120,7 +121,7 @@ func (a *aggregator) start() {
 	var err error
 	for range 50 { // the old socket may linger a moment after a restart
 		a.srv, err = forward.NewServer(forward.ServerOptions{Config: a.src, Next: a.coll, Registerer: a.reg,
-			Hostname: "aggregator", Logger: slog.New(slog.DiscardHandler)})
+			Hostname: "aggregator", Logger: slog.New(slog.NewTextHandler(a.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 		if err == nil {
 			break
 		}

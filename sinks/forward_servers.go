@@ -321,6 +321,23 @@ func (f *Forward) heartbeat() {
 	}
 }
 
+// transportHeartbeat opens a connection to s the way chunks go and closes
+// it: a bare connect and close when that is all the transport is; with TLS
+// or a shared key the whole session (TLS handshake, HELO/PING/PONG), which
+// a server logs no error for — Fluent Bit logs a bare connect to a server
+// with a shared key as a handshake error, and TLS servers an unexpected
+// EOF.
+func (f *Forward) transportHeartbeat(ctx context.Context, s *fwdServer) error {
+	if s.copts.Security == nil && (s.copts.TLS == nil || s.unix) {
+		return forward.ProbeTCP(ctx, s.address, f.connectTimeout)
+	}
+	c, err := forward.Dial(ctx, s.copts)
+	if err != nil {
+		return err
+	}
+	return c.Close()
+}
+
 // probe checks one server. A healthy server gets the configured heartbeat;
 // a down one must pass a full exchange to come back: connect, TLS,
 // handshake and (with acks) an empty request acked.
@@ -334,11 +351,11 @@ func (f *Forward) probe(s *fwdServer) {
 	if s.isUp() {
 		typ := f.cfg.HeartbeatType
 		if typ == "udp" && s.unix {
-			typ = "tcp"
+			typ = "transport"
 		}
 		switch typ {
-		case "tcp":
-			if err := forward.ProbeTCP(ctx, s.address, f.connectTimeout); err != nil && ctx.Err() == nil {
+		case "transport", "tcp":
+			if err := f.transportHeartbeat(ctx, s); err != nil && ctx.Err() == nil {
 				f.fail(s, fwdKindHeartbeat, err)
 			}
 		case "udp":

@@ -23,8 +23,10 @@ type sinkMetrics struct {
 	columnsAdded prometheus.Counter
 	replans      prometheus.Counter
 	overflow     *prometheus.CounterVec // reason
+	mismatches   *prometheus.CounterVec // column, outcome
 	invalidUTF8  prometheus.Counter
 	dropped      *prometheus.CounterVec // reason
+	partRetries  prometheus.Counter
 }
 
 // Error kinds (label values of maruta_sink_errors_total).
@@ -80,8 +82,14 @@ func newSinkMetrics(reg prometheus.Registerer, output string) *sinkMetrics {
 		overflow: register(r, prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "maruta_sink_overflow_values_total", Help: "Values kept as text in the overflow column, by reason (type_conflict, undeclared, invalid_name, column_limit, duplicate).",
 		}, []string{"reason"})),
+		mismatches: register(r, prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "maruta_sink_type_mismatches_total", Help: "Values of another type than their Parquet column's, by column and outcome: coerced (kept in the column without loss: a number or boolean in a string column as its JSON text, an integer in a double column) or overflow (kept as text in the overflow column).",
+		}, []string{"column", "outcome"})),
 		invalidUTF8: register(r, prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "maruta_sink_invalid_utf8_total", Help: "Invalid UTF-8 sequences replaced by U+FFFD.",
+		})),
+		partRetries: register(r, prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "maruta_sink_s3_part_retries_total", Help: "Parts of S3 multipart uploads tried again by the AWS SDK (a part is retried on its own, up to 3 tries; every other request is tried once and retried by the buffer).",
 		})),
 		dropped: register(r, prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "maruta_sink_dropped_events_total", Help: "Events not written, by reason (invalid_record: not a msgpack map; null_output: a null output).",
@@ -120,6 +128,9 @@ func (m *sinkMetrics) addStats(st encode.Stats) {
 	m.invalidUTF8.Add(float64(st.InvalidUTF8))
 	for r, n := range st.Overflow {
 		m.overflow.WithLabelValues(r).Add(float64(n))
+	}
+	for mm, n := range st.Mismatches {
+		m.mismatches.WithLabelValues(mm.Column, mm.Outcome).Add(float64(n))
 	}
 	if st.Invalid > 0 {
 		m.dropped.WithLabelValues("invalid_record").Add(float64(st.Invalid))

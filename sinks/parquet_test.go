@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -147,7 +148,7 @@ func TestParquetValuesReadByDuckDB(t *testing.T) {
 		col  string
 		vals []any
 	}{
-		{"msg", []any{"", "second", "bad utf8 \ufffd\ufffd end", nil, "big"}},
+		{"msg", []any{"", "second", "bad utf8 \ufffd\ufffd end", "17", "big"}}, // a number in a string column: its JSON text
 		{"n", []any{"9223372036854775807", "-9223372036854775808", "42", nil, nil}},
 		{"f", []any{json.Number("1.5"), json.Number("-0.25"), json.Number("3"), nil, json.Number("2")}},
 		{"ok", []any{true, false, nil, nil, nil}},
@@ -165,10 +166,11 @@ func TestParquetValuesReadByDuckDB(t *testing.T) {
 			}
 		}
 	}
-	// Conflicting values are kept as text in the overflow column.
+	// Values that do not fit their column's type are kept as text in the
+	// overflow column; what converts without loss stays in the column.
 	wantOverflow := []map[string]string{
 		nil, nil, nil,
-		{"msg": "17", "n": "not a number", "f": "NaN?", "ok": "yes"},
+		{"n": "not a number", "f": "NaN?", "ok": "yes"},
 		{"n": "18446744073709551615"},
 	}
 	for i, w := range wantOverflow {
@@ -177,8 +179,16 @@ func TestParquetValuesReadByDuckDB(t *testing.T) {
 			t.Errorf("row %d _overflow = %v, want %v", i, got, w)
 		}
 	}
-	if n := counter(t, l.reg, "maruta_sink_overflow_values_total", "reason", "type_conflict"); n != 5 {
-		t.Errorf("type conflicts counted %v, want 5", n)
+	if n := counter(t, l.reg, "maruta_sink_overflow_values_total", "reason", "type_conflict"); n != 4 {
+		t.Errorf("type conflicts counted %v, want 4", n)
+	}
+	for _, m := range []struct {
+		column, outcome string
+		n               float64
+	}{{"msg", "coerced", 1}, {"f", "coerced", 1}, {"n", "overflow", 2}, {"f", "overflow", 1}, {"ok", "overflow", 1}, {"msg", "overflow", 0}} {
+		if got := counter(t, l.reg, "maruta_sink_type_mismatches_total", "column", m.column, "outcome", m.outcome); got != m.n {
+			t.Errorf("maruta_sink_type_mismatches_total{column=%s,outcome=%s} = %v, want %v", m.column, m.outcome, got, m.n)
+		}
 	}
 	if n := counter(t, l.reg, "maruta_sink_invalid_utf8_total"); n != 2 {
 		t.Errorf("invalid UTF-8 counted %v, want 2", n)
@@ -207,6 +217,43 @@ func TestParquetValuesReadByDuckDB(t *testing.T) {
 			if c["type"] != "INT64" {
 				t.Errorf("bigint column: %v", c)
 			}
+		}
+	}
+}
+
+// TestParquetTypesAcrossApps: one app writes level as text, the next as a
+// number or a boolean; the column keeps them all as text (JSON text of the
+// value), an integer latency fits the double column, and only what a
+// column cannot hold without loss (text in a bigint column) goes to
+// _overflow — counted per column either way.
+func TestParquetTypesAcrossApps(t *testing.T) {
+	db := tu.NewDuckDB(t)
+	l := newLake(t, "  - type: file\n    name: lake\n")
+	at := func(s int) time.Time { return slice13.Add(time.Duration(s) * time.Second) }
+	l.write(t, l.chunk(slice13, ev(t, "docker.a", at(1), map[string]any{"level": "info", "code": 200, "latency": 1.5})))
+	l.write(t, l.chunk(slice13,
+		ev(t, "docker.b", at(2), map[string]any{"level": 30, "code": "E1", "latency": 2}),
+		ev(t, "docker.b", at(3), map[string]any{"level": true, "code": 201, "latency": 0.25}),
+		ev(t, "docker.b", at(4), map[string]any{"level": 2.5, "code": 1.0, "latency": int64(1) << 60})))
+	rows := db.Query(t, "SELECT level, code, latency, _overflow FROM "+l.read()+" ORDER BY time").Maps()
+	want := []string{
+		"info 200 1.5 map[]",
+		"30 <nil> 2 map[code:E1]",
+		"true 201 0.25 map[]",
+		"2.5 <nil> <nil> map[code:1 latency:1152921504606846976]",
+	}
+	for i, r := range rows {
+		got := fmt.Sprint(r["level"], " ", r["code"], " ", r["latency"], " ", mapValue(r["_overflow"]))
+		if i >= len(want) || got != want[i] {
+			t.Errorf("row %d: %s, want %s", i, got, want[min(i, len(want)-1)])
+		}
+	}
+	for _, m := range []struct {
+		column, outcome string
+		n               float64
+	}{{"level", "coerced", 3}, {"latency", "coerced", 1}, {"code", "overflow", 2}, {"latency", "overflow", 1}, {"level", "overflow", 0}} {
+		if got := counter(t, l.reg, "maruta_sink_type_mismatches_total", "column", m.column, "outcome", m.outcome); got != m.n {
+			t.Errorf("maruta_sink_type_mismatches_total{column=%s,outcome=%s} = %v, want %v", m.column, m.outcome, got, m.n)
 		}
 	}
 }
@@ -316,6 +363,82 @@ func TestParquetDeclaredSchema(t *testing.T) {
 	}
 	if n := counter(t, l.reg, "maruta_sink_overflow_values_total", "reason", "undeclared"); n != 1 {
 		t.Errorf("undeclared counted %v", n)
+	}
+}
+
+// TestParquetSortsByContainer: by default the rows of a file are ordered by
+// container_name, then time, in the first file (two passes) and in the
+// next ones (one pass, with the file plan), across spilled runs; records
+// without the key come first, in time order. So a row group's statistics
+// on container_name span at most two containers, which lets readers skip
+// the others.
+func TestParquetSortsByContainer(t *testing.T) {
+	db := tu.NewDuckDB(t)
+	l := newLake(t, "  - type: file\n    name: lake\n    row_group_rows: 500\n")
+	if got := l.out.File.SortBy; !slices.Equal(got, []string{"container_name", "time"}) {
+		t.Fatalf("default sort_by %v", got)
+	}
+	chunk := func(seed int) *sinktest.Chunk {
+		var evs []sinktest.Event
+		for i := range 3000 {
+			j := (i*7919 + seed) % 3000 // times in a scrambled order
+			rec := map[string]any{"container_name": fmt.Sprintf("/app-%d", (j*31)%5), "i": j}
+			if j%100 == 0 {
+				delete(rec, "container_name")
+			}
+			evs = append(evs, ev(t, "docker.x", slice13.Add(time.Duration(j)*time.Millisecond), rec))
+		}
+		return l.chunk(slice13, evs...)
+	}
+	// A chunk of one container in time order is checked and written as it
+	// comes; the next, mixed, chunks are sorted all the same.
+	var one []sinktest.Event
+	for j := range 3000 {
+		one = append(one, ev(t, "docker.x", slice13.Add(time.Duration(j)*time.Millisecond), map[string]any{"container_name": "/app-0", "i": j}))
+	}
+	l.write(t, l.chunk(slice13, one...)) // two passes: the first file
+	l.write(t, chunk(1))                 // one pass: the plan of the first
+	l.write(t, chunk(2))
+	files, _ := filepath.Glob(filepath.Join(l.dir, "lake", "*", "*", "*", "*.parquet"))
+	if len(files) != 3 {
+		t.Fatalf("%d files", len(files))
+	}
+	for _, f := range files {
+		rows := db.Query(t, "SELECT coalesce(container_name, '') AS c, epoch_ms(time) AS ms FROM read_parquet("+tu.SQLString(f)+", file_row_number = true) ORDER BY file_row_number").Rows
+		if len(rows) != 3000 {
+			t.Fatalf("%s: %d rows", f, len(rows))
+		}
+		for k := 1; k < len(rows); k++ {
+			a, b := fmt.Sprint(rows[k-1][0]), fmt.Sprint(rows[k][0])
+			ta, _ := strconv.ParseInt(fmt.Sprint(rows[k-1][1]), 10, 64)
+			tb, _ := strconv.ParseInt(fmt.Sprint(rows[k][1]), 10, 64)
+			if a > b || a == b && ta > tb {
+				t.Fatalf("%s: row %d (%s, %d) after (%s, %d): not ordered by container_name, time", filepath.Base(f), k, b, tb, a, ta)
+			}
+		}
+		if strings.HasSuffix(f, "c0001.parquet") {
+			continue // the one-container chunk
+		}
+		if rows[0][0] != "" {
+			t.Errorf("%s: records without container_name do not come first: %v", filepath.Base(f), rows[0])
+		}
+		// About 600 rows per container, 500 per row group: a row group's
+		// [min, max] holds at most two of the five names.
+		md := db.Query(t, "SELECT stats_min_value AS lo, stats_max_value AS hi FROM parquet_metadata("+tu.SQLString(f)+") WHERE path_in_schema = 'container_name'").Rows
+		for _, g := range md {
+			in := 0
+			for c := range 5 {
+				if name := fmt.Sprintf("/app-%d", c); fmt.Sprint(g[0]) <= name && name <= fmt.Sprint(g[1]) {
+					in++
+				}
+			}
+			if in > 2 {
+				t.Errorf("%s: a row group spans %d containers (%v .. %v)", filepath.Base(f), in, g[0], g[1])
+			}
+		}
+		if len(md) != 6 {
+			t.Errorf("%s: %d row groups, want 6", filepath.Base(f), len(md))
+		}
 	}
 }
 

@@ -15,10 +15,12 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/marutalog/maruta/internal/config"
 	"github.com/marutalog/maruta/internal/delivery"
@@ -47,6 +49,8 @@ type s3Store struct {
 	threshold int64
 	timeout   time.Duration
 	endpoint  string
+	// partRetries gives UploadPart calls the SDK's retries (counted).
+	partRetries func(*s3.Options)
 }
 
 func newS3Sink(opts Options) (*objectSink, error) {
@@ -100,7 +104,15 @@ func newS3Sink(opts Options) (*objectSink, error) {
 			o.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenRequired
 		}
 		o.UsePathStyle = pathStyle
+		// One try per request: a failed upload is retried by the buffer,
+		// with its backoff, logged once per attempt and counted there, so
+		// retry_max_times: 2 is three tries, not three times the SDK's
+		// three. Parts of a multipart upload are the exception (partRetries).
+		o.RetryMaxAttempts = 1
 	})
+	s.partRetries = func(o *s3.Options) {
+		o.Retryer = countingRetryer{RetryerV2: retry.NewStandard(), retries: c.metrics.partRetries}
+	}
 	c.log.Info("s3 sink ready", "bucket", cfg.Bucket, "region", awsCfg.Region, "endpoint", s.endpoint, "path_style", pathStyle)
 	return &objectSink{common: c, store: s, kind: "s3", tmpDir: tmpDir, digest: true}, nil
 }
@@ -224,7 +236,7 @@ func (s *s3Store) uploadParts(ctx context.Context, o *object, meta map[string]st
 					Body:              io.NewSectionReader(f, off, n),
 					ContentLength:     aws.Int64(n),
 					ChecksumAlgorithm: algo,
-				})
+				}, s.partRetries)
 				if err != nil {
 					errs <- fmt.Errorf("part %d of %d: %w", i+1, parts, err)
 					cancel()
@@ -307,21 +319,34 @@ func (s *s3Store) checkExisting(ctx context.Context, key string, size int64, met
 		s.cfg.Bucket, key, holds, meta[metaChunk], meta[metaDigest], s.keys.Node()))
 }
 
-// failed classifies an upload error, counts and logs it.
+// failed classifies an upload error and counts it. It does not log: the
+// buffer logs each failed attempt once, with this error, whether it will
+// retry, and when.
 func (s *s3Store) failed(info delivery.ChunkInfo, key string, err error) error {
 	if delivery.IsPermanent(err) {
-		s.log.Error("upload failed permanently: chunk goes to the dead letter", "chunk", info.ID, "key", key, "err", err)
 		return err
 	}
 	kind, permanent := classifyS3Error(err)
 	s.metrics.errors.WithLabelValues(kind).Inc()
-	err = fmt.Errorf("s3 sink %s: upload s3://%s/%s: %w", s.name, s.cfg.Bucket, key, err)
 	if permanent {
-		s.log.Error("upload failed permanently (check bucket, credentials and permissions): chunk goes to the dead letter", "chunk", info.ID, "key", key, "err", err)
-		return delivery.Permanent(err)
+		return delivery.Permanent(fmt.Errorf("s3 sink %s: upload s3://%s/%s (%s: check bucket, credentials and permissions): %w", s.name, s.cfg.Bucket, key, kind, err))
 	}
-	s.log.Warn("upload failed, will retry", "chunk", info.ID, "key", key, "kind", kind, "err", err)
-	return err
+	return fmt.Errorf("s3 sink %s: upload s3://%s/%s (%s): %w", s.name, s.cfg.Bucket, key, kind, err)
+}
+
+// countingRetryer is the SDK's standard retryer (3 tries, backoff with
+// jitter) for the parts of a multipart upload, counting its retries. A
+// part is retried on its own because failing the upload would send every
+// part of the object again at the buffer's next attempt.
+type countingRetryer struct {
+	aws.RetryerV2
+	retries prometheus.Counter
+}
+
+// RetryDelay is called once before each retry.
+func (r countingRetryer) RetryDelay(attempt int, err error) (time.Duration, error) {
+	r.retries.Inc()
+	return r.RetryerV2.RetryDelay(attempt, err)
 }
 
 // permanentCodes are S3 error codes that retrying cannot fix.

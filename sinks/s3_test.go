@@ -432,3 +432,46 @@ func TestS3RedeliveryAfterRestartParquet(t *testing.T) {
 		t.Errorf("conflict errors %v, want 2", n)
 	}
 }
+
+// TestS3OneTryPerRequest: a request fails at once when S3 throttles — the
+// buffer retries the chunk (one log line and one count per attempt) —
+// except a part of a multipart upload, which the SDK tries again on its
+// own (counted), so a throttled part does not send the whole object again.
+func TestS3OneTryPerRequest(t *testing.T) {
+	srv := tu.StartS3(t)
+	srv.CreateBucket(t, "logs")
+	dir := t.TempDir()
+	proxy := srv.FaultProxy(t, func(op string, n int) bool {
+		return op == "PutObject" && n == 1 || op == "UploadPart" && n == 2
+	})
+	_, out := s3Out(t, srv, dir, "logs", "    format: jsonl\n    multipart_threshold: 5MiB\n    part_size: 5MiB\n")
+	out.S3.Endpoint = proxy.URL
+	reg := prometheus.NewRegistry()
+	s := newS3(t, out, dir, reg)
+
+	small := dockerChunk(t, "small", out.S3.Path, 100, true)
+	err := s.Write(context.Background(), small)
+	if err == nil || delivery.IsPermanent(err) || !strings.Contains(err.Error(), "(throttle)") {
+		t.Fatalf("a throttled PutObject: %v, want a retryable throttle error", err)
+	}
+	if n := proxy.Count("PutObject"); n != 1 {
+		t.Errorf("a throttled PutObject was sent %d times, want 1 (no SDK retries)", n)
+	}
+	if err := s.Write(context.Background(), small); err != nil { // the buffer's retry
+		t.Fatalf("retry: %v", err)
+	}
+
+	big := dockerChunk(t, "big", out.S3.Path, 40000, true) // 3 parts
+	if err := s.Write(context.Background(), big); err != nil {
+		t.Fatalf("a multipart upload with a throttled part: %v", err)
+	}
+	if n := counter(t, reg, "maruta_sink_s3_part_retries_total"); n != 1 {
+		t.Errorf("maruta_sink_s3_part_retries_total = %v, want 1", n)
+	}
+	if n, c := proxy.Count("UploadPart"), proxy.Count("CreateMultipartUpload"); n < 3 || c != 1 {
+		t.Errorf("UploadPart %d times, CreateMultipartUpload %d times: want the parts plus one retry, one upload", n, c)
+	}
+	if objs := srv.Objects(t, "logs", ""); len(objs) != 2 {
+		t.Errorf("objects %v", objs)
+	}
+}

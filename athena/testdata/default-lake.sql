@@ -1,5 +1,7 @@
 -- output lake (file): schema auto, version 2
 -- a local lake: Athena needs the files in S3; set athena.location to where they are copied
+-- tag is an injected partition: every query must name it, WHERE tag = '...' (or IN ('...', ...));
+-- without that Athena fails with CONSTRAINT_VIOLATION: For the injected projected partition column tag, ...
 CREATE EXTERNAL TABLE IF NOT EXISTS `default`.`lake` (
   `time` timestamp,
   `container_id` string,

@@ -1,4 +1,6 @@
 -- output events_0 (s3): schema auto, version 3
+-- event_type is an injected partition: every query must name it, WHERE event_type = '...' (or IN ('...', ...));
+-- without that Athena fails with CONSTRAINT_VIOLATION: For the injected projected partition column event_type, ...
 CREATE EXTERNAL TABLE IF NOT EXISTS `shop`.`shop_events` (
   `time` timestamp,
   `log_type` string,

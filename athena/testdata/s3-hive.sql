@@ -1,4 +1,6 @@
 -- output docker-logs (s3): schema auto, version 0
+-- tag is an injected partition: every query must name it, WHERE tag = '...' (or IN ('...', ...));
+-- without that Athena fails with CONSTRAINT_VIOLATION: For the injected projected partition column tag, ...
 CREATE EXTERNAL TABLE IF NOT EXISTS `logs`.`docker_logs` (
   `time` timestamp,
   `_overflow` map<string,string>

@@ -51,8 +51,10 @@ func cmdBench(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprint(stderr, benchUsage)
+		fmt.Fprint(stdout, benchUsage)
+		fs.SetOutput(stdout)
 		fs.PrintDefaults()
+		fs.SetOutput(stderr)
 	}
 	var c loadgen.Config
 	fs.StringVar(&c.Addr, "addr", "127.0.0.1:24224", "Forward server address: host:port or unix:///path")

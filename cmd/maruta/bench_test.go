@@ -132,7 +132,7 @@ func TestBenchUsage(t *testing.T) {
 	for _, flag := range []string{"-addr", "-mode", "-senders", "-batch", "-gzip", "-ack", "-inflight", "-async",
 		"-subsecond", "-log-size", "-rate", "-duration", "-warmup", "-metrics", "-pid", "-drain", "-json",
 		"-lines", "-seq", "-containers", "-pipe-bytes", "-exit-grace"} {
-		if !strings.Contains(errb.String(), "  "+flag+" ") && !strings.Contains(errb.String(), "  "+flag+"\n") {
+		if !strings.Contains(out.String(), "  "+flag+" ") && !strings.Contains(out.String(), "  "+flag+"\n") {
 			t.Errorf("usage lacks %s", flag)
 		}
 	}

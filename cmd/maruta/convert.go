@@ -1,7 +1,6 @@
 package main
 
 import (
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -13,30 +12,41 @@ func init() {
 	commands["convert"] = command{"print the maruta YAML equivalent of a fluentd fluent.conf", cmdConvert}
 }
 
+const convertAbout = `Prints the maruta YAML equivalent of a fluentd fluent.conf (maruta runs a
+fluent.conf as it is, too: 'maruta run fluent.conf' converts it on start).
+Environment references stay references (${VAR}); they need not be set.
+Other problems of the result are printed as warnings on stderr.
+
+  maruta convert fluent.conf > maruta.yaml`
+
 func cmdConvert(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("convert", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprintln(stderr, "usage: maruta convert fluent.conf > maruta.yaml") }
-	if err := fs.Parse(args); err != nil {
-		return 2
+	c := newCLI("convert", "[-c FILE | FILE]", convertAbout)
+	file := c.configFlag("the fluent.conf to convert")
+	pos, err := c.parse(args, 1, stdout, stderr)
+	if err == nil {
+		err = c.configArg(file, pos, stderr)
 	}
-	if fs.NArg() != 1 {
-		fs.Usage()
-		return 2
+	if err == nil && *file == "" {
+		err = c.usageError(stderr, "no fluent.conf given")
 	}
-	file := fs.Arg(0)
-	data, err := os.ReadFile(file)
+	if err != nil {
+		return exitCode(err)
+	}
+	data, err := os.ReadFile(*file)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
-	y, err := fluentconf.Convert(file, data)
+	if !isFluentConf(*file, data) {
+		fmt.Fprintf(stderr, "%s is not a fluent.conf (no .conf extension, and no <directive> first): maruta convert reads fluentd configs\n", *file)
+		return 1
+	}
+	y, err := fluentconf.Convert(*file, data)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
-	// The result must load; environment variables it refers to need not be set.
-	if _, err := loadFluentConf(file, data); err != nil {
+	if _, _, err := loadFluentConf(*file, data, loadConvert); err != nil {
 		fmt.Fprintf(stderr, "warning: %v\n", err)
 	}
 	stdout.Write(y)

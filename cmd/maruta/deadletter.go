@@ -2,11 +2,10 @@ package main
 
 import (
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -22,25 +21,33 @@ func init() {
 // output's buffer to be sent again. A running maruta picks re-sent chunks up
 // within seconds; a stopped one at its next start.
 func cmdDeadletter(args []string, stdout, stderr io.Writer) int {
-	usage := func() {
-		fmt.Fprintln(stderr, `usage:
-  maruta deadletter list   [-c FILE] [-output NAME] [-json]
-  maruta deadletter resend [-c FILE] [-output NAME] [ID ...]   (no ID: every chunk of the output(s))`)
-	}
+	c := newCLI("deadletter", "list|resend [flags]", "Subcommands:\n  list     list dead-lettered chunks\n  resend   queue dead-lettered chunks to be sent again")
 	if len(args) == 0 || (args[0] != "list" && args[0] != "resend") {
-		usage()
-		return 2
+		if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+			return exitCode(c.usageError(stderr, "unknown subcommand %q", args[0]))
+		}
+		if _, err := c.parse(args, 0, stdout, stderr); err != nil {
+			return exitCode(err)
+		}
+		return exitCode(c.usageError(stderr, "which subcommand?"))
 	}
 	sub := args[0]
-	fs := flag.NewFlagSet("deadletter "+sub, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	file := fs.String("c", os.Getenv("MARUTA_CONFIG"), "config file (default: $MARUTA_CONFIG, else the embedded default)")
-	only := fs.String("output", "", "only this output")
-	asJSON := fs.Bool("json", false, "list as JSON")
-	if err := fs.Parse(args[1:]); err != nil {
-		return 2
+	maxPos, synopsis := 0, "[-c FILE] [-output NAME] [-json]"
+	if sub == "resend" {
+		maxPos, synopsis = -1, "[-c FILE] [-output NAME] [ID ...]   (no ID: every chunk of the output(s))"
 	}
-	cfg, err := loadConfig(*file)
+	c = newCLI("deadletter "+sub, synopsis, "")
+	file := c.configFlag("config file; none: the embedded default")
+	only := c.fs.String("output", "", "only this output")
+	asJSON := new(bool)
+	if sub == "list" {
+		c.fs.BoolVar(asJSON, "json", false, "list as JSON")
+	}
+	ids, err := c.parse(args[1:], maxPos, stdout, stderr)
+	if err != nil {
+		return exitCode(err)
+	}
+	cfg, _, err := loadConfigWith(*file, loadDeadletter)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
@@ -58,13 +65,13 @@ func cmdDeadletter(args []string, stdout, stderr io.Writer) int {
 	deadDir := func(o *config.Output) string { return filepath.Join(cfg.DataDir, "deadletter", o.Name) }
 
 	if sub == "resend" {
-		if fs.NArg() > 0 && len(outs) > 1 {
+		if len(ids) > 0 && len(outs) > 1 {
 			fmt.Fprintln(stderr, "resend with chunk ids needs -output NAME")
 			return 2
 		}
 		total := 0
 		for _, o := range outs {
-			n, err := buffer.Requeue(deadDir(o), o.BufferConfig().Path, fs.Args())
+			n, err := buffer.Requeue(deadDir(o), o.BufferConfig().Path, ids)
 			total += n
 			if err != nil {
 				fmt.Fprintf(stderr, "output %s: %v\n", o.Name, err)

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -18,14 +17,14 @@ func init() {
 // cmdHealthcheck exits 0 when the running maruta answers 200. The image has
 // no shell or curl, so its HEALTHCHECK runs this.
 func cmdHealthcheck(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("healthcheck", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	addr := fs.String("addr", "", "HTTP address of maruta (default: http.listen of -c or $MARUTA_CONFIG, else $MARUTA_HTTP_LISTEN, else 127.0.0.1:24220)")
-	file := fs.String("c", os.Getenv("MARUTA_CONFIG"), "config file to read http.listen from (default: $MARUTA_CONFIG)")
-	ready := fs.Bool("ready", false, "probe /readyz (delivering, buffer below high-water) instead of /healthz (alive)")
-	timeout := fs.Duration("timeout", 3*time.Second, "request timeout")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	c := newCLI("healthcheck", "[-c FILE] [-addr HOST:PORT] [-ready]",
+		"Exits 0 when the running maruta's /healthz (or /readyz) answers 200; the\nimage's HEALTHCHECK runs it. It finds maruta's HTTP address in the config\nrun reads: -c FILE or $MARUTA_CONFIG (only http.listen is read).")
+	addr := c.fs.String("addr", "", "HTTP address of maruta (default: http.listen of -c or $MARUTA_CONFIG, else $MARUTA_HTTP_LISTEN, else 127.0.0.1:24220)")
+	file := c.configFlag("config file to read http.listen from")
+	ready := c.fs.Bool("ready", false, "probe /readyz (delivering, buffer below high-water) instead of /healthz (alive)")
+	timeout := c.fs.Duration("timeout", 3*time.Second, "request timeout")
+	if _, err := c.parse(args, 0, stdout, stderr); err != nil {
+		return exitCode(err)
 	}
 	target, err := httpTarget(*addr, *file)
 	if err != nil {
@@ -36,8 +35,8 @@ func cmdHealthcheck(args []string, stdout, stderr io.Writer) int {
 	if *ready {
 		path = "/readyz"
 	}
-	c := &http.Client{Timeout: *timeout}
-	resp, err := c.Get("http://" + target + path)
+	hc := &http.Client{Timeout: *timeout}
+	resp, err := hc.Get("http://" + target + path)
 	if err != nil {
 		fmt.Fprintf(stderr, "unhealthy: %v\n", err)
 		return 1
@@ -56,7 +55,7 @@ func cmdHealthcheck(args []string, stdout, stderr io.Writer) int {
 // all-interfaces bind address into loopback.
 func httpTarget(addr, file string) (string, error) {
 	if addr == "" && file != "" {
-		cfg, err := loadConfig(file)
+		cfg, _, err := loadConfigWith(file, loadHTTP)
 		if err != nil {
 			return "", err
 		}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -24,7 +25,7 @@ type httpServer struct {
 func newHTTPServer(c config.HTTP, reg *prometheus.Registry, a *app, log *slog.Logger) (*httpServer, error) {
 	ln, err := net.Listen("tcp", c.Listen)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("HTTP server (http.listen: /metrics, /healthz): %w", err)
 	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))

@@ -106,7 +106,7 @@ func TestValidate(t *testing.T) {
 	if code != 1 || !strings.HasPrefix(errs, re+":6: pipeline[0].regexp[0].pattern: ") {
 		t.Fatalf("regexp: exit %d, stderr %q", code, errs)
 	}
-	if code, _, errs := runCLI(t, "validate"); code != 2 || !strings.Contains(errs, "-c FILE is required") {
+	if code, _, errs := runCLI(t, "validate"); code != 2 || !strings.Contains(errs, "no config file (give -c FILE or FILE") {
 		t.Fatalf("no -c: exit %d %q", code, errs)
 	}
 }
@@ -176,6 +176,8 @@ func TestRunEmbeddedDefault(t *testing.T) {
 	}
 }
 
+// TestRunRefusesBusyPort: a start on a busy port fails, and the error
+// says which listener's port it is (a source's, or http.listen's).
 func TestRunRefusesBusyPort(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -183,11 +185,15 @@ func TestRunRefusesBusyPort(t *testing.T) {
 	}
 	defer ln.Close()
 	dir := t.TempDir()
-	cfg := writeFile(t, dir, "m.yaml", fmt.Sprintf("data_dir: %s\nhttp: {listen: off}\nsources:\n  - type: forward\n    listen: %s\noutputs:\n  - type: null\n", dir, ln.Addr()))
-	cmd := exec.Command(marutaBin, "run", "-c", cfg)
-	out, err := cmd.CombinedOutput()
-	if err == nil || !strings.Contains(string(out), "address already in use") {
-		t.Fatalf("want a start failure naming the busy address, got %v:\n%s", err, out)
+	for _, tc := range []struct{ http, forward, names string }{
+		{"off", ln.Addr().String(), "source forward_0: "},
+		{ln.Addr().String(), "127.0.0.1:0", "HTTP server (http.listen"},
+	} {
+		cfg := writeFile(t, dir, "m.yaml", fmt.Sprintf("data_dir: %s\nhttp: {listen: %q}\nsources:\n  - type: forward\n    listen: %s\noutputs:\n  - type: null\n", dir, tc.http, tc.forward))
+		out, err := exec.Command(marutaBin, "run", "-c", cfg).CombinedOutput()
+		if err == nil || !strings.Contains(string(out), ln.Addr().String()+": bind: address already in use") || !strings.Contains(string(out), tc.names) {
+			t.Errorf("want a start failure naming %q and the busy address, got %v:\n%s", tc.names, err, out)
+		}
 	}
 }
 

@@ -1,11 +1,9 @@
 package main
 
 import (
-	"flag"
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"time"
 )
 
@@ -17,20 +15,20 @@ func init() {
 // config file. If the new config is invalid maruta keeps running the old one
 // and this command prints why and exits 1.
 func cmdReload(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("reload", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	addr := fs.String("addr", "", "HTTP address of maruta (default: http.listen of -c or $MARUTA_CONFIG, else $MARUTA_HTTP_LISTEN, else 127.0.0.1:24220)")
-	file := fs.String("c", os.Getenv("MARUTA_CONFIG"), "config file to read http.listen from (default: $MARUTA_CONFIG)")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	c := newCLI("reload", "[-c FILE] [-addr HOST:PORT]",
+		"Asks the running maruta to reload its config file (as SIGHUP does) and\nprints why when the new config is refused (maruta keeps the old one).")
+	addr := c.fs.String("addr", "", "HTTP address of maruta (default: http.listen of -c or $MARUTA_CONFIG, else $MARUTA_HTTP_LISTEN, else 127.0.0.1:24220)")
+	file := c.configFlag("config file to read http.listen from")
+	if _, err := c.parse(args, 0, stdout, stderr); err != nil {
+		return exitCode(err)
 	}
 	target, err := httpTarget(*addr, *file)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 2
 	}
-	c := &http.Client{Timeout: 2 * time.Minute}
-	resp, err := c.Post("http://"+target+"/-/reload", "text/plain", nil)
+	hc := &http.Client{Timeout: 2 * time.Minute}
+	resp, err := hc.Post("http://"+target+"/-/reload", "text/plain", nil)
 	if err != nil {
 		fmt.Fprintf(stderr, "reload: %v\n", err)
 		return 1

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -17,14 +16,33 @@ func init() {
 	commands["run"] = command{"run the collector (embedded default config without -c)", cmdRun}
 }
 
+const runAbout = `Runs the collector: the config's Forward sources, pipeline and outputs, until
+SIGTERM or SIGINT (SIGHUP reloads the config). Without a config it runs the
+embedded default: Forward on 127.0.0.1:24224, Docker's split lines joined, JSON
+log lines parsed into fields, Parquet under ./maruta-data/lake.
+
+The config is a maruta YAML file or a fluentd fluent.conf: -c FILE, or FILE,
+or $MARUTA_CONFIG. 'maruta -c FILE' (Fluent Bit's habit) is 'maruta run -c FILE'.
+
+-dry-run (fluentd's --dry-run, Fluent Bit's -D) loads and checks the config as
+run would, every unset variable an error, then exits: 0 when it would start.`
+
 func cmdRun(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("run", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	file := fs.String("c", os.Getenv("MARUTA_CONFIG"), "config file: maruta YAML or a fluentd fluent.conf (default: $MARUTA_CONFIG, else the embedded default)")
-	level := fs.String("log-level", "", "log level: debug, info, warn, error (overrides log.level)")
-	format := fs.String("log-format", "", "log format: text or json (overrides log.format)")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	c := newCLI("run", "[-c FILE | FILE] [-dry-run] [-log-level L] [-log-format F]", runAbout)
+	file := c.configFlag("config file: maruta YAML or a fluentd fluent.conf; none: the embedded default")
+	level := c.fs.String("log-level", "", "log level: debug, info, warn, error (overrides log.level)")
+	format := c.fs.String("log-format", "", "log format: text or json (overrides log.format)")
+	dry := c.fs.Bool("dry-run", false, "check the config as run would load it, then exit")
+	c.fs.BoolVar(dry, "D", false, "same as -dry-run")
+	pos, err := c.parse(args, 1, stdout, stderr)
+	if err == nil {
+		err = c.configArg(file, pos, stderr)
+	}
+	if err != nil {
+		return exitCode(err)
+	}
+	if *dry {
+		return checkConfig(*file, loadRun, stdout, stderr)
 	}
 	cfg, err := loadConfig(*file)
 	if err != nil {

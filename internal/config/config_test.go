@@ -8,8 +8,10 @@ import (
 	"time"
 )
 
-// TestTestdata loads every testdata/*.yaml. The file's leading comments say
-// what to expect: "# want: ok", or one "# want: <error line>" per error.
+// TestTestdata loads every testdata/*.yaml. The file's "# want:" comment
+// lines (at the top, or at the end where they shift no line number) say
+// what to expect: "# want: ok", or one "# want: <error line>" per error,
+// in the order Parse reports them (by line).
 func TestTestdata(t *testing.T) {
 	files, err := filepath.Glob("testdata/*.yaml")
 	if err != nil || len(files) == 0 {
@@ -189,5 +191,70 @@ func TestTargetFileSizeRaisesTheDefaultChunkLimit(t *testing.T) {
 		if got := int64(cfg.Outputs[0].BufferConfig().ChunkLimitSize); got != tc.want {
 			t.Errorf("%s: chunk_limit_size %d, want %d", tc.yaml, got, tc.want)
 		}
+	}
+}
+
+// TestParseWithOptions: what a command that reads part of the config, or
+// treats unset variables as warnings, gets.
+func TestParseWithOptions(t *testing.T) {
+	y := []byte(`sources:
+  - type: forward
+    security: {shared_key: ${MARUTA_TEST_KEY}}
+    max_depth: 1
+outputs:
+  - type: s3
+    bucket: ${MARUTA_TEST_BUCKET}
+    region: ${MARUTA_TEST_REGION}
+    buffer: {fsync: sometimes}
+`)
+	none := func(string) (string, bool) { return "", false }
+	for _, tc := range []struct {
+		name     string
+		o        Options
+		errs     []string
+		warnings []string
+	}{
+		{"run: every error", Options{}, []string{
+			"t.yaml:3: sources[0].security.shared_key: environment variable MARUTA_TEST_KEY is not set",
+			"t.yaml:4: sources[0].max_depth: must be at least 4",
+			"t.yaml:7: outputs[0].bucket: environment variable MARUTA_TEST_BUCKET is not set",
+			"t.yaml:8: outputs[0].region: environment variable MARUTA_TEST_REGION is not set",
+			"t.yaml:9: outputs[0].buffer.fsync: \"sometimes\" is not one of always, interval, off"}, nil},
+		{"validate: unset variables are warnings", Options{UnsetEnv: EnvWarning}, []string{
+			"t.yaml:4: sources[0].max_depth: must be at least 4",
+			"t.yaml:9: outputs[0].buffer.fsync: \"sometimes\" is not one of always, interval, off"}, []string{
+			"t.yaml:3: sources[0].security.shared_key: environment variable MARUTA_TEST_KEY is not set",
+			"t.yaml:7: outputs[0].bucket: environment variable MARUTA_TEST_BUCKET is not set",
+			"t.yaml:8: outputs[0].region: environment variable MARUTA_TEST_REGION is not set"}},
+		{"reads the bucket only", Options{Reads: []string{"outputs.bucket"}}, []string{
+			"t.yaml:7: outputs[0].bucket: environment variable MARUTA_TEST_BUCKET is not set"}, nil},
+		{"reads http only", Options{Reads: []string{"http"}}, nil, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.o.Lookup = none
+			c, warnings, err := ParseWith("t.yaml", y, tc.o)
+			check := func(what string, got error, want []string) {
+				t.Helper()
+				var lines []string
+				for _, e := range AsErrors(got) {
+					lines = append(lines, strings.Replace(e.Error(), " (write ${", "\x00", 1))
+				}
+				for i := range lines {
+					lines[i], _, _ = strings.Cut(lines[i], "\x00")
+				}
+				if strings.Join(lines, "\n") != strings.Join(want, "\n") {
+					t.Errorf("%s:\n%s\nwant:\n%s", what, strings.Join(lines, "\n"), strings.Join(want, "\n"))
+				}
+			}
+			check("errors", err, tc.errs)
+			if warnings == nil {
+				check("warnings", nil, tc.warnings)
+			} else {
+				check("warnings", warnings, tc.warnings)
+			}
+			if (c == nil) != (tc.errs != nil) {
+				t.Errorf("config %v with errors %v", c != nil, err)
+			}
+		})
 	}
 }

@@ -209,6 +209,9 @@ func (o *Output) setDefaults(c *Config, name string, store bool) {
 		if f.Path == "" {
 			f.Path = filepath.ToSlash(filepath.Join(c.DataDir, "lake")) + "/" + DefaultLakePath
 		}
+		if !strings.HasSuffix(f.Path, "/") {
+			f.Path += "/" // a folder, not a file-name prefix as in S3
+		}
 		if f.ObjectKey == "" {
 			f.ObjectKey = DefaultObjectKey
 		}
@@ -264,7 +267,7 @@ func (o *Output) setDefaults(c *Config, name string, store bool) {
 			f.Compress = "text"
 		}
 		if f.HeartbeatType == "" {
-			f.HeartbeatType = "tcp"
+			f.HeartbeatType = "transport"
 		}
 		if f.HeartbeatInterval == 0 {
 			f.HeartbeatInterval = Duration(DefaultHeartbeatInterval)
@@ -318,6 +321,12 @@ func (e *Encoding) setDefaults() {
 	}
 	if e.RowGroupRows == 0 {
 		e.RowGroupRows = DefaultRowGroupRows
+	}
+	if e.Format == "parquet" && e.SortBy == nil {
+		e.SortBy = []string{"container_name", "time"}
+		if e.SortByTime {
+			e.SortBy = []string{"time"}
+		}
 	}
 	if e.Format == "parquet" {
 		if e.Schema == nil {

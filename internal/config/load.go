@@ -7,7 +7,6 @@ import (
 	"os"
 	"regexp"
 	"sort"
-	"strconv"
 	"strings"
 
 	"github.com/goccy/go-yaml"
@@ -34,70 +33,75 @@ func Load(file string) (*Config, error) {
 	return Parse(file, data, os.LookupEnv)
 }
 
-// Error is a configuration error at a place in a file.
-type Error struct {
-	File string
-	Line int    // 0 when unknown
-	Key  string // dotted path such as outputs[1].buffer.timekey; may be empty
-	Msg  string
-}
-
-func (e *Error) Error() string {
-	var b strings.Builder
-	b.WriteString(e.File)
-	if e.Line > 0 {
-		b.WriteString(":" + strconv.Itoa(e.Line))
-	}
-	b.WriteString(": ")
-	if e.Key != "" {
-		b.WriteString(e.Key + ": ")
-	}
-	b.WriteString(e.Msg)
-	return b.String()
-}
-
-// Errors is a list of configuration errors; Validate reports all it finds.
-type Errors []*Error
-
-func (es Errors) Error() string {
-	s := make([]string, len(es))
-	for i, e := range es {
-		s[i] = e.Error()
-	}
-	return strings.Join(s, "\n")
-}
-
 // Parse decodes a YAML config named file (for messages), expands
-// environment variables with lookup, sets defaults and validates.
+// environment variables with lookup, sets defaults and validates. It
+// reports every error it finds, as Errors sorted by line.
 func Parse(file string, data []byte, lookup func(string) (string, bool)) (*Config, error) {
-	expanded, err := ExpandEnv(data, lookup)
-	if err != nil {
-		var ee *Error
-		if errors.As(err, &ee) {
-			ee.File = file
-		}
-		return nil, err
+	c, _, err := ParseWith(file, data, Options{Lookup: lookup})
+	return c, err
+}
+
+// Options say what ParseWith reports. The zero value reports every error,
+// an unset variable included: what `maruta run` needs.
+type Options struct {
+	// Lookup reads environment variables. Default os.LookupEnv.
+	Lookup func(string) (string, bool)
+	// Reads lists the keys the caller uses, as KeyPattern paths ("http",
+	// "data_dir", "outputs.bucket"); errors at other keys, unset variables
+	// included, are not reported. Empty: every key.
+	Reads []string
+	// UnsetEnv is what an unset ${VAR} without a default is. Unless it is
+	// an error, the value is empty and its key is not validated further.
+	UnsetEnv EnvPolicy
+	// Check builds components from the config as far as it decoded and
+	// returns what only they can check (router.New: tag patterns, regular
+	// expressions) as *Error or Errors, which join the config's own.
+	Check func(*Config) error
+}
+
+// ParseWith is Parse with options. It returns the config and the warnings
+// (unset variables under EnvWarning), or every error, sorted by line.
+// Decoding goes on after an error: the key at fault is left out (a list
+// item of an unknown type becomes empty) and the rest decoded again, so a
+// file with five mistakes gets five errors in one run. A key left out, or
+// whose variable is unset, is not validated further.
+func ParseWith(file string, data []byte, o Options) (*Config, Errors, error) {
+	lookup := o.Lookup
+	if lookup == nil {
+		lookup = os.LookupEnv
 	}
+	col := &collector{file: file, reads: o.Reads}
+	expanded, unset := expandEnv(data, lookup)
 	f, err := parser.ParseBytes(expanded, 0)
 	if err != nil {
-		return nil, yamlError(file, nil, err)
+		return nil, nil, yamlError(file, nil, err)
 	}
 	pos := positions{}
 	for _, d := range f.Docs {
 		pos.index("", d.Body)
 	}
-	c := &Config{File: file, pos: pos}
+	for _, u := range unset {
+		key := pos.keyAt(u.line, u.col)
+		col.unset = append(col.unset, &Error{File: file, Line: u.line, Key: key, Msg: u.msg})
+		col.dropped = append(col.dropped, key)
+	}
+	c, ok := &Config{}, true
 	if len(f.Docs) > 0 && f.Docs[0].Body != nil {
-		if err := yaml.NodeToValue(f.Docs[0].Body, c, yaml.Strict()); err != nil {
-			return nil, yamlError(file, pos, err)
-		}
+		c, ok = decode(file, f.Docs[0].Body, pos, col)
 	}
 	c.File, c.pos = file, pos
 	c.setDefaults()
-	if err := c.Validate(); err != nil {
-		return nil, err
+	if ok {
+		col.add(c.Validate())
+		if o.Check != nil {
+			col.add(o.Check(c))
+		}
 	}
-	return c, nil
+	errs, warnings := col.result(o.UnsetEnv)
+	if len(errs) > 0 {
+		return nil, warnings, errs
+	}
+	return c, warnings, nil
 }
 
 // yamlError turns a decoder error into an *Error with file, line and key.
@@ -116,47 +120,111 @@ func yamlError(file string, pos positions, err error) error {
 			key := pos.keyAt(p.Line, p.Column)
 			return &Error{File: file, Line: p.Line, Key: key, Msg: msg}
 		}
-		return &Error{File: file, Line: p.Line, Key: pos.keyAt(p.Line, p.Column), Msg: msg}
+		return &Error{File: file, Line: p.Line, Key: pos.keyAt(p.Line, p.Column), Msg: typeMsg(msg)}
 	}
 	return &Error{File: file, Msg: err.Error()}
+}
+
+var typeErr = regexp.MustCompile(`^cannot unmarshal (.+?) into Go (?:struct field \S+|value) of type (.+)$`)
+
+// typeMsg says in the config's words what a decoder's type error means:
+// "cannot unmarshal string into Go struct field Config.HTTP of type int"
+// becomes "a string where a whole number is expected".
+func typeMsg(msg string) string {
+	m := typeErr.FindStringSubmatch(msg)
+	if m == nil {
+		return msg
+	}
+	words := func(t string) string {
+		switch {
+		case strings.HasPrefix(t, "[]"), t == "array", t == "sequence":
+			return "a list"
+		case strings.HasPrefix(t, "map"), t == "mapping", strings.Contains(t, "."):
+			return "a mapping"
+		case strings.HasPrefix(t, "int"), strings.HasPrefix(t, "uint"):
+			return "a whole number"
+		case strings.HasPrefix(t, "float"):
+			return "a number"
+		case t == "bool":
+			return "true or false"
+		}
+		return "a " + t
+	}
+	return fmt.Sprintf("%s where %s is expected", words(m[1]), words(m[2]))
 }
 
 var envRef = regexp.MustCompile(`\$\$\{|\$\{([A-Z_][A-Z0-9_]*)(:-([^}]*))?\}`)
 
 // ExpandEnv replaces ${VAR} and ${VAR:-default} (upper-case names) using
-// lookup; $${ becomes a literal ${. A comment's text is left alone. An unset
-// variable without a default is an error naming the line.
+// lookup; $${ becomes a literal ${. A comment's text is left alone. Each
+// unset variable without a default is an error naming its line.
 func ExpandEnv(data []byte, lookup func(string) (string, bool)) ([]byte, error) {
-	lines := strings.SplitAfter(string(data), "\n")
+	out, unset := expandEnv(data, lookup)
+	var errs Errors
+	for _, u := range unset {
+		errs = append(errs, &Error{Line: u.line, Msg: u.msg})
+	}
+	if errs != nil {
+		return nil, errs
+	}
+	return out, nil
+}
+
+// unsetRef is a ${VAR} whose variable is unset, where it is in the
+// expanded text.
+type unsetRef struct {
+	line, col int
+	msg       string
+}
+
+// expandEnv is ExpandEnv that replaces an unset variable with nothing and
+// returns every one.
+func expandEnv(data []byte, lookup func(string) (string, bool)) ([]byte, []unsetRef) {
 	var out strings.Builder
 	out.Grow(len(data))
-	for i, line := range lines {
+	var unset []unsetRef
+	for i, line := range strings.SplitAfter(string(data), "\n") {
 		body, comment := splitComment(line)
-		var missing string
-		body = envRef.ReplaceAllStringFunc(body, func(m string) string {
-			if m == "$${" {
-				return "${"
-			}
-			sm := envRef.FindStringSubmatch(m)
-			v, ok := lookup(sm[1])
-			if sm[2] != "" {
-				if !ok || v == "" {
-					return sm[3]
+		col := 1
+		last := 0
+		for _, m := range envRef.FindAllStringSubmatchIndex(body, -1) {
+			out.WriteString(body[last:m[0]])
+			col += m[0] - last
+			last = m[1]
+			v := "${"
+			if m[2] >= 0 {
+				name := body[m[2]:m[3]]
+				var ok bool
+				v, ok = lookup(name)
+				switch {
+				case m[4] >= 0 && (!ok || v == ""):
+					v = body[m[6]:m[7]]
+				case m[4] < 0 && !ok:
+					unset = append(unset, unsetRef{line: i + 1, col: col, msg: unsetMsg(name)})
 				}
-				return v
 			}
-			if !ok && missing == "" {
-				missing = sm[1]
-			}
-			return v
-		})
-		if missing != "" {
-			return nil, &Error{Line: i + 1, Msg: fmt.Sprintf("environment variable %s is not set (write ${%s:-default} for a default)", missing, missing)}
+			out.WriteString(v)
+			col += len(v)
 		}
-		out.WriteString(body)
+		out.WriteString(body[last:])
 		out.WriteString(comment)
 	}
-	return []byte(out.String()), nil
+	return []byte(out.String()), unset
+}
+
+func unsetMsg(name string) string {
+	return fmt.Sprintf("environment variable %s is not set (write ${%s:-default} for a default)", name, name)
+}
+
+// UnsetEnv returns the message for each variable s refers to (${VAR},
+// without a default) that lookup does not find.
+func UnsetEnv(s string, lookup func(string) (string, bool)) []string {
+	_, unset := expandEnv([]byte(s), lookup)
+	msgs := make([]string, len(unset))
+	for i, u := range unset {
+		msgs[i] = u.msg
+	}
+	return msgs
 }
 
 // splitComment splits a YAML line at the start of a comment: a '#' at the
@@ -212,14 +280,7 @@ func (p positions) index(path string, n ast.Node) {
 }
 
 func (p positions) indexPair(path string, mv *ast.MappingValueNode) {
-	key := mv.Key.String()
-	if s, ok := mv.Key.(*ast.StringNode); ok {
-		key = s.Value
-	}
-	sub := key
-	if path != "" {
-		sub = path + "." + key
-	}
+	sub := childKey(path, mv)
 	if t := mv.Key.GetToken(); t != nil {
 		p[sub] = pos{t.Position.Line, t.Position.Column}
 	}
@@ -263,7 +324,9 @@ func (p positions) keyAt(line, col int) string {
 	})
 	best := ""
 	for _, e := range all {
-		if e.p.line < line || e.p.line == line && e.p.col <= col {
+		// A list item's position is its first key's ':', after that key:
+		// the key, not the item, is the place.
+		if (e.p.line < line || e.p.line == line && e.p.col <= col) && (best == "" || !keyUnder(best, e.k)) {
 			best = e.k
 		}
 	}
@@ -302,7 +365,7 @@ func decodeUnion(n ast.Node, what string, types map[string]func() any) (string, 
 	}
 	newFn, ok := types[typ]
 	if !ok {
-		return "", nil, nodeError(typNode, fmt.Errorf("unknown %s type %q (supported: %s)", what, typ, strings.Join(names, ", ")))
+		return "", nil, dropError(typNode, n, fmt.Errorf("unknown %s type %q (supported: %s)", what, typ, strings.Join(names, ", ")))
 	}
 	v := newFn()
 	if err := yaml.NodeToValue(n, v, yaml.Strict()); err != nil {

@@ -52,7 +52,16 @@ type Encoding struct {
 	// Compression: for parquet zstd (default), snappy, gzip or none; for
 	// jsonl none (default) or gzip.
 	Compression string `yaml:"compression,omitempty"`
-	// SortByTime sorts rows by time within each file.
+	// SortBy orders the rows of each Parquet file by these record keys,
+	// then optionally "time" (the event time; last). Default
+	// [container_name, time]: a file
+	// holds one container after another, so the row groups' statistics let
+	// Athena and DuckDB skip the row groups of other containers (WHERE
+	// container_name = …) and the container columns compress to a few KB.
+	// A record without a key sorts first (records that have no
+	// container_name are in time order). [] keeps the order of arrival.
+	SortBy []string `yaml:"sort_by,omitempty"`
+	// SortByTime is sort_by: [time] (the older key; not with sort_by).
 	SortByTime bool `yaml:"sort_by_time,omitempty"`
 	// TargetFileSize seals a chunk when it is expected to encode to an
 	// object of about this size, from the compression ratio measured on the
@@ -134,7 +143,8 @@ type FileOutput struct {
 	OutputCommon `yaml:",inline"`
 	Encoding     `yaml:",inline"`
 	// Path is the folder template: strftime on the event time in UTC plus
-	// ${tag} and ${tag_parts[N]}. Default
+	// ${tag} and ${tag_parts[N]}. It is a folder whether or not it ends
+	// with '/' (unlike an S3 path, a key prefix). Default
 	// <data_dir>/lake/tag=${tag}/dt=%Y-%m-%d/hour=%H/.
 	Path string `yaml:"path,omitempty"`
 	// ObjectKey is the file name template relative to nothing: it must
@@ -230,9 +240,13 @@ type ForwardOutput struct {
 	// being rotated on the servers recovers without dead letters).
 	Security *Security `yaml:"security,omitempty"`
 	// HeartbeatType is how healthy servers are watched every
-	// heartbeat_interval: tcp (default: connect and close, fluentd's tcp
-	// heartbeat), udp (fluentd's UDP heartbeat on the same port; down after
-	// 3 missed replies; unix sockets use tcp) or none. A server that is down
+	// heartbeat_interval: transport (default, fluentd's: a connection made
+	// the way chunks go — connect, and with tls the TLS handshake and with
+	// security the shared-key handshake — then closed, so a server with TLS
+	// or a shared key sees a whole session, not a bare connect it logs as
+	// an error), tcp (fluentd's older name of transport), udp (fluentd's UDP
+	// heartbeat on the same port; down after 3 missed replies; unix sockets
+	// use transport) or none. A server that is down
 	// is probed every heartbeat_interval whatever the type: connect, TLS,
 	// handshake and, with require_ack_response, an empty request that must be
 	// acked; it takes chunks again only after such a probe succeeded.

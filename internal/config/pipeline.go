@@ -42,8 +42,16 @@ type ParseStep struct {
 	HashValueField     string `yaml:"hash_value_field,omitempty"`
 	TimeKey            string `yaml:"time_key,omitempty"`
 	TimeFormat         string `yaml:"time_format,omitempty"`
-	TimeType           string `yaml:"time_type,omitempty"`
-	KeepTimeKey        bool   `yaml:"keep_time_key,omitempty"`
+	// TimeType is fluentd's string (time_format, or a lenient parse
+	// without one), unixtime or float; or auto (maruta's, what the
+	// embedded default uses for a JSON line's "time"): an RFC 3339 / ISO
+	// 8601 string (fraction and zone optional; without a zone in timezone)
+	// or a number of epoch seconds, milliseconds, microseconds or
+	// nanoseconds (told apart by size; between the years 2000 and 2100),
+	// and a value that is neither stays in the record under time_key, as
+	// text, and the event keeps its time (not a failure).
+	TimeType    string `yaml:"time_type,omitempty"`
+	KeepTimeKey bool   `yaml:"keep_time_key,omitempty"`
 	// Timezone reads times whose format has no %z: "+09:00", "-0500" or an
 	// IANA name. Default UTC.
 	Timezone string `yaml:"timezone,omitempty"`

@@ -155,19 +155,26 @@ func scalarText(n ast.Node) string {
 }
 
 // posError is an error that knows where in the YAML it happened; Parse turns
-// it into an *Error naming file, line and key.
+// it into an *Error naming file, line and key, and leaves node out when it
+// decodes the rest.
 type posError struct {
 	line, col int
+	node      ast.Node
 	err       error
 }
 
 func (e *posError) Error() string { return fmt.Sprintf("[%d:%d] %v", e.line, e.col, e.err) }
 func (e *posError) Unwrap() error { return e.err }
 
-func nodeError(n ast.Node, err error) error {
-	if n == nil || n.GetToken() == nil {
+// nodeError is an error about node n, reported at n.
+func nodeError(n ast.Node, err error) error { return dropError(n, n, err) }
+
+// dropError is an error reported at node at, about node n (which decoding
+// leaves out).
+func dropError(at, n ast.Node, err error) error {
+	if at == nil || at.GetToken() == nil {
 		return err
 	}
-	p := n.GetToken().Position
-	return &posError{line: p.Line, col: p.Column, err: err}
+	p := at.GetToken().Position
+	return &posError{line: p.Line, col: p.Column, node: n, err: err}
 }

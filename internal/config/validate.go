@@ -141,7 +141,10 @@ func (v *validator) step(p string, s *Step) {
 			v.errorf(p+".expression", "format regexp needs an expression with named groups")
 		}
 		if x.TimeType != "" {
-			v.oneOf(p+".time_type", x.TimeType, "string", "unixtime", "float")
+			v.oneOf(p+".time_type", x.TimeType, "string", "unixtime", "float", "auto")
+			if x.TimeType == "auto" && x.TimeFormat != "" {
+				v.errorf(p+".time_format", "time_type auto reads RFC 3339 / ISO 8601 strings and epoch numbers: no time_format")
+			}
 		}
 		if len(x.ProtectKeys) > 0 && !x.ReserveData {
 			v.errorf(p+".protect_keys", "needs reserve_data: true (without it the parsed fields replace the whole record)")
@@ -278,7 +281,7 @@ func (v *validator) output(p string, o *Output, store bool, names map[string]str
 			v.errorf(p+".servers", "every server is a standby; at least one must be active")
 		}
 		v.oneOf(p+".compress", f.Compress, "text", "gzip")
-		v.oneOf(p+".heartbeat_type", f.HeartbeatType, "tcp", "udp", "none")
+		v.oneOf(p+".heartbeat_type", f.HeartbeatType, "transport", "tcp", "udp", "none")
 		if f.TLS != nil {
 			v.tls(p+".tls", f.TLS, false)
 		}
@@ -329,9 +332,20 @@ func (v *validator) encoding(p string, e *Encoding) {
 		if e.Schema != nil {
 			v.errorf(p+".schema", "schema applies to format parquet only")
 		}
+		if e.SortBy != nil || e.SortByTime {
+			v.errorf(p+".sort_by", "sorting applies to format parquet only")
+		}
 	}
 	if e.Athena != nil {
 		v.athena(p, e.Athena)
+	}
+	if e.SortByTime && !slices.Equal(e.SortBy, []string{"time"}) {
+		v.errorf(p+".sort_by_time", "is sort_by: [time]; give sort_by alone")
+	}
+	for j, k := range e.SortBy {
+		if k == "" || slices.Contains(e.SortBy[:j], k) || k == "time" && j != len(e.SortBy)-1 {
+			v.errorf(fmt.Sprintf("%s.sort_by[%d]", p, j), "%q: record keys, each once, then optionally time", k)
+		}
 	}
 	if e.RowGroupRows < 1 {
 		v.errorf(p+".row_group_rows", "must be at least 1")

@@ -571,9 +571,6 @@ func (c *converter) forwardOut(e *element, n *ynode, what string) error {
 		n.set("compress", ystr(v))
 	}
 	if v, ok := e.str("heartbeat_type"); ok {
-		if v == "transport" {
-			v = "tcp"
-		}
 		n.set("heartbeat_type", ystr(v))
 	}
 	if p, ok := e.get("keepalive"); ok {

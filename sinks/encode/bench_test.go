@@ -25,9 +25,14 @@ import (
 	"github.com/marutalog/maruta/sinks/sinktest"
 )
 
-// benchChunk builds an in-memory chunk of n Docker-shaped records.
-func benchChunk(b *testing.B, n int, raw bool) *sinktest.Chunk {
-	g := sinktest.NewDockerGen(7, 20, time.Date(2026, 11, 22, 13, 0, 0, 0, time.UTC), raw)
+// benchChunk builds an in-memory chunk of n Docker-shaped records of 20
+// containers.
+func benchChunk(b *testing.B, n int, raw bool) *sinktest.Chunk { return benchChunkOf(b, n, raw, 20) }
+
+// benchChunkOf builds an in-memory chunk of n Docker-shaped records of the
+// given number of containers, in time order.
+func benchChunkOf(b *testing.B, n int, raw bool, containers int) *sinktest.Chunk {
+	g := sinktest.NewDockerGen(7, containers, time.Date(2026, 11, 22, 13, 0, 0, 0, time.UTC), raw)
 	c := &sinktest.Chunk{ChunkInfo: delivery.ChunkInfo{ID: "bench", Output: "lake", Tag: "docker.shop", Slice: time.Date(2026, 11, 22, 13, 0, 0, 0, time.UTC)}}
 	for i := 0; i < n; i++ {
 		tag, tm, rec := g.Next(b, i)
@@ -39,6 +44,10 @@ func benchChunk(b *testing.B, n int, raw bool) *sinktest.Chunk {
 }
 
 func benchParquet(b *testing.B, compression string, raw bool) {
+	benchParquetOf(b, compression, raw, 20)
+}
+
+func benchParquetOf(b *testing.B, compression string, raw bool, containers int) {
 	dir := b.TempDir()
 	_, out := sinktest.Output(b, dir, "  - type: file\n    name: lake\n    compression: "+compression+"\n")
 	store, err := schema.Open(dir, out, nil)
@@ -50,7 +59,7 @@ func benchParquet(b *testing.B, compression string, raw bool) {
 		b.Fatal(err)
 	}
 	const n = 100000
-	c := benchChunk(b, n, raw)
+	c := benchChunkOf(b, n, raw, containers)
 	size := encodeLoop(b, enc, c, n)
 	b.ReportMetric(float64(size), "file_bytes")
 	b.ReportMetric(float64(c.ChunkInfo.Bytes)/float64(size), "ratio")
@@ -93,6 +102,11 @@ var _ = config.DefaultRowGroupRows
 // BenchmarkParquetEncodeDocker encodes 100k Docker-shaped records whose JSON
 // log line was parsed into fields (the default pipeline).
 func BenchmarkParquetEncodeDocker(b *testing.B) { benchParquet(b, "zstd", false) }
+
+// BenchmarkParquetEncodeDockerOneContainer: the records of one container
+// (a tag per container, as docker.{{.Name}}), already in sort_by order:
+// checked in one pass and written without sorting.
+func BenchmarkParquetEncodeDockerOneContainer(b *testing.B) { benchParquetOf(b, "zstd", false, 1) }
 
 // BenchmarkParquetEncodeDockerRaw keeps the log line as one string.
 func BenchmarkParquetEncodeDockerRaw(b *testing.B) { benchParquet(b, "zstd", true) }
@@ -272,6 +286,21 @@ func BenchmarkLayoutBytesRead(b *testing.B) {
 				where2 = `log LIKE '%"level":"error"%'`
 			}
 			r3, pqRead2 := db.BytesRead(b, "SELECT count(*) FROM "+readPQ+" WHERE "+where2)
+			// A data column of one container: with rows sorted by
+			// container, only its row groups are read.
+			col := "latency_ms"
+			if raw {
+				col = "log"
+			}
+			_, pqRead3 := db.BytesRead(b, "SELECT max("+col+") FROM "+readPQ+" WHERE "+where)
+			// What the container columns take in the file (compressed).
+			colBytes := map[string]float64{}
+			meta := db.Query(b, "SELECT path_in_schema AS col, sum(total_compressed_size) AS n, count(*) AS groups FROM parquet_metadata("+
+				tu.SQLString(filepath.Join(dir, "x.parquet"))+") WHERE path_in_schema IN ('container_name', 'container_id') GROUP BY 1")
+			for _, row := range meta.Maps() {
+				n, _ := strconv.ParseFloat(fmt.Sprint(row["n"]), 64)
+				colBytes[fmt.Sprint(row["col"])] = n
+			}
 			for b.Loop() { // nothing to time: the metrics are sizes
 			}
 			b.ReportMetric(float64(c.ChunkInfo.Bytes)/(1<<20), "msgpack_MB")
@@ -280,6 +309,9 @@ func BenchmarkLayoutBytesRead(b *testing.B) {
 			b.ReportMetric(float64(pqRead), "parquet_read_B")
 			b.ReportMetric(float64(jsRead), "jsonl_gz_read_B")
 			b.ReportMetric(float64(pqRead2), "parquet_level_read_B")
+			b.ReportMetric(float64(pqRead3), "parquet_column_read_B")
+			b.ReportMetric(colBytes["container_name"], "container_name_B")
+			b.ReportMetric(colBytes["container_id"], "container_id_B")
 			b.Logf("%d records; WHERE %s: %v rows; WHERE %s: %v rows", n, where, r1.Rows, where2, r3.Rows)
 		})
 	}

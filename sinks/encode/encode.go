@@ -56,6 +56,27 @@ type Stats struct {
 	Invalid     int64               // records skipped: not a msgpack map
 	ColsAdded   int                 // columns added to the table schema
 	Samples     map[string][]string // a few keys per overflow reason, for the log
+	// Mismatches counts values of another type than their column's, by
+	// column and outcome: MismatchCoerced (kept in the column: a number or
+	// boolean in a string column as its JSON text, an integer in a double
+	// column) or MismatchOverflow (kept as text in the overflow column).
+	Mismatches map[Mismatch]int64
+}
+
+// Mismatch is a column and what became of a value of another type.
+type Mismatch struct{ Column, Outcome string }
+
+// Mismatch outcomes (label values of maruta_sink_type_mismatches_total).
+const (
+	MismatchCoerced  = "coerced"
+	MismatchOverflow = "overflow"
+)
+
+func (s *Stats) addMismatch(column, outcome string) {
+	if s.Mismatches == nil {
+		s.Mismatches = map[Mismatch]int64{}
+	}
+	s.Mismatches[Mismatch{column, outcome}]++
 }
 
 func (s *Stats) addOverflow(reason string, key []byte) {

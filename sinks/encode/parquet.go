@@ -8,6 +8,7 @@ import (
 	"math"
 	"reflect"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -45,9 +46,16 @@ import (
 // or plain, as sampled from the latest chunk with enough values of the
 // column, so a file follows its predecessor); the first value of a key
 // outside the plan stops that pass with ErrPlanMiss, and the sink writes the
-// chunk again in two passes (encode with twoPass), which also widens the plan. With
-// sort_by_time the encoder always makes two passes (pass 1 also finds
-// whether the chunk is in time order).
+// chunk again in two passes (encode with twoPass), which also widens the plan.
+//
+// Rows are written in sort_by order (default container_name, then time):
+// the write pass reads the chunk through sortedScan, which sorts runs in
+// memory and merges them from a spill file when the chunk is larger than a
+// run. One file then holds one container after the other, so a row group's
+// statistics on container_name are narrow (readers skip the row groups of
+// other containers) and repeated values compress to almost nothing. With
+// sort_by [time] alone, pass 1 (when it runs) also finds whether the chunk
+// is already in order, which then needs no sort.
 //
 // File columns: `time` (INT64 TIMESTAMP(MILLIS, UTC), required), the table's
 // columns that occur in the chunk (one pass: the plan's), in table order,
@@ -112,9 +120,13 @@ type Parquet struct {
 	overflow     string
 	codec        compress.Codec
 	rowGroupRows int
-	sortByTime   bool
-	tmpDir       string // sort spills; "" = os.TempDir()
+	sortKey      sortKey // sort_by
+	tmpDir       string  // sort spills; "" = os.TempDir()
 	log          *slog.Logger
+	// unsorted is set when the last chunk was not in sort_by order; while
+	// chunks are (a tag per container), the next is checked in one cheap
+	// pass and written without sorting when it is too.
+	unsorted atomic.Bool
 
 	planMu sync.Mutex
 	plan   *filePlan // nil until the first file is written
@@ -188,7 +200,7 @@ func NewParquet(enc *config.Encoding, store *schema.Store, tmpDir string, log *s
 		overflow:     enc.Schema.OverflowColumn,
 		codec:        codec,
 		rowGroupRows: enc.RowGroupRows,
-		sortByTime:   enc.SortByTime,
+		sortKey:      newSortKey(enc.SortBy),
 		tmpDir:       tmpDir,
 		log:          log,
 	}, nil
@@ -289,10 +301,10 @@ type mapRef struct {
 // Encode implements Encoder.
 func (e *Parquet) Encode(ctx context.Context, c delivery.Chunk, w io.Writer, twoPass bool) (Stats, error) {
 	cols, _ := e.store.Snapshot()
-	st := &pqState{e: e, keys: map[string]*keyRef{}, samples: map[string]*cardSample{}, pendBy: map[string]int{}, sorted: true, arena: arena.New(arenaBlock, rowGroupBytes)}
+	st := &pqState{e: e, keys: map[string]*keyRef{}, samples: map[string]*cardSample{}, pendBy: map[string]int{}, arena: arena.New(arenaBlock, rowGroupBytes)}
 	st.setColumns(cols)
 
-	if p := e.currentPlan(); p != nil && !e.sortByTime && !twoPass {
+	if p := e.currentPlan(); p != nil && !twoPass {
 		st.dict = make([]bool, len(cols))
 		for i := range min(len(p.present), len(cols)) {
 			st.present[i], st.dict[i] = p.present[i], p.dict[i]
@@ -305,6 +317,7 @@ func (e *Parquet) Encode(ctx context.Context, c delivery.Chunk, w io.Writer, two
 	}
 
 	// Pass 1: keys, types, presence, order.
+	st.sorted = true
 	n := 0
 	err := c.Scan(func(tag string, t event.Time, rec []byte) error {
 		if n++; n%4096 == 0 {
@@ -345,8 +358,18 @@ func (st *pqState) write(ctx context.Context, c delivery.Chunk, w io.Writer) (St
 		parquet.CreatedBy("maruta", "", ""),
 	)
 	wr := rowWriter{st: st, pw: pw, ctx: ctx, rowGroupRows: e.rowGroupRows}
-	if e.sortByTime && !st.sorted {
-		err = sortedScan(c, e.tmpDir, e.rowGroupRows, wr.add)
+	sort := !e.sortKey.none() && !(st.sorted && e.sortKey.timeOnly())
+	if sort && !e.unsorted.Load() {
+		in, err := inSortOrder(c, e.sortKey)
+		if err != nil {
+			return st.stats, fmt.Errorf("read chunk: %w", err)
+		}
+		sort = !in
+	}
+	if sort {
+		var in bool
+		in, err = sortedScan(c, e.sortKey, e.tmpDir, e.rowGroupRows, wr.add)
+		e.unsorted.Store(!in)
 	} else {
 		err = c.Scan(func(tag string, t event.Time, rec []byte) error { return wr.add(t, rec) })
 	}
@@ -722,9 +745,13 @@ func (st *pqState) appendRow(t event.Time, rec []byte) bool {
 			st.toOverflow(ReasonDuplicate, st.utf8(k), v)
 			continue
 		}
-		if !st.setValue(int(fc), v) {
+		switch st.setValue(int(fc), v) {
+		case fitNo:
 			st.toOverflow(ReasonTypeConflict, st.utf8(k), v)
+			st.stats.addMismatch(st.cols[ref.col].Name, MismatchOverflow)
 			continue
+		case fitCoerced:
+			st.stats.addMismatch(st.cols[ref.col].Name, MismatchCoerced)
 		}
 		st.stamp[fc] = st.gen
 		if st.dict != nil && ref.sample != nil && ref.sample.n < sampleSize {
@@ -793,35 +820,51 @@ func (st *pqState) appendMap(leaf int, es []kv) {
 	}
 }
 
-// setValue converts v for file column fc into st.slots (or st.maps). It
-// returns false when v does not fit the column's type.
-func (st *pqState) setValue(fc int, v []byte) bool {
+// fit is how a value fits its column.
+type fit uint8
+
+const (
+	fitOK      fit = iota
+	fitCoerced     // kept in the column, converted without loss
+	fitNo          // does not fit: the value goes to the overflow column
+)
+
+// setValue converts v for file column fc into st.slots (or st.maps). Apps
+// disagree on types (one writes level as text, another as a number), so
+// what converts without loss is kept in the column: a number or a boolean
+// in a string column as its JSON text, an integer in a double column when
+// the double holds it exactly.
+func (st *pqState) setValue(fc int, v []byte) fit {
 	switch st.ftypes[fc] {
 	case ctString:
-		t := msgpack.Peek(v)
-		if t != msgpack.Str && t != msgpack.Bin {
-			return false
+		switch msgpack.Peek(v) {
+		case msgpack.Str, msgpack.Bin:
+			s, _, _, _ := msgpack.ReadBytes(v)
+			st.slots[fc] = parquet.ByteArrayValue(st.utf8(s))
+		case msgpack.Int, msgpack.Float, msgpack.Bool:
+			st.slots[fc] = parquet.ByteArrayValue(st.json(v))
+			return fitCoerced
+		default:
+			return fitNo
 		}
-		s, _, _, _ := msgpack.ReadBytes(v)
-		st.slots[fc] = parquet.ByteArrayValue(st.utf8(s))
 	case ctJSON:
 		st.slots[fc] = parquet.ByteArrayValue(st.json(v))
 	case ctBigint:
 		if msgpack.Peek(v) != msgpack.Int {
-			return false
+			return fitNo
 		}
 		x, _, err := msgpack.ReadInt(v)
 		if err != nil { // uint64 above MaxInt64
-			return false
+			return fitNo
 		}
 		st.slots[fc] = parquet.Int64Value(x)
 	case ctInt:
 		if msgpack.Peek(v) != msgpack.Int {
-			return false
+			return fitNo
 		}
 		x, _, err := msgpack.ReadInt(v)
 		if err != nil || x < math.MinInt32 || x > math.MaxInt32 {
-			return false
+			return fitNo
 		}
 		st.slots[fc] = parquet.Int32Value(int32(x))
 	case ctDouble:
@@ -832,28 +875,29 @@ func (st *pqState) setValue(fc int, v []byte) bool {
 		case msgpack.Int:
 			x, _, err := msgpack.ReadInt(v)
 			if err != nil || x > 1<<53 || x < -(1<<53) {
-				return false // not exact as a double
+				return fitNo // not exact as a double
 			}
 			st.slots[fc] = parquet.DoubleValue(float64(x))
+			return fitCoerced
 		default:
-			return false
+			return fitNo
 		}
 	case ctBool:
 		x, _, err := msgpack.ReadBool(v)
 		if err != nil {
-			return false
+			return fitNo
 		}
 		st.slots[fc] = parquet.BooleanValue(x)
 	case ctTimestamp:
 		ms, ok := timestampMillis(v)
 		if !ok {
-			return false
+			return fitNo
 		}
 		st.slots[fc] = parquet.Int64Value(ms)
 	case ctMap:
 		n, b, err := msgpack.ReadMapHeader(v)
 		if err != nil {
-			return false
+			return fitNo
 		}
 		start := len(st.entries)
 		for i := 0; i < n; i++ {
@@ -870,7 +914,7 @@ func (st *pqState) setValue(fc int, v []byte) bool {
 		}
 		st.maps = append(st.maps, mapRef{fc: fc, start: start, end: len(st.entries)})
 	}
-	return true
+	return fitOK
 }
 
 // timestampMillis reads an EventTime ext or an RFC 3339 string as
