@@ -186,7 +186,10 @@ func (b *Buffer) deliver(ctx context.Context, c *chunk) {
 	case delivery.IsPermanent(err):
 		reason = "permanent"
 	}
+	// Status reads attempts under b.mu while this worker owns the chunk.
+	b.mu.Lock()
 	c.attempts++
+	b.mu.Unlock()
 	if c.attempts == 1 {
 		c.firstFail = now
 	}
