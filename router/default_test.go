@@ -17,10 +17,10 @@ import (
 )
 
 // TestDefaultPipeline checks the embedded default (internal/config/
-// default.yaml) does what DESIGN.md promises: split lines reassembled, JSON
-// log lines parsed into fields with the raw log dropped, other lines kept
-// whole, Docker's identity fields never replaced by the log's (app_ keeps
-// those).
+// default.yaml) does what ARCHITECTURE.md ("The default pipeline") says:
+// split lines reassembled, JSON log lines parsed into fields with the raw
+// log dropped, other lines kept whole, Docker's identity fields never
+// replaced by the log's (app_ keeps those).
 func TestDefaultPipeline(t *testing.T) {
 	cfg, err := config.Default()
 	if err != nil {

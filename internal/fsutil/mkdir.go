@@ -14,8 +14,8 @@ import (
 // os.MkdirAll is reachable after a power loss only if each parent up the
 // chain was fsynced after its child was made. ext4 usually commits such
 // entries within seconds anyway; POSIX does not promise it, and
-// internal/crashfs (the test file system) does not give it (DESIGN.md,
-// durability contract point 6).
+// internal/crashfs (the test file system) does not give it (ARCHITECTURE.md,
+// "Durability contract", "On disk").
 
 // known holds the folders (absolute, clean) whose entry in their parent
 // this process has made durable. It only saves fsyncs: it is empty after a
