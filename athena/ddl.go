@@ -1,12 +1,3 @@
-// Package athena turns maruta's Parquet outputs into Athena tables: the
-// CREATE EXTERNAL TABLE statement with partition projection derived from
-// the output's path template, and ALTER TABLE … ADD COLUMNS for the columns
-// auto mode added to the table since a schema version.
-//
-// Columns come from the output's declared schema or from the schema the
-// sink persisted under <data_dir>/schema/ (see schema.Load); partition
-// columns from the path template (see layout.Parse). Everything here is
-// read-only and needs no AWS access.
 package athena
 
 import (

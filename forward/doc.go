@@ -91,4 +91,16 @@
 // (optionally gzip) without per-event allocations; Send, ReadAck and
 // SendAcked write requests and read their acks with timeouts; Probe,
 // ProbeTCP and ProbeUDP check a server's health.
+//
+// Lifecycle: NewServer checks the config and binds the listeners → Run
+// serves until its context is done, then shuts down as above → Close stops
+// at once (also without Run). One goroutine reads each connection and a
+// second writes its acks; several connections call the consumer's Consume
+// concurrently (see Server).
+//
+// Imports: internal/… only (config, dedup, event, msgpack). The server
+// knows what follows it only as an event.Consumer, so it never imports
+// router, buffer or sinks; sinks imports this package for the Client.
+// ARCHITECTURE.md follows one request through this package into the
+// buffers.
 package forward

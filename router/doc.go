@@ -48,4 +48,17 @@
 // each at most max_size bytes, none older than timeout. A clean shutdown
 // (Drain) writes them out. Counted: maruta_router_partials_pending and
 // maruta_router_partials_pending_bytes.
+//
+// # Lifecycle and imports
+//
+// New compiles the pipeline and the outputs (config errors name file, line
+// and key) → Run passes on partial lines whose timeout expired, until its
+// context is done → Drain passes on every partial line still held (after
+// the sources stopped, before the outputs close). Consume is safe for
+// concurrent use: each call takes its own state.
+//
+// Imports: internal/… only (arena, config, dedup, event, msgpack, ruby).
+// Outputs are event.Consumers handed in by cmd/maruta, so the router never
+// imports buffer, sinks or forward. fluentd's Ruby semantics (regexps,
+// strptime, to_s) live in internal/ruby.
 package router

@@ -40,4 +40,18 @@
 //
 // Tests use real servers where one runs here (versitygw, maruta's own
 // Forward server) and sinks/sinktest for chunks and records.
+//
+// # Lifecycle and imports
+//
+// New builds a sink and checks what only the sink can (templates, schema,
+// TLS files, the AWS configuration); no data is sent before the first
+// Write (the forward output starts its heartbeats at once). Write is called
+// by the buffer's flush workers concurrently; Close after the last Write
+// returned.
+//
+// Imports: internal/…, forward (the Client of the forward output),
+// sinks/encode, sinks/layout and sinks/schema; the AWS SDK for s3 and
+// cloudwatch_logs. Nothing imports sinks but cmd/maruta (and tests): the
+// buffer knows a sink as a delivery.Sink. ARCHITECTURE.md follows a chunk
+// from the buffer through objectSink to S3 and the local lake.
 package sinks

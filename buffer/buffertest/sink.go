@@ -1,6 +1,3 @@
-// Package buffertest holds test helpers for the buffer and for end-to-end
-// tests that go through it: a Sink that records what it was given, and a
-// harness that kill -9s a child process at random moments (crash tests).
 package buffertest
 
 import (

@@ -1,5 +1,3 @@
-// Command maruta is a Forward-protocol log collector that writes
-// Hive-partitioned Parquet to S3 or a local folder. See README.md.
 package main
 
 import (

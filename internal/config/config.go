@@ -1,16 +1,3 @@
-// Package config defines maruta's YAML configuration: typed structs decoded
-// strictly (an unknown key is an error naming file, line and key), defaults
-// set in one place (defaults.go), and Validate.
-//
-// The top level is fixed by DESIGN.md: node, data_dir, http, sources,
-// pipeline, outputs. Pipeline steps and outputs are tagged unions: the `type`
-// key selects which struct the rest of the mapping is decoded into, so each
-// type accepts exactly its own keys.
-//
-// ${VAR} and ${VAR:-default} are replaced from the environment before the
-// YAML is parsed, for upper-case names only ([A-Z_][A-Z0-9_]*). Lower-case
-// ${...} (${tag}, ${tag_parts[1]}, ${hostname}, ${chunk_id}, …) are
-// placeholders that components resolve at run time. $${ is a literal ${.
 package config
 
 // Config is a whole maruta configuration.

@@ -1,9 +1,3 @@
-// Package event holds the types that travel between maruta's stages: a Batch
-// of events sharing one tag, each event a time and a raw msgpack record, and
-// the Consumer interface every stage implements.
-//
-// Records stay raw msgpack bytes from the socket to the chunk file (see
-// DESIGN.md, "Events"); only steps that change a record re-encode it.
 package event
 
 import (

@@ -1,7 +1,3 @@
-// Package fsutil holds the file-system steps that make a file durable:
-// write through a temporary file, fsync, rename, fsync the folder; and
-// folders created with their parent chain made durable (MkdirAll). Safe for
-// concurrent use.
 package fsutil
 
 import (

@@ -14,4 +14,6 @@
 // Everything here is pure: no I/O, safe for concurrent use once built. The
 // router's parse, grep and rewrite_tag steps and tag patterns use it; its
 // golden tests check the result against fluentd's behaviour.
+//
+// Imports: internal/event and internal/msgpack only.
 package ruby

@@ -1,10 +1,3 @@
-// Package testutil runs the real things tests need: an S3 server
-// (versitygw) on loopback and a Parquet reader and SQL engine (DuckDB through
-// node and @duckdb/node-api). `make tools` installs both and the Makefile
-// exports their locations (MARUTA_VERSITYGW, MARUTA_DUCKDB_DIR).
-//
-// When a tool is missing the test is skipped, unless MARUTA_REQUIRE_TOOLS=1
-// (set by `make test`), which makes it fail instead.
 package testutil
 
 import (

@@ -1,9 +1,3 @@
-// Package layout is where an output puts its objects: the path and
-// object_key templates (strftime, ${tag}, ${tag_parts[N]}, chunk keys),
-// rendered per chunk into deterministic keys (Keys), resolved per tag for
-// the buffer (TagResolver), and what a path means to a query engine: the
-// table location and its partition columns with Athena's partition
-// projection (Parse). Placeholder values are sanitized (SanitizeValue).
 package layout
 
 import (

@@ -1,6 +1,3 @@
-// Package sinktest holds what the tests of sinks and its encoders share:
-// configs of one output, chunks held in memory or streamed from a file, and
-// Docker-shaped records. A new transport's tests use it too.
 package sinktest
 
 import (

@@ -1,0 +1,20 @@
+// Package athena turns maruta's Parquet outputs into Athena tables: the
+// CREATE EXTERNAL TABLE statement with partition projection derived from
+// the output's path template, and ALTER TABLE … ADD COLUMNS for the columns
+// auto mode added to the table since a schema version.
+//
+// Columns come from the output's declared schema or from the schema the
+// sink persisted under <data_dir>/schema/ (see schema.Load); partition
+// columns from the path template (see layout.Parse). Everything here is
+// read-only and needs no AWS access.
+//
+// The statements are built from the config and what is on disk; calls to
+// the Athena API, where the package makes them, are kept apart from the
+// DDL functions. Functions are safe for concurrent use.
+//
+// Imports: of the module, internal/… and the two parts of sinks it needs,
+// sinks/schema and sinks/layout; never sinks itself (the transports),
+// buffer, router or forward. Of the large libraries, the AWS SDK (the
+// Athena API) and parquet-go (reading the footers of sample files).
+// See ARCHITECTURE.md.
+package athena
