@@ -21,9 +21,11 @@
 // Durability: what each fsync mode promises, the loss window of appends
 // nobody waits for (Forward requests without an ack) and how dedup marks
 // are stored with the events are in FORMAT.md and in ARCHITECTURE.md,
-// "Durability contract". Consume with a batch that carries an event.Commit
-// returns once the frames are appended and leaves the fsync to the caller's
-// Commit.Wait; without one it returns once they are durable.
+// "Durability contract". With fsync: always, Consume with a batch that
+// carries an event.Commit returns once the frames are appended and leaves
+// the wait for the fsync to the caller (Commit.Wait); without one it
+// returns once they are durable. With interval and off it returns once the
+// frames are written.
 //
 // Imports: internal/… only (config, dedup, delivery, event, fsutil,
 // msgpack). The caller sees the buffer as an event.Consumer and the buffer
