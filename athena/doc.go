@@ -5,12 +5,9 @@
 //
 // Columns come from the output's declared schema or from the schema the
 // sink persisted under <data_dir>/schema/ (see schema.Load); partition
-// columns from the path template (see layout.Parse). Everything here is
-// read-only and needs no AWS access.
-//
-// The statements are built from the config and what is on disk; calls to
-// the Athena API, where the package makes them, are kept apart from the
-// DDL functions. Functions are safe for concurrent use.
+// columns from the path template (see layout.Parse). Building the DDL is
+// read-only and needs no AWS access; calls to the Athena API, where the
+// package makes them, are kept apart from it.
 //
 // Imports: of the module, internal/… and the two parts of sinks it needs,
 // sinks/schema and sinks/layout; never sinks itself (the transports),
