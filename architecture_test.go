@@ -14,6 +14,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"go/ast"
 	"go/parser"
 	"go/token"
 	"io"
@@ -294,4 +295,126 @@ func hasDocComment(t *testing.T, dir string, files []string) bool {
 		}
 	}
 	return false
+}
+
+// TestMapNamesExist checks that the files, folders and functions
+// ARCHITECTURE.md names exist: every backquoted path (buffer/FORMAT.md,
+// sinks/encode), every `file.go: Type.method`, and every `Type.method`,
+// `pkg.Name` or `pkg.Type.Method` — so that a rename updates the map.
+func TestMapNamesExist(t *testing.T) {
+	_, pkgs := modulePackages(t)
+	data, err := os.ReadFile("ARCHITECTURE.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	decls := moduleDecls(t, pkgs)
+	parts := strings.Split(string(data), "`")
+	for i := 1; i < len(parts); i += 2 {
+		tok := parts[i]
+		line := 1 + strings.Count(strings.Join(parts[:i], "`"), "\n")
+		if file, sym, ok := strings.Cut(tok, ".go: "); ok && !strings.ContainsAny(file, " *<") {
+			file += ".go"
+			if !decls.inFile(file, sym) {
+				t.Errorf("ARCHITECTURE.md:%d: %s has no %s", line, file, sym)
+			}
+			continue
+		}
+		switch {
+		case strings.Contains(tok, "/") && !strings.ContainsAny(tok, " *<>…$") && !strings.HasPrefix(tok, ".") && !strings.HasPrefix(tok, "/"):
+			if _, err := os.Stat(tok); err != nil {
+				t.Errorf("ARCHITECTURE.md:%d: %s does not exist", line, tok)
+			}
+		case qualified(tok):
+			if !decls.resolve(tok) {
+				t.Errorf("ARCHITECTURE.md:%d: no declaration %s in the module", line, tok)
+			}
+		}
+	}
+}
+
+// qualified reports whether tok looks like X.Y or X.Y.Z of Go identifiers.
+func qualified(tok string) bool {
+	ids := strings.Split(tok, ".")
+	if len(ids) < 2 || len(ids) > 3 {
+		return false
+	}
+	for _, id := range ids {
+		if !token.IsIdentifier(id) {
+			return false
+		}
+	}
+	return true
+}
+
+// declIndex holds the top-level names of the module's non-test files:
+// "Name" and "Type.Method", per file (relative path) and per package name.
+type declIndex struct {
+	byFile map[string]map[string]bool
+	byPkg  map[string]map[string]bool // package name → names
+	all    map[string]bool            // "Type.Method" anywhere
+}
+
+func moduleDecls(t *testing.T, pkgs map[string]*listedPackage) *declIndex {
+	t.Helper()
+	x := &declIndex{byFile: map[string]map[string]bool{}, byPkg: map[string]map[string]bool{}, all: map[string]bool{}}
+	for r, p := range pkgs {
+		for _, f := range p.GoFiles {
+			af, err := parser.ParseFile(token.NewFileSet(), filepath.Join(p.Dir, f), nil, parser.SkipObjectResolution)
+			if err != nil {
+				t.Fatal(err)
+			}
+			names := map[string]bool{}
+			for _, d := range af.Decls {
+				switch d := d.(type) {
+				case *ast.FuncDecl:
+					if d.Recv == nil {
+						names[d.Name.Name] = true
+						continue
+					}
+					typ := d.Recv.List[0].Type
+					if s, ok := typ.(*ast.StarExpr); ok {
+						typ = s.X
+					}
+					if g, ok := typ.(*ast.IndexExpr); ok {
+						typ = g.X
+					}
+					if id, ok := typ.(*ast.Ident); ok {
+						names[id.Name+"."+d.Name.Name] = true
+						x.all[id.Name+"."+d.Name.Name] = true
+					}
+				case *ast.GenDecl:
+					for _, s := range d.Specs {
+						switch s := s.(type) {
+						case *ast.TypeSpec:
+							names[s.Name.Name] = true
+						case *ast.ValueSpec:
+							for _, n := range s.Names {
+								names[n.Name] = true
+							}
+						}
+					}
+				}
+			}
+			x.byFile[filepath.ToSlash(filepath.Join(r, f))] = names
+			pn := af.Name.Name
+			if x.byPkg[pn] == nil {
+				x.byPkg[pn] = map[string]bool{}
+			}
+			for n := range names {
+				x.byPkg[pn][n] = true
+			}
+		}
+	}
+	return x
+}
+
+func (x *declIndex) inFile(file, sym string) bool { return x.byFile[file][sym] }
+
+// resolve finds pkg.Name, pkg.Type.Method, or Type.Method in any package.
+func (x *declIndex) resolve(tok string) bool {
+	first, rest, _ := strings.Cut(tok, ".")
+	if names, ok := x.byPkg[first]; ok && names[rest] {
+		return true
+	}
+	return x.all[tok]
 }
