@@ -3,8 +3,9 @@
 // packages, only what its row's last column names (`internal/…` for any
 // package under internal/), and every package must have a row and a doc
 // comment.
-// The test also checks where the heavy third-party libraries may appear and
-// that the binary links no test package. Imports are read with `go list`
+// The test also checks where the heavy third-party libraries may appear,
+// that the binary links no test package, and that the files and functions
+// the map names exist. Imports are read with `go list`
 // (the non-test imports of each package); tests may import more.
 package maruta_test
 
