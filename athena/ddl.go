@@ -100,7 +100,7 @@ func Tables(cfg *config.Config, opts DDLOptions) ([]Table, error) {
 		default:
 			continue
 		}
-		if enc.Format != "parquet" {
+		if enc.Format != config.FormatParquet {
 			continue
 		}
 		t, err := table(out, enc, path, location, dataDir, sampled)

@@ -3,6 +3,8 @@ package buffer
 import (
 	"fmt"
 	"testing"
+
+	"github.com/marutalog/maruta/internal/config"
 )
 
 // BenchmarkAppendLarge is BenchmarkAppend with the requests of
@@ -11,7 +13,7 @@ import (
 // target 1) and 64 (the group-commit target: always vs off).
 func BenchmarkAppendLarge(b *testing.B) {
 	for _, n := range []int{16, 64} {
-		for _, mode := range []string{"always", "off"} {
+		for _, mode := range []config.FsyncMode{"always", "off"} {
 			b.Run(fmt.Sprintf("batch=1000/fsync=%s/appenders=%d", mode, n), func(b *testing.B) {
 				benchAppend(b, mode, n, 1000, false, false)
 			})

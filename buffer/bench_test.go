@@ -47,7 +47,7 @@ func (nopSink) Close() error                                { return nil }
 // mode. One op is one Consume call; events/s is the aggregate rate.
 func BenchmarkAppend(b *testing.B) {
 	for _, batchSize := range []int{1, 16} {
-		for _, mode := range []string{"always", "interval", "off"} {
+		for _, mode := range []config.FsyncMode{"always", "interval", "off"} {
 			for _, n := range []int{1, 16, 64, 128} {
 				b.Run(fmt.Sprintf("batch=%d/fsync=%s/appenders=%d", batchSize, mode, n), func(b *testing.B) {
 					benchAppend(b, mode, n, batchSize, false, false)
@@ -78,7 +78,7 @@ func BenchmarkAppendNoWait(b *testing.B) {
 // append without one. fsync off shows the CPU the mark costs; always, what
 // it costs per round.
 func BenchmarkAppendMarked(b *testing.B) {
-	for _, mode := range []string{"off", "always"} {
+	for _, mode := range []config.FsyncMode{"off", "always"} {
 		for _, marked := range []bool{false, true} {
 			b.Run(fmt.Sprintf("fsync=%s/marked=%v", mode, marked), func(b *testing.B) {
 				benchAppend(b, mode, 16, 1, false, marked)
@@ -87,7 +87,7 @@ func BenchmarkAppendMarked(b *testing.B) {
 	}
 }
 
-func benchAppend(b *testing.B, mode string, appenders, batchSize int, noWait, marked bool) {
+func benchAppend(b *testing.B, mode config.FsyncMode, appenders, batchSize int, noWait, marked bool) {
 	if os.Getenv("MARUTA_BENCH_NOPREALLOC") != "" {
 		preallocate = false
 		defer func() { preallocate = true }()

@@ -86,22 +86,6 @@ var (
 	errUnnumbered = errors.New("batch with a dedup mark has no delivery number (the pipeline is being reloaded; retry)")
 )
 
-type fsyncMode uint8
-
-const (
-	fsyncAlways fsyncMode = iota
-	fsyncInterval
-	fsyncOff
-)
-
-type overflowAction uint8
-
-const (
-	overflowBlock overflowAction = iota
-	overflowDropOldest
-	overflowThrow
-)
-
 // Buffer is one output's disk buffer. See the package doc for the lifecycle.
 // All methods are safe for concurrent use.
 type Buffer struct {
@@ -116,8 +100,8 @@ type Buffer struct {
 	log       *slog.Logger
 	now       func() time.Time
 	rescan    time.Duration
-	mode      fsyncMode
-	overflow  overflowAction
+	mode      config.FsyncMode
+	overflow  config.OverflowAction
 	timekeyNs int64
 	chunkMax  int64
 	sealSize  func() int64
@@ -204,26 +188,20 @@ func New(opts Options) (*Buffer, error) {
 	if b.rescan <= 0 {
 		b.rescan = 2 * time.Second
 	}
-	switch cfg.Fsync {
-	case "", "always":
-		b.mode = fsyncAlways
-	case "interval":
-		b.mode = fsyncInterval
+	// The modes come validated and defaulted from the config package;
+	// a caller that builds options itself gets its mistakes named here.
+	b.mode, b.overflow = cfg.Fsync, cfg.OverflowAction
+	switch b.mode {
+	case config.FsyncAlways, config.FsyncOff:
+	case config.FsyncInterval:
 		if cfg.FsyncInterval <= 0 {
 			return nil, fmt.Errorf("create buffer %s: fsync interval needs fsync_interval > 0", b.name)
 		}
-	case "off":
-		b.mode = fsyncOff
 	default:
 		return nil, fmt.Errorf("create buffer %s: unknown fsync mode %q", b.name, cfg.Fsync)
 	}
-	switch cfg.OverflowAction {
-	case "", "block":
-		b.overflow = overflowBlock
-	case "drop_oldest_chunk":
-		b.overflow = overflowDropOldest
-	case "throw":
-		b.overflow = overflowThrow
+	switch b.overflow {
+	case config.OverflowBlock, config.OverflowDropOldest, config.OverflowThrow:
 	default:
 		return nil, fmt.Errorf("create buffer %s: unknown overflow_action %q", b.name, cfg.OverflowAction)
 	}
@@ -356,7 +334,7 @@ func (b *Buffer) Consume(ctx context.Context, batch *event.Batch) error {
 		}
 		return err
 	}
-	if b.mode == fsyncAlways && last > 0 {
+	if b.mode == config.FsyncAlways && last > 0 {
 		if batch.Commit != nil {
 			batch.Commit.Add(b.commit, first, last)
 			b.commit.kick()
@@ -513,7 +491,7 @@ func (b *Buffer) appendFrame(ctx context.Context, g *group, tag string, frame []
 			b.retire(c)
 			return 0, err
 		}
-		if b.mode == fsyncOff {
+		if b.mode == config.FsyncOff {
 			return 0, nil
 		}
 		return b.commit.register(c), nil
@@ -559,7 +537,7 @@ func (b *Buffer) openChunk(ctx context.Context, g *group, tag string) (*chunk, e
 		}
 		c = newChunk(b.dir, h)
 		c.key = string(g.key)
-		c.coalesce = b.mode == fsyncAlways
+		c.coalesce = b.mode == config.FsyncAlways
 		c.deadline = now.Add(b.cfg.FlushInterval.D())
 		if b.timekeyNs > 0 {
 			// A chunk of a slice still open (or within timekey_wait) seals
@@ -578,7 +556,7 @@ func (b *Buffer) openChunk(ctx context.Context, g *group, tag string) (*chunk, e
 		if victim != nil {
 			b.seal(victim)
 		}
-		err := c.create(b.mode != fsyncOff)
+		err := c.create(b.mode != config.FsyncOff)
 		b.mu.Lock()
 		if err != nil {
 			c.createErr = err
@@ -668,7 +646,7 @@ func (b *Buffer) seal(c *chunk) {
 	if c.createErr != nil {
 		return
 	}
-	durable := b.mode != fsyncOff
+	durable := b.mode != config.FsyncOff
 	if err := c.closeFile(durable); err != nil {
 		b.log.Error("sealing chunk: final sync failed; the chunk is queued as is and checked when read", "chunk", c.id, "err", err)
 		b.noteError(err)
@@ -732,7 +710,7 @@ func (b *Buffer) reserve(ctx context.Context, need int64, events int) error {
 			return fmt.Errorf("append to buffer %s: batch of %d bytes exceeds total_limit_size %d", b.name, need, b.limit)
 		}
 		switch b.overflow {
-		case overflowThrow:
+		case config.OverflowThrow:
 			b.m.rejected.WithLabelValues("buffer_full").Add(float64(events))
 			b.throwsSince++
 			if now := b.now(); now.Sub(b.lastThrow) >= 10*time.Second {
@@ -741,7 +719,7 @@ func (b *Buffer) reserve(ctx context.Context, need int64, events int) error {
 				b.lastThrow, b.throwsSince = now, 0
 			}
 			return fmt.Errorf("append to buffer %s: %w", b.name, ErrFull)
-		case overflowDropOldest:
+		case config.OverflowDropOldest:
 			if v := b.oldestQueuedLocked(); v != nil {
 				b.dropLocked(v, "overflow_drop_oldest_chunk")
 				continue

@@ -599,8 +599,8 @@ func TestFolderLock(t *testing.T) {
 }
 
 func TestFsyncModes(t *testing.T) {
-	for _, mode := range []string{"always", "interval", "off"} {
-		t.Run(mode, func(t *testing.T) {
+	for _, mode := range []config.FsyncMode{"always", "interval", "off"} {
+		t.Run(string(mode), func(t *testing.T) {
 			cfg := testConfig(filepath.Join(t.TempDir(), "buf"))
 			cfg.Fsync = mode
 			h := newHarness(t, cfg, nil, nil).start()
@@ -770,8 +770,8 @@ func TestKeyValues(t *testing.T) {
 // buffer: the append that cannot be written must fail (no ack), later appends
 // must go to a new chunk, and what was durable before is still delivered.
 func TestWriteErrorFailsAppendAndRotates(t *testing.T) {
-	for _, mode := range []string{"always", "interval"} {
-		t.Run(mode, func(t *testing.T) {
+	for _, mode := range []config.FsyncMode{"always", "interval"} {
+		t.Run(string(mode), func(t *testing.T) {
 			cfg := testConfig(filepath.Join(t.TempDir(), "buf"))
 			cfg.Fsync = mode
 			h := newHarness(t, cfg, nil, nil).start()

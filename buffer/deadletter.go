@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/marutalog/maruta/internal/config"
 	"github.com/marutalog/maruta/internal/event"
 	"github.com/marutalog/maruta/internal/fsutil"
 )
@@ -72,7 +73,7 @@ func (b *Buffer) deadLetter(c *chunk, reason string, cause error) {
 	if err := writeNote(b.deadDir, c.id, &note); err != nil {
 		b.log.Warn("dead letter: cannot write the note", "chunk", c.id, "err", err)
 	}
-	if b.mode != fsyncOff {
+	if b.mode != config.FsyncOff {
 		syncDir(b.deadDir)
 		syncDir(b.dir)
 	}
@@ -117,7 +118,7 @@ var syncDir = fsutil.SyncDir
 // mkdirAll creates a folder; unless the buffer never fsyncs, the chain up
 // to it is made durable first (FORMAT.md, "Write path and durability").
 func (b *Buffer) mkdirAll(dir string) error {
-	if b.mode == fsyncOff {
+	if b.mode == config.FsyncOff {
 		return os.MkdirAll(dir, 0o755)
 	}
 	return fsutil.MkdirAll(dir)

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/marutalog/maruta/internal/config"
 	"github.com/marutalog/maruta/internal/dedup"
 	"github.com/marutalog/maruta/internal/delivery"
 )
@@ -36,7 +37,7 @@ func (b *Buffer) Run(ctx context.Context) error {
 	}
 	wg.Go(func() { b.sealer(ctx) })
 	wg.Go(func() { b.poller(ctx) })
-	if b.mode == fsyncInterval {
+	if b.mode == config.FsyncInterval {
 		wg.Go(func() { b.intervalSync(ctx) })
 	}
 	<-ctx.Done()

@@ -7,6 +7,7 @@ import (
 
 	"github.com/klauspost/compress/gzip"
 
+	"github.com/marutalog/maruta/internal/config"
 	"github.com/marutalog/maruta/internal/event"
 	"github.com/marutalog/maruta/internal/msgpack"
 )
@@ -88,11 +89,11 @@ type RequestEncoder struct {
 
 // NewRequestEncoder returns an encoder for compress "" or "text" (entries
 // as they are) or "gzip".
-func NewRequestEncoder(compress string) (*RequestEncoder, error) {
+func NewRequestEncoder(compress config.ForwardCompress) (*RequestEncoder, error) {
 	e := &RequestEncoder{}
 	switch compress {
-	case "", "text":
-	case "gzip":
+	case "", config.CompressText:
+	case config.CompressGzip:
 		e.compress = "gzip"
 	default:
 		return nil, fmt.Errorf("new request encoder: unknown compression %q (text or gzip)", compress)

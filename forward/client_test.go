@@ -141,7 +141,7 @@ func TestClientInterop(t *testing.T) {
 		tls      bool
 		security bool
 		unix     bool
-		compress string
+		compress config.ForwardCompress
 		copts    ClientOptions
 	}{
 		{name: "plain"},
@@ -360,7 +360,7 @@ func TestRequestEncoding(t *testing.T) {
 	if _, err := NewRequestEncoder("zstd"); err == nil {
 		t.Error("NewRequestEncoder accepted zstd")
 	}
-	for _, compress := range []string{"text", "gzip"} {
+	for _, compress := range []config.ForwardCompress{"text", "gzip"} {
 		enc, _ := NewRequestEncoder(compress)
 		b, err := enc.Encode(&p, "id")
 		if err != nil {
@@ -388,7 +388,7 @@ func TestRequestEncoding(t *testing.T) {
 // Packing and encoding allocate nothing per event once warm.
 func TestPackerEncoderAllocs(t *testing.T) {
 	r := dockerRecord(250)
-	for _, compress := range []string{"text", "gzip"} {
+	for _, compress := range []config.ForwardCompress{"text", "gzip"} {
 		enc, _ := NewRequestEncoder(compress)
 		var p Packer
 		run := func() {
@@ -409,8 +409,8 @@ func TestPackerEncoderAllocs(t *testing.T) {
 
 func BenchmarkPackAndEncode(b *testing.B) {
 	r := dockerRecord(250)
-	for _, compress := range []string{"text", "gzip"} {
-		b.Run(compress, func(b *testing.B) {
+	for _, compress := range []config.ForwardCompress{"text", "gzip"} {
+		b.Run(string(compress), func(b *testing.B) {
 			enc, _ := NewRequestEncoder(compress)
 			var p Packer
 			const perRequest = 1000

@@ -204,11 +204,11 @@ func serverTLS(t *config.TLS) (*tls.Config, error) {
 		tc.ClientCAs = pool
 	}
 	switch t.ClientAuth {
-	case "", "none":
+	case "", config.ClientAuthNone:
 		tc.ClientAuth = tls.NoClientCert
-	case "request":
+	case config.ClientAuthRequest:
 		tc.ClientAuth = tls.VerifyClientCertIfGiven
-	case "require":
+	case config.ClientAuthRequire:
 		tc.ClientAuth = tls.RequireAndVerifyClientCert
 	default:
 		return nil, fmt.Errorf("unknown TLS client_auth %q", t.ClientAuth)

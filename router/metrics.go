@@ -122,7 +122,7 @@ func (m *metrics) stepCounters(st *config.Step) [nCounters]prometheus.Counter {
 	switch {
 	case st.RewriteTag != nil:
 		c[cRewrite] = m.rewrites.WithLabelValues(step)
-		if st.RewriteTag.Unmatched == "drop" {
+		if st.RewriteTag.Unmatched == config.UnmatchedDrop {
 			c[cUnmatchedDrop] = m.unmatched.WithLabelValues(step, "drop")
 		} else {
 			c[cUnmatchedKeep] = m.unmatched.WithLabelValues(step, "keep")

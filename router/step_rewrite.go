@@ -38,7 +38,7 @@ func newRewriteStep(cfg *config.Config, path string, c *config.RewriteTagStep, h
 		capitalize:    c.CapitalizeRegexBackreference,
 		removePrefix:  c.RemoveTagPrefix,
 		hostname:      hostname,
-		unmatchedDrop: c.Unmatched == "drop",
+		unmatchedDrop: c.Unmatched == config.UnmatchedDrop,
 		maxHops:       c.MaxHops,
 	}
 	if c.Hostname != "" {

@@ -142,8 +142,8 @@ func NewCloudWatchLogs(opts Options) (*CloudWatchLogs, error) {
 		cfg:           cfg,
 		dest:          newDestTemplates([]string{cfg.LogGroupName, cfg.LogStreamName}, []func(string) string{cwGroupClean, cwStreamClean}),
 		maxMsg:        cfg.MaxMessageLength,
-		truncate:      cfg.Oversize == "truncate",
-		timeout:       orDefault(cfg.Timeout.D(), config.DefaultCloudWatchTimeout),
+		truncate:      cfg.Oversize == config.OversizeTruncate,
+		timeout:       cfg.Timeout.D(),
 	}
 	if s.maxMsg <= 0 || s.maxMsg > config.CloudWatchMaxMessage {
 		s.maxMsg = config.CloudWatchMaxMessage

@@ -109,18 +109,14 @@ func NewForward(opts Options) (*Forward, error) {
 		sm:             newSinkMetrics(opts.Registerer, out.Name),
 		requireAck:     cfg.RequireAckResponse == nil || *cfg.RequireAckResponse,
 		keepalive:      cfg.Keepalive == nil || *cfg.Keepalive,
-		maxAge:         orDefault(cfg.KeepaliveTimeout.D(), config.DefaultKeepaliveTimeout),
+		maxAge:         cfg.KeepaliveTimeout.D(),
 		maxRequest:     int(cfg.MaxRequestSize),
-		ackTimeout:     orDefault(cfg.AckResponseTimeout.D(), config.DefaultAckResponseTimeout),
-		connectTimeout: orDefault(cfg.ConnectTimeout.D(), config.DefaultConnectTimeout),
-		hbInterval:     orDefault(cfg.HeartbeatInterval.D(), config.DefaultHeartbeatInterval),
+		ackTimeout:     cfg.AckResponseTimeout.D(),
+		connectTimeout: cfg.ConnectTimeout.D(),
+		hbInterval:     cfg.HeartbeatInterval.D(),
 		stop:           make(chan struct{}),
 	}
-	if f.maxRequest <= 0 {
-		f.maxRequest = config.DefaultMaxRequestSize
-	}
-	f.hold = config.DefaultAckTimeoutHold
-	if cfg.AckTimeoutHold != nil {
+	if cfg.AckTimeoutHold != nil { // set with the other defaults at load
 		f.hold = cfg.AckTimeoutHold.D()
 	}
 	if _, err := forward.NewRequestEncoder(cfg.Compress); err != nil {
@@ -128,7 +124,7 @@ func NewForward(opts Options) (*Forward, error) {
 	}
 	copts := forward.ClientOptions{
 		ConnectTimeout: f.connectTimeout,
-		SendTimeout:    orDefault(cfg.SendTimeout.D(), config.DefaultSendTimeout),
+		SendTimeout:    cfg.SendTimeout.D(),
 		AckTimeout:     f.ackTimeout,
 	}
 	if cfg.TLS != nil {
@@ -143,12 +139,6 @@ func NewForward(opts Options) (*Forward, error) {
 			Username: sec.Username, Password: sec.Password}
 	}
 	for _, sv := range cfg.Servers {
-		if sv.Name == "" {
-			sv.Name = fmt.Sprintf("%s:%d", sv.Host, sv.Port)
-		}
-		if sv.Weight <= 0 {
-			sv.Weight = config.DefaultForwardWeight
-		}
 		f.servers = append(f.servers, newFwdServer(sv, copts, f.m))
 	}
 	for _, k := range []string{kindNetwork, kindPermanent, kindOther} {
@@ -163,13 +153,6 @@ func NewForward(opts Options) (*Forward, error) {
 	// Down servers are probed whatever the heartbeat type.
 	f.wg.Go(f.heartbeat)
 	return f, nil
-}
-
-func orDefault(d, def time.Duration) time.Duration {
-	if d > 0 {
-		return d
-	}
-	return def
 }
 
 // Close stops the health checks and closes idle connections. Safe to call

@@ -350,15 +350,15 @@ func (f *Forward) probe(s *fwdServer) {
 	ctx := f.probeCtx
 	if s.isUp() {
 		typ := f.cfg.HeartbeatType
-		if typ == "udp" && s.unix {
-			typ = "transport"
+		if typ == config.HeartbeatUDP && s.unix {
+			typ = config.HeartbeatTransport
 		}
 		switch typ {
-		case "transport", "tcp":
+		case config.HeartbeatTransport, config.HeartbeatTCP:
 			if err := f.transportHeartbeat(ctx, s); err != nil && ctx.Err() == nil {
 				f.fail(s, fwdKindHeartbeat, err)
 			}
-		case "udp":
+		case config.HeartbeatUDP:
 			err := forward.ProbeUDP(ctx, s.address, min(f.hbInterval, f.connectTimeout))
 			if ctx.Err() != nil {
 				return

@@ -71,9 +71,6 @@ func newS3Sink(opts Options) (*objectSink, error) {
 		return nil, err
 	}
 	s := &s3Store{common: c, cfg: cfg, threshold: int64(cfg.MultipartThreshold), timeout: cfg.Timeout.D()}
-	if s.timeout <= 0 {
-		s.timeout = config.DefaultS3Timeout
-	}
 
 	awsCfg, err := loadAWSConfig(c.log, cfg.Region, cfg.AccessKeyID, cfg.SecretAccessKey)
 	if err != nil {

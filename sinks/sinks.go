@@ -81,7 +81,7 @@ func newCommon(opts Options, enc *config.Encoding, path, objectKey string, chunk
 	}
 	c := &common{name: out.Name, keys: kt, log: log, metrics: newSinkMetrics(opts.Registerer, out.Name), size: newSizeTarget(enc)}
 	switch enc.Format {
-	case "parquet":
+	case config.FormatParquet:
 		var reserved []string
 		var athena *config.Athena = enc.Athena
 		if l, err := layout.Parse(path, athena); err == nil {
@@ -98,8 +98,8 @@ func newCommon(opts Options, enc *config.Encoding, path, objectKey string, chunk
 			return nil, fmt.Errorf("output %s: %w", out.Name, err)
 		}
 		c.enc = pe
-	case "jsonl":
-		c.enc = encode.NewJSONL(enc.TimeKey, "", enc.TimeFormat, enc.Compression == "gzip")
+	case config.FormatJSONL:
+		c.enc = encode.NewJSONL(enc.TimeKey, "", enc.TimeFormat, enc.Compression == config.CompressionGzip)
 	default:
 		return nil, fmt.Errorf("output %s: unknown format %q", out.Name, enc.Format)
 	}

@@ -25,11 +25,11 @@ func newSizeTarget(enc *config.Encoding) *sizeTarget {
 	// are 1.36× the msgpack, gzip ~8×): a first file comes out at or below
 	// the target, not above it.
 	switch {
-	case enc.Format == "parquet" && enc.Compression == "none":
+	case enc.Format == config.FormatParquet && enc.Compression == config.CompressionNone:
 		t.initial = 2
-	case enc.Format == "parquet":
+	case enc.Format == config.FormatParquet:
 		t.initial = 6
-	case enc.Compression == "gzip":
+	case enc.Compression == config.CompressionGzip:
 		t.initial = 5
 	default:
 		t.initial = 0.7

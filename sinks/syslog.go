@@ -100,18 +100,12 @@ func NewSyslog(opts Options) (*Syslog, error) {
 		eventSinkBase: newEventSinkBase(opts),
 		cfg:           cfg,
 		addr:          net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port)),
-		network:       cfg.Protocol,
+		network:       string(cfg.Protocol),
 		maxSize:       int(cfg.MaxMessageSize),
-		truncate:      cfg.Oversize == "truncate",
-		newline:       cfg.Framing == "newline",
-		connect:       orDefault(cfg.ConnectTimeout.D(), config.DefaultConnectTimeout),
-		send:          orDefault(cfg.SendTimeout.D(), config.DefaultSendTimeout),
-	}
-	if s.network == "" {
-		s.network = "tcp"
-	}
-	if s.maxSize <= 0 {
-		s.maxSize = config.DefaultSyslogMaxMessage
+		truncate:      cfg.Oversize == config.OversizeTruncate,
+		newline:       cfg.Framing == config.FramingNewline,
+		connect:       cfg.ConnectTimeout.D(),
+		send:          cfg.SendTimeout.D(),
 	}
 	host := cfg.Hostname
 	if host == "" {

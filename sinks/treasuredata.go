@@ -84,7 +84,7 @@ func NewTreasureData(opts Options) (*TreasureData, error) {
 		eventSinkBase: newEventSinkBase(opts),
 		cfg:           cfg,
 		dest:          newDestTemplates([]string{cfg.Database, cfg.Table}, []func(string) string{tdNormalize, tdNormalize}),
-		client:        &http.Client{Timeout: orDefault(cfg.Timeout.D(), config.DefaultTreasureDataTimeout)},
+		client:        &http.Client{Timeout: cfg.Timeout.D()},
 		importURL:     strings.TrimSuffix(cfg.Endpoint, "/"),
 		apiURL:        strings.TrimSuffix(cfg.APIEndpoint, "/"),
 		autoCreate:    cfg.AutoCreateTable == nil || *cfg.AutoCreateTable,

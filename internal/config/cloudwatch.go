@@ -51,7 +51,7 @@ type CloudWatchLogsOutput struct {
 	MaxMessageLength int `yaml:"max_message_length,omitempty"`
 	// Oversize is what happens to a longer message: split (default: into
 	// several events of the same time, in order) or truncate.
-	Oversize string `yaml:"oversize,omitempty"`
+	Oversize Oversize `yaml:"oversize,omitempty"`
 	// Timeout bounds one API call, retries included. Default 1m.
 	Timeout Duration `yaml:"timeout,omitempty"`
 	Buffer  Buffer   `yaml:"buffer,omitempty"`
@@ -74,7 +74,7 @@ func (o *CloudWatchLogsOutput) setDefaults(c *Config, name string) {
 		o.MaxMessageLength = CloudWatchMaxMessage
 	}
 	if o.Oversize == "" {
-		o.Oversize = "split"
+		o.Oversize = OversizeSplit
 	}
 	if o.Timeout == 0 {
 		o.Timeout = Duration(DefaultCloudWatchTimeout)
@@ -118,7 +118,7 @@ func (o *CloudWatchLogsOutput) validate(v *validator, p string) {
 	if o.MaxMessageLength < 1 || o.MaxMessageLength > CloudWatchMaxMessage {
 		v.errorf(p+".max_message_length", "must be from 1 to %d (1 MiB less the 26 bytes CloudWatch Logs counts per event)", CloudWatchMaxMessage)
 	}
-	v.oneOf(p+".oversize", o.Oversize, "split", "truncate")
+	oneOf(v, p+".oversize", o.Oversize, OversizeSplit, OversizeTruncate)
 	if (o.AccessKeyID == "") != (o.SecretAccessKey == "") {
 		v.errorf(p+".access_key_id", "access_key_id and secret_access_key must be set together")
 	}

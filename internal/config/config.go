@@ -93,7 +93,7 @@ type TLS struct {
 	// the server for a client.
 	CAFile string `yaml:"ca_file,omitempty"`
 	// ClientAuth for a listener: none (default), request, require.
-	ClientAuth string `yaml:"client_auth,omitempty"`
+	ClientAuth ClientAuth `yaml:"client_auth,omitempty"`
 	// ServerName for a client: the name checked in the server certificate.
 	ServerName string `yaml:"server_name,omitempty"`
 	// InsecureSkipVerify for a client: do not verify the server. Tests only.

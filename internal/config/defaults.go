@@ -173,7 +173,7 @@ func (s *Step) setDefaults(i int) {
 		}
 	case s.RewriteTag != nil:
 		if s.RewriteTag.Unmatched == "" {
-			s.RewriteTag.Unmatched = "keep"
+			s.RewriteTag.Unmatched = UnmatchedKeep
 		}
 		if s.RewriteTag.MaxHops == 0 {
 			s.RewriteTag.MaxHops = DefaultMaxHops
@@ -264,10 +264,10 @@ func (o *Output) setDefaults(c *Config, name string, store bool) {
 			f.AckResponseTimeout = Duration(DefaultAckResponseTimeout)
 		}
 		if f.Compress == "" {
-			f.Compress = "text"
+			f.Compress = CompressText
 		}
 		if f.HeartbeatType == "" {
-			f.HeartbeatType = "transport"
+			f.HeartbeatType = HeartbeatTransport
 		}
 		if f.HeartbeatInterval == 0 {
 			f.HeartbeatInterval = Duration(DefaultHeartbeatInterval)
@@ -310,33 +310,33 @@ func (o *Output) setDefaults(c *Config, name string, store bool) {
 
 func (e *Encoding) setDefaults() {
 	if e.Format == "" {
-		e.Format = "parquet"
+		e.Format = FormatParquet
 	}
 	if e.Compression == "" {
-		if e.Format == "parquet" {
-			e.Compression = "zstd"
+		if e.Format == FormatParquet {
+			e.Compression = CompressionZstd
 		} else {
-			e.Compression = "none"
+			e.Compression = CompressionNone
 		}
 	}
 	if e.RowGroupRows == 0 {
 		e.RowGroupRows = DefaultRowGroupRows
 	}
-	if e.Format == "parquet" && e.SortBy == nil {
+	if e.Format == FormatParquet && e.SortBy == nil {
 		e.SortBy = []string{"container_name", "time"}
 		if e.SortByTime {
 			e.SortBy = []string{"time"}
 		}
 	}
-	if e.Format == "parquet" {
+	if e.Format == FormatParquet {
 		if e.Schema == nil {
 			e.Schema = &Schema{}
 		}
 		if e.Schema.Mode == "" {
 			if len(e.Schema.Columns) > 0 {
-				e.Schema.Mode = "declared"
+				e.Schema.Mode = SchemaDeclared
 			} else {
-				e.Schema.Mode = "auto"
+				e.Schema.Mode = SchemaAuto
 			}
 		}
 		if e.Schema.OverflowColumn == "" {
@@ -346,7 +346,7 @@ func (e *Encoding) setDefaults() {
 			e.Schema.MaxColumns = DefaultMaxColumns
 		}
 	}
-	if e.Format == "jsonl" && e.TimeKey == "" {
+	if e.Format == FormatJSONL && e.TimeKey == "" {
 		e.TimeKey = "time"
 	}
 }
@@ -391,13 +391,13 @@ func (b *Buffer) setDefaults(c *Config, name, path string, chunkLimit int64, flu
 		b.TimekeyWait = Duration(DefaultTimekeyWait)
 	}
 	if b.Fsync == "" {
-		b.Fsync = "always"
+		b.Fsync = FsyncAlways
 	}
 	if b.FsyncInterval == 0 {
 		b.FsyncInterval = Duration(DefaultFsyncInterval)
 	}
 	if b.OverflowAction == "" {
-		b.OverflowAction = "block"
+		b.OverflowAction = OverflowBlock
 	}
 	if b.FlushThreadCount == 0 {
 		b.FlushThreadCount = DefaultFlushThreadCount

@@ -48,10 +48,10 @@ type CopyOutput struct {
 // Encoding selects how a chunk becomes an object.
 type Encoding struct {
 	// Format is parquet (default) or jsonl.
-	Format string `yaml:"format,omitempty"`
+	Format Format `yaml:"format,omitempty"`
 	// Compression: for parquet zstd (default), snappy, gzip or none; for
 	// jsonl none (default) or gzip.
-	Compression string `yaml:"compression,omitempty"`
+	Compression Compression `yaml:"compression,omitempty"`
 	// SortBy orders the rows of each Parquet file by these record keys,
 	// then optionally "time" (the event time; last). Default
 	// [container_name, time]: a file
@@ -88,8 +88,8 @@ type Encoding struct {
 type Schema struct {
 	// Mode is auto (default: inferred from records, persisted under
 	// data_dir, new columns appended) or declared (exactly Columns).
-	Mode    string   `yaml:"mode,omitempty"`
-	Columns []Column `yaml:"columns,omitempty"`
+	Mode    SchemaMode `yaml:"mode,omitempty"`
+	Columns []Column   `yaml:"columns,omitempty"`
 	// OverflowColumn receives values that conflict with their column's type,
 	// and, in declared mode, keys without a column. Default _overflow.
 	OverflowColumn string `yaml:"overflow_column,omitempty"`
@@ -227,7 +227,7 @@ type ForwardOutput struct {
 	// (fluentd's behaviour). Default (unset) 2m.
 	AckTimeoutHold *Duration `yaml:"ack_timeout_hold,omitempty"`
 	// Compress is text (default) or gzip (CompressedPackedForward).
-	Compress string `yaml:"compress,omitempty"`
+	Compress ForwardCompress `yaml:"compress,omitempty"`
 	// TLS connects with TLS: ca_file verifies the server (system roots when
 	// empty), cert_file + key_file present a client certificate,
 	// server_name is checked in the server certificate (default: the
@@ -250,7 +250,7 @@ type ForwardOutput struct {
 	// is probed every heartbeat_interval whatever the type: connect, TLS,
 	// handshake and, with require_ack_response, an empty request that must be
 	// acked; it takes chunks again only after such a probe succeeded.
-	HeartbeatType string `yaml:"heartbeat_type,omitempty"`
+	HeartbeatType HeartbeatType `yaml:"heartbeat_type,omitempty"`
 	// HeartbeatInterval is the period of heartbeats and probes. Default 1s.
 	HeartbeatInterval Duration `yaml:"heartbeat_interval,omitempty"`
 	// ConnectTimeout bounds connect + TLS + handshake. Default 10s.
@@ -309,10 +309,10 @@ type Buffer struct {
 	// ChunkKeys adds record keys to the chunk key; the path may use ${key}.
 	ChunkKeys []string `yaml:"chunk_keys,omitempty"`
 	// Fsync is always (default), interval or off.
-	Fsync         string   `yaml:"fsync,omitempty"`
-	FsyncInterval Duration `yaml:"fsync_interval,omitempty"`
+	Fsync         FsyncMode `yaml:"fsync,omitempty"`
+	FsyncInterval Duration  `yaml:"fsync_interval,omitempty"`
 	// OverflowAction is block (default), drop_oldest_chunk or throw.
-	OverflowAction string `yaml:"overflow_action,omitempty"`
+	OverflowAction OverflowAction `yaml:"overflow_action,omitempty"`
 	// FlushThreadCount is the number of flush workers. Default 2.
 	FlushThreadCount int `yaml:"flush_thread_count,omitempty"`
 	// MaxOpenChunks caps chunks open for appends; the oldest is sealed first.

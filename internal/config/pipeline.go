@@ -86,7 +86,7 @@ type RewriteTagStep struct {
 	// Unmatched says what happens to events no rule matches: keep (native
 	// default: they continue with their tag) or drop (fluentd's behaviour,
 	// the default for an imported fluent.conf). Counted either way.
-	Unmatched string `yaml:"unmatched,omitempty"`
+	Unmatched Unmatched `yaml:"unmatched,omitempty"`
 	// MaxHops bounds how many times one event may be re-tagged. Default 8.
 	MaxHops int `yaml:"max_hops,omitempty"`
 }

@@ -16,7 +16,7 @@ type SyslogOutput struct {
 	Host string `yaml:"host"`
 	Port int    `yaml:"port,omitempty"`
 	// Protocol is tcp (default) or udp.
-	Protocol string `yaml:"protocol,omitempty"`
+	Protocol SyslogProtocol `yaml:"protocol,omitempty"`
 	// TLS (tcp only) connects with TLS and verifies the server against
 	// ca_file, or the system roots when ca_file is empty (`tls: {}`);
 	// insecure_skip_verify turns verification off (tests only).
@@ -25,7 +25,7 @@ type SyslogOutput struct {
 	// "LEN SP MSG", a message may hold newlines) or newline (a message ends
 	// at LF; a CR or LF inside a message is sent as #015 / #012, the escape
 	// rsyslog itself uses, so the receiver still sees one message).
-	Framing string `yaml:"framing,omitempty"`
+	Framing SyslogFraming `yaml:"framing,omitempty"`
 	// AppName, Hostname, ProcID and MsgID are templates rendered per event:
 	// fixed text, ${tag}, ${tag_parts[N]}, ${key} (a record key;
 	// ${key:-default}). An empty result is sent as "-" (RFC 5424's nil
@@ -54,7 +54,7 @@ type SyslogOutput struct {
 	MaxMessageSize Size `yaml:"max_message_size,omitempty"`
 	// Oversize is what happens to a longer message: split (default: into
 	// several messages with the same header, in order) or truncate.
-	Oversize string `yaml:"oversize,omitempty"`
+	Oversize Oversize `yaml:"oversize,omitempty"`
 	// ConnectTimeout bounds connect + TLS handshake (default 10s);
 	// SendTimeout one chunk's writes (default 60s).
 	ConnectTimeout Duration `yaml:"connect_timeout,omitempty"`
@@ -75,7 +75,7 @@ const (
 	DefaultSyslogSeverity      = "info"
 	DefaultSyslogFacility      = "user"
 	DefaultSyslogMessageKey    = "log"
-	defaultSyslogFraming       = "octet_counting"
+	defaultSyslogFraming       = FramingOctetCounting
 )
 
 // SyslogSeverities and SyslogFacilities are RFC 5424's names by code.
@@ -119,7 +119,7 @@ func SyslogCode(names []string, s string) (int, bool) {
 
 func (o *SyslogOutput) setDefaults(c *Config, name string) {
 	if o.Protocol == "" {
-		o.Protocol = "tcp"
+		o.Protocol = SyslogTCP
 	}
 	if o.Port == 0 {
 		o.Port = DefaultSyslogPort
@@ -147,7 +147,7 @@ func (o *SyslogOutput) setDefaults(c *Config, name string) {
 		o.MaxMessageSize = DefaultSyslogMaxMessage
 	}
 	if o.Oversize == "" {
-		o.Oversize = "split"
+		o.Oversize = OversizeSplit
 	}
 	if o.ConnectTimeout == 0 {
 		o.ConnectTimeout = Duration(DefaultConnectTimeout)
@@ -165,10 +165,10 @@ func (o *SyslogOutput) validate(v *validator, p string) {
 	if o.Port < 1 || o.Port > 65535 {
 		v.errorf(p+".port", "%d is not a port", o.Port)
 	}
-	v.oneOf(p+".protocol", o.Protocol, "tcp", "udp")
-	v.oneOf(p+".framing", o.Framing, "octet_counting", "newline")
+	oneOf(v, p+".protocol", o.Protocol, SyslogTCP, SyslogUDP)
+	oneOf(v, p+".framing", o.Framing, FramingOctetCounting, FramingNewline)
 	if o.TLS != nil {
-		if o.Protocol == "udp" {
+		if o.Protocol == SyslogUDP {
 			v.errorf(p+".tls", "TLS needs protocol tcp")
 		}
 		v.tls(p+".tls", o.TLS, false)
@@ -180,13 +180,13 @@ func (o *SyslogOutput) validate(v *validator, p string) {
 		v.errorf(p+".facility", "%q is not a syslog facility (%s, or 0-23)", o.Facility, strings.Join(SyslogFacilities, ", "))
 	}
 	maxSize := int64(1 << 30)
-	if o.Protocol == "udp" {
+	if o.Protocol == SyslogUDP {
 		maxSize = MaxSyslogUDPMessage
 	}
 	if int64(o.MaxMessageSize) < minSyslogMessage || int64(o.MaxMessageSize) > maxSize {
 		v.errorf(p+".max_message_size", "must be from %d to %s", minSyslogMessage, FormatSize(maxSize))
 	}
-	v.oneOf(p+".oversize", o.Oversize, "split", "truncate")
+	oneOf(v, p+".oversize", o.Oversize, OversizeSplit, OversizeTruncate)
 	if o.ConnectTimeout < 0 || o.SendTimeout < 0 {
 		v.errorf(p+".connect_timeout", "timeouts must not be negative")
 	}

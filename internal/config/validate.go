@@ -18,8 +18,8 @@ var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]*$`)
 // pattern, a regular expression) through Errorf when they are built.
 func (c *Config) Validate() error {
 	v := &validator{c: c}
-	v.oneOf("log.level", c.Log.Level, "debug", "info", "warn", "error")
-	v.oneOf("log.format", c.Log.Format, "text", "json")
+	oneOf(v, "log.level", c.Log.Level, "debug", "info", "warn", "error")
+	oneOf(v, "log.format", c.Log.Format, "text", "json")
 	if c.HTTP.Listen != "off" {
 		v.hostPort("http.listen", c.HTTP.Listen)
 	}
@@ -62,9 +62,13 @@ func (v *validator) errorf(path, format string, args ...any) {
 	v.errs = append(v.errs, v.c.Errorf(path, format, args...))
 }
 
-func (v *validator) oneOf(path, val string, allowed ...string) {
+func oneOf[T ~string](v *validator, path string, val T, allowed ...T) {
 	if !slices.Contains(allowed, val) {
-		v.errorf(path, "%q is not one of %s", val, strings.Join(allowed, ", "))
+		words := make([]string, len(allowed))
+		for i, a := range allowed {
+			words[i] = string(a)
+		}
+		v.errorf(path, "%q is not one of %s", val, strings.Join(words, ", "))
 	}
 }
 
@@ -75,7 +79,7 @@ func (v *validator) hostPort(path, addr string) {
 }
 
 func (v *validator) source(p string, s *Source) {
-	v.oneOf(p+".type", s.Type, "forward")
+	oneOf(v, p+".type", s.Type, "forward")
 	if strings.HasPrefix(s.Listen, "unix://") {
 		if strings.TrimPrefix(s.Listen, "unix://") == "" {
 			v.errorf(p+".listen", "unix:// needs a socket path")
@@ -119,9 +123,9 @@ func (v *validator) tls(p string, t *TLS, server bool) {
 			v.errorf(p, "cert_file and key_file must both be set")
 		}
 		if t.ClientAuth != "" {
-			v.oneOf(p+".client_auth", t.ClientAuth, "none", "request", "require")
+			oneOf(v, p+".client_auth", t.ClientAuth, ClientAuthNone, ClientAuthRequest, ClientAuthRequire)
 		}
-		if (t.ClientAuth == "request" || t.ClientAuth == "require") && t.CAFile == "" {
+		if (t.ClientAuth == ClientAuthRequest || t.ClientAuth == ClientAuthRequire) && t.CAFile == "" {
 			v.errorf(p+".ca_file", "needed to verify client certificates")
 		}
 	} else if (t.CertFile == "") != (t.KeyFile == "") {
@@ -136,12 +140,12 @@ func (v *validator) step(p string, s *Step) {
 		if x.Key == "" {
 			v.errorf(p+".key", "must be set (the field to parse, e.g. log)")
 		}
-		v.oneOf(p+".format", x.Format, "json", "regexp")
+		oneOf(v, p+".format", x.Format, "json", "regexp")
 		if x.Format == "regexp" && x.Expression == "" {
 			v.errorf(p+".expression", "format regexp needs an expression with named groups")
 		}
 		if x.TimeType != "" {
-			v.oneOf(p+".time_type", x.TimeType, "string", "unixtime", "float", "auto")
+			oneOf(v, p+".time_type", x.TimeType, "string", "unixtime", "float", "auto")
 			if x.TimeType == "auto" && x.TimeFormat != "" {
 				v.errorf(p+".time_format", "time_type auto reads RFC 3339 / ISO 8601 strings and epoch numbers: no time_format")
 			}
@@ -174,7 +178,7 @@ func (v *validator) step(p string, s *Step) {
 				v.errorf(rp+".tag", "must be set")
 			}
 		}
-		v.oneOf(p+".unmatched", x.Unmatched, "keep", "drop")
+		oneOf(v, p+".unmatched", x.Unmatched, UnmatchedKeep, UnmatchedDrop)
 		if x.MaxHops < 1 {
 			v.errorf(p+".max_hops", "must be at least 1")
 		}
@@ -237,7 +241,7 @@ func (v *validator) output(p string, o *Output, store bool, names map[string]str
 			v.errorf(p+".path", "an S3 key prefix must not start with '/'")
 		}
 		if s.ServerSideEncryption != "" {
-			v.oneOf(p+".server_side_encryption", s.ServerSideEncryption, "AES256", "aws:kms")
+			oneOf(v, p+".server_side_encryption", s.ServerSideEncryption, "AES256", "aws:kms")
 		}
 		if s.SSEKMSKeyID != "" && s.ServerSideEncryption != "aws:kms" {
 			v.errorf(p+".sse_kms_key_id", "needs server_side_encryption: aws:kms")
@@ -280,8 +284,8 @@ func (v *validator) output(p string, o *Output, store bool, names map[string]str
 		if len(f.Servers) > 0 && active == 0 {
 			v.errorf(p+".servers", "every server is a standby; at least one must be active")
 		}
-		v.oneOf(p+".compress", f.Compress, "text", "gzip")
-		v.oneOf(p+".heartbeat_type", f.HeartbeatType, "transport", "tcp", "udp", "none")
+		oneOf(v, p+".compress", f.Compress, CompressText, CompressGzip)
+		oneOf(v, p+".heartbeat_type", f.HeartbeatType, HeartbeatTransport, HeartbeatTCP, HeartbeatUDP, HeartbeatNone)
 		if f.TLS != nil {
 			v.tls(p+".tls", f.TLS, false)
 		}
@@ -323,12 +327,12 @@ func (v *validator) output(p string, o *Output, store bool, names map[string]str
 }
 
 func (v *validator) encoding(p string, e *Encoding) {
-	v.oneOf(p+".format", e.Format, "parquet", "jsonl")
+	oneOf(v, p+".format", e.Format, FormatParquet, FormatJSONL)
 	switch e.Format {
-	case "parquet":
-		v.oneOf(p+".compression", e.Compression, "zstd", "snappy", "gzip", "none")
-	case "jsonl":
-		v.oneOf(p+".compression", e.Compression, "gzip", "none")
+	case FormatParquet:
+		oneOf(v, p+".compression", e.Compression, CompressionZstd, CompressionSnappy, CompressionGzip, CompressionNone)
+	case FormatJSONL:
+		oneOf(v, p+".compression", e.Compression, CompressionGzip, CompressionNone)
 		if e.Schema != nil {
 			v.errorf(p+".schema", "schema applies to format parquet only")
 		}
@@ -351,14 +355,14 @@ func (v *validator) encoding(p string, e *Encoding) {
 		v.errorf(p+".row_group_rows", "must be at least 1")
 	}
 	if s := e.Schema; s != nil {
-		v.oneOf(p+".schema.mode", s.Mode, "auto", "declared")
+		oneOf(v, p+".schema.mode", s.Mode, SchemaAuto, SchemaDeclared)
 		if s.MaxColumns < 1 {
 			v.errorf(p+".schema.max_columns", "must be at least 1")
 		}
 		if !columnName.MatchString(s.OverflowColumn) {
 			v.errorf(p+".schema.overflow_column", "%q may hold only lower-case letters, digits and '_'", s.OverflowColumn)
 		}
-		if s.Mode == "declared" && len(s.Columns) == 0 {
+		if s.Mode == SchemaDeclared && len(s.Columns) == 0 {
 			v.errorf(p+".schema.columns", "declared mode needs columns")
 		}
 		seen := map[string]bool{}
@@ -371,7 +375,7 @@ func (v *validator) encoding(p string, e *Encoding) {
 				v.errorf(cp+".name", "column %q is declared twice (Athena column names ignore case)", col.Name)
 			}
 			seen[strings.ToLower(col.Name)] = true
-			v.oneOf(cp+".type", col.Type, "string", "bigint", "int", "double", "boolean", "timestamp", "map<string,string>", "json")
+			oneOf(v, cp+".type", col.Type, "string", "bigint", "int", "double", "boolean", "timestamp", "map<string,string>", "json")
 		}
 	}
 }
@@ -408,8 +412,8 @@ func (v *validator) objectKey(p, path, key string) {
 }
 
 func (v *validator) buffer(p string, b *Buffer, path string) {
-	v.oneOf(p+".fsync", b.Fsync, "always", "interval", "off")
-	v.oneOf(p+".overflow_action", b.OverflowAction, "block", "drop_oldest_chunk", "throw")
+	oneOf(v, p+".fsync", b.Fsync, FsyncAlways, FsyncInterval, FsyncOff)
+	oneOf(v, p+".overflow_action", b.OverflowAction, OverflowBlock, OverflowDropOldest, OverflowThrow)
 	if b.ChunkLimitSize < 1024 {
 		v.errorf(p+".chunk_limit_size", "must be at least 1KiB")
 	}

@@ -183,20 +183,20 @@ var zstdCodec compress.Codec = &pageZstd{}
 func NewParquet(enc *config.Encoding, store *schema.Store, tmpDir string, log *slog.Logger) (*Parquet, error) {
 	var codec compress.Codec
 	switch enc.Compression {
-	case "zstd":
+	case config.CompressionZstd:
 		codec = zstdCodec
-	case "snappy":
+	case config.CompressionSnappy:
 		codec = &parquet.Snappy
-	case "gzip":
+	case config.CompressionGzip:
 		codec = &parquet.Gzip
-	case "none":
+	case config.CompressionNone:
 		codec = &parquet.Uncompressed
 	default:
 		return nil, fmt.Errorf("parquet compression %q is not zstd, snappy, gzip or none", enc.Compression)
 	}
 	return &Parquet{
 		store:        store,
-		declared:     enc.Schema.Mode == "declared",
+		declared:     enc.Schema.Mode == config.SchemaDeclared,
 		overflow:     enc.Schema.OverflowColumn,
 		codec:        codec,
 		rowGroupRows: enc.RowGroupRows,

@@ -47,7 +47,7 @@ type TableSchema struct {
 	// Output is the output the table belongs to.
 	Output string `json:"output"`
 	// Mode is auto or declared.
-	Mode string `json:"mode"`
+	Mode config.SchemaMode `json:"mode"`
 	// Version increases by one each time columns are added.
 	Version int      `json:"version"`
 	Columns []Column `json:"columns"`
@@ -66,14 +66,14 @@ func File(dataDir, output string) string {
 // nothing is persisted yet). It reads only; athena DDL uses it.
 func Load(dataDir string, out *config.Output) (TableSchema, error) {
 	enc := outputEncoding(out)
-	if enc == nil || enc.Format != "parquet" {
+	if enc == nil || enc.Format != config.FormatParquet {
 		return TableSchema{}, fmt.Errorf("load schema: output %s does not write parquet", out.Name)
 	}
 	s := TableSchema{Output: out.Name, Mode: enc.Schema.Mode, Overflow: enc.Schema.OverflowColumn}
 	if err := s.seed(enc.Schema.Columns); err != nil {
 		return TableSchema{}, err
 	}
-	if s.Mode == "declared" {
+	if s.Mode == config.SchemaDeclared {
 		return s, nil
 	}
 	data, err := os.ReadFile(File(dataDir, out.Name))
@@ -205,7 +205,7 @@ func Open(dataDir string, out *config.Output, reserved []string) (*Store, error)
 	st := &Store{schema: s, index: map[string]int{}, reserve: map[string]bool{}}
 	enc := outputEncoding(out)
 	st.max = enc.Schema.MaxColumns
-	if s.Mode == "auto" {
+	if s.Mode == config.SchemaAuto {
 		st.file = File(dataDir, out.Name)
 	}
 	for _, r := range reserved {
