@@ -18,8 +18,9 @@ type Config struct {
 	Outputs         []Output `yaml:"outputs,omitempty"`
 
 	// File is the file the config was read from ("<embedded>" for the default).
-	File string `yaml:"-"`
-	pos  positions
+	File   string `yaml:"-"`
+	pos    positions
+	faulty []string // keys with errors or left out, see Faulty
 }
 
 // Log configures maruta's own log.

@@ -203,109 +203,108 @@ func (o *Output) setDefaults(c *Config, name string, store bool) {
 	if o.Match == "" && !store {
 		o.Match = "**"
 	}
-	switch {
-	case o.File != nil:
-		f := o.File
-		if f.Path == "" {
-			f.Path = filepath.ToSlash(filepath.Join(c.DataDir, "lake")) + "/" + DefaultLakePath
-		}
-		if !strings.HasSuffix(f.Path, "/") {
-			f.Path += "/" // a folder, not a file-name prefix as in S3
-		}
-		if f.ObjectKey == "" {
-			f.ObjectKey = DefaultObjectKey
-		}
-		f.Encoding.setDefaults()
-		f.Buffer.setDefaults(c, o.Name, f.Path, lakeChunkLimit(&f.Encoding, &f.Buffer), DefaultFlushInterval)
-	case o.S3 != nil:
-		s := o.S3
-		if s.Path == "" {
-			s.Path = DefaultLakePath
-		}
-		if s.ObjectKey == "" {
-			s.ObjectKey = DefaultObjectKey
-		}
-		if s.ForcePathStyle == nil && s.Endpoint != "" {
-			// Without an endpoint it stays nil: the sink picks path style
-			// when the endpoint comes from the environment.
-			v := true
-			s.ForcePathStyle = &v
-		}
-		if s.MultipartThreshold == 0 {
-			s.MultipartThreshold = DefaultMultipartThreshold
-		}
-		if s.PartSize == 0 {
-			s.PartSize = DefaultPartSize
-		}
-		if s.Timeout == 0 {
-			s.Timeout = Duration(DefaultS3Timeout)
-		}
-		s.Encoding.setDefaults()
-		s.Buffer.setDefaults(c, o.Name, s.Path, lakeChunkLimit(&s.Encoding, &s.Buffer), DefaultFlushInterval)
-	case o.Forward != nil:
-		f := o.Forward
-		for i := range f.Servers {
-			sv := &f.Servers[i]
-			if sv.Port == 0 {
-				sv.Port = DefaultForwardPort
-			}
-			if sv.Weight == 0 {
-				sv.Weight = DefaultForwardWeight
-			}
-			if sv.Name == "" {
-				sv.Name = fmt.Sprintf("%s:%d", sv.Host, sv.Port)
-			}
-		}
-		if f.RequireAckResponse == nil {
-			t := true
-			f.RequireAckResponse = &t
-		}
-		if f.AckResponseTimeout == 0 {
-			f.AckResponseTimeout = Duration(DefaultAckResponseTimeout)
-		}
-		if f.Compress == "" {
-			f.Compress = CompressText
-		}
-		if f.HeartbeatType == "" {
-			f.HeartbeatType = HeartbeatTransport
-		}
-		if f.HeartbeatInterval == 0 {
-			f.HeartbeatInterval = Duration(DefaultHeartbeatInterval)
-		}
-		if f.ConnectTimeout == 0 {
-			f.ConnectTimeout = Duration(DefaultConnectTimeout)
-		}
-		if f.SendTimeout == 0 {
-			f.SendTimeout = Duration(DefaultSendTimeout)
-		}
-		if f.Keepalive == nil {
-			t := true
-			f.Keepalive = &t
-		}
-		if f.MaxRequestSize == 0 {
-			f.MaxRequestSize = DefaultMaxRequestSize
-		}
-		if f.KeepaliveTimeout == 0 {
-			f.KeepaliveTimeout = Duration(DefaultKeepaliveTimeout)
-		}
-		if f.AckTimeoutHold == nil {
-			d := Duration(DefaultAckTimeoutHold)
-			f.AckTimeoutHold = &d
-		}
-		f.Buffer.setDefaults(c, o.Name, "", DefaultForwardChunkLimitSize, DefaultForwardFlushInterval)
-	case o.CloudWatchLogs != nil:
-		o.CloudWatchLogs.setDefaults(c, o.Name)
-	case o.Syslog != nil:
-		o.Syslog.setDefaults(c, o.Name)
-	case o.TreasureData != nil:
-		o.TreasureData.setDefaults(c, o.Name)
-	case o.Copy != nil:
-		for i := range o.Copy.Stores {
-			st := &o.Copy.Stores[i]
-			st.setDefaults(c, fmt.Sprintf("%s_%d", o.Name, i), true)
-		}
+	if b := o.body(); b != nil {
+		b.setDefaults(c, o.Name)
 	}
 	o.syncCommon()
+}
+
+func (f *FileOutput) setDefaults(c *Config, name string) {
+	if f.Path == "" {
+		f.Path = filepath.ToSlash(filepath.Join(c.DataDir, "lake")) + "/" + DefaultLakePath
+	}
+	if !strings.HasSuffix(f.Path, "/") {
+		f.Path += "/" // a folder, not a file-name prefix as in S3
+	}
+	if f.ObjectKey == "" {
+		f.ObjectKey = DefaultObjectKey
+	}
+	f.Encoding.setDefaults()
+	f.Buffer.setDefaults(c, name, f.Path, lakeChunkLimit(&f.Encoding, &f.Buffer), DefaultFlushInterval)
+}
+
+func (s *S3Output) setDefaults(c *Config, name string) {
+	if s.Path == "" {
+		s.Path = DefaultLakePath
+	}
+	if s.ObjectKey == "" {
+		s.ObjectKey = DefaultObjectKey
+	}
+	if s.ForcePathStyle == nil && s.Endpoint != "" {
+		// Without an endpoint it stays nil: the sink picks path style
+		// when the endpoint comes from the environment.
+		v := true
+		s.ForcePathStyle = &v
+	}
+	if s.MultipartThreshold == 0 {
+		s.MultipartThreshold = DefaultMultipartThreshold
+	}
+	if s.PartSize == 0 {
+		s.PartSize = DefaultPartSize
+	}
+	if s.Timeout == 0 {
+		s.Timeout = Duration(DefaultS3Timeout)
+	}
+	s.Encoding.setDefaults()
+	s.Buffer.setDefaults(c, name, s.Path, lakeChunkLimit(&s.Encoding, &s.Buffer), DefaultFlushInterval)
+}
+
+func (f *ForwardOutput) setDefaults(c *Config, name string) {
+	for i := range f.Servers {
+		sv := &f.Servers[i]
+		if sv.Port == 0 {
+			sv.Port = DefaultForwardPort
+		}
+		if sv.Weight == 0 {
+			sv.Weight = DefaultForwardWeight
+		}
+		if sv.Name == "" {
+			sv.Name = fmt.Sprintf("%s:%d", sv.Host, sv.Port)
+		}
+	}
+	if f.RequireAckResponse == nil {
+		t := true
+		f.RequireAckResponse = &t
+	}
+	if f.AckResponseTimeout == 0 {
+		f.AckResponseTimeout = Duration(DefaultAckResponseTimeout)
+	}
+	if f.Compress == "" {
+		f.Compress = CompressText
+	}
+	if f.HeartbeatType == "" {
+		f.HeartbeatType = HeartbeatTransport
+	}
+	if f.HeartbeatInterval == 0 {
+		f.HeartbeatInterval = Duration(DefaultHeartbeatInterval)
+	}
+	if f.ConnectTimeout == 0 {
+		f.ConnectTimeout = Duration(DefaultConnectTimeout)
+	}
+	if f.SendTimeout == 0 {
+		f.SendTimeout = Duration(DefaultSendTimeout)
+	}
+	if f.Keepalive == nil {
+		t := true
+		f.Keepalive = &t
+	}
+	if f.MaxRequestSize == 0 {
+		f.MaxRequestSize = DefaultMaxRequestSize
+	}
+	if f.KeepaliveTimeout == 0 {
+		f.KeepaliveTimeout = Duration(DefaultKeepaliveTimeout)
+	}
+	if f.AckTimeoutHold == nil {
+		d := Duration(DefaultAckTimeoutHold)
+		f.AckTimeoutHold = &d
+	}
+	f.Buffer.setDefaults(c, name, "", DefaultForwardChunkLimitSize, DefaultForwardFlushInterval)
+}
+
+func (o *CopyOutput) setDefaults(c *Config, name string) {
+	for i := range o.Stores {
+		o.Stores[i].setDefaults(c, fmt.Sprintf("%s_%d", name, i), true)
+	}
 }
 
 func (e *Encoding) setDefaults() {
@@ -455,21 +454,30 @@ func PathGranularity(path string) time.Duration {
 // top-level outputs other than copy, and the stores of each copy.
 func (c *Config) LeafOutputs() []*Output {
 	var out []*Output
-	var walk func(o *Output)
-	walk = func(o *Output) {
-		if o.Copy != nil {
-			for i := range o.Copy.Stores {
-				walk(&o.Copy.Stores[i])
-			}
-			return
-		}
-		out = append(out, o)
-	}
-	for i := range c.Outputs {
-		walk(&c.Outputs[i])
-	}
+	c.walkLeaves(func(_ string, o *Output) { out = append(out, o) })
 	return out
 }
 
-// hasPlaceholder reports whether a template uses ${name}.
-func hasPlaceholder(tmpl, name string) bool { return strings.Contains(tmpl, "${"+name+"}") }
+// LeafOutputKeys returns the key path of each of LeafOutputs, in the same
+// order: outputs[1], outputs[2].stores[0].
+func (c *Config) LeafOutputKeys() []string {
+	var keys []string
+	c.walkLeaves(func(k string, _ *Output) { keys = append(keys, k) })
+	return keys
+}
+
+func (c *Config) walkLeaves(fn func(key string, o *Output)) {
+	var walk func(key string, o *Output)
+	walk = func(key string, o *Output) {
+		if o.Copy != nil {
+			for i := range o.Copy.Stores {
+				walk(fmt.Sprintf("%s.stores[%d]", key, i), &o.Copy.Stores[i])
+			}
+			return
+		}
+		fn(key, o)
+	}
+	for i := range c.Outputs {
+		walk(fmt.Sprintf("outputs[%d]", i), &c.Outputs[i])
+	}
+}

@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -53,6 +54,56 @@ func AsErrors(err error) Errors {
 		return Errors{e}
 	}
 	return nil
+}
+
+// KeyError is an error a component found at one key of the section it was
+// built from, named relative to that section ("tls.ca_file",
+// "object_key"). A config check that builds the component joins it to the
+// section's path, so the error names the file, line and key.
+type KeyError struct {
+	Key string
+	Err error
+}
+
+func (e *KeyError) Error() string { return e.Key + ": " + e.Err.Error() }
+func (e *KeyError) Unwrap() error { return e.Err }
+
+// AtKey returns err as a *KeyError at key (nil for nil). When err is a
+// *KeyError itself, the keys are joined: AtKey("tls", AtKey("ca_file", e))
+// is at tls.ca_file.
+func AtKey(key string, err error) error {
+	if err == nil {
+		return nil
+	}
+	if ke, ok := err.(*KeyError); ok {
+		return &KeyError{Key: key + "." + ke.Key, Err: ke.Err}
+	}
+	return &KeyError{Key: key, Err: err}
+}
+
+// ComponentError turns an error from building the component of the
+// section at path into an *Error with file and line: at path joined with
+// the *KeyError's key when err holds one, else at path.
+func (c *Config) ComponentError(path string, err error) *Error {
+	var ke *KeyError
+	if errors.As(err, &ke) {
+		return c.Errorf(path+"."+ke.Key, "%v", ke.Err)
+	}
+	return c.Errorf(path, "%v", err)
+}
+
+// Faulty reports whether the config as loaded has an error at or under
+// path, or left a key there out (it failed to decode, or its environment
+// variable is unset): a component built from that section would report
+// what is already reported, or check a value the file does not hold.
+// Config checks (Options.Check) skip faulty sections.
+func (c *Config) Faulty(path string) bool {
+	for _, k := range c.faulty {
+		if keyUnder(k, path) || keyUnder(path, k) && k != "" {
+			return true
+		}
+	}
+	return false
 }
 
 // EnvPolicy is what an unset ${VAR} without a default is.
@@ -116,6 +167,17 @@ func (c *collector) result(policy EnvPolicy) (errs, warnings Errors) {
 		}
 	}
 	return sortErrors(errs), sortErrors(warnings)
+}
+
+// faultyKeys returns the keys of the errors so far and the keys left out.
+func (c *collector) faultyKeys() []string {
+	keys := slices.Clone(c.dropped)
+	for _, es := range []Errors{c.decode, c.errs, c.unset} {
+		for _, e := range es {
+			keys = append(keys, e.Key)
+		}
+	}
+	return keys
 }
 
 // isDropped reports whether key is at or under a key left out.

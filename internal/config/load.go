@@ -93,6 +93,7 @@ func ParseWith(file string, data []byte, o Options) (*Config, Errors, error) {
 	c.setDefaults()
 	if ok {
 		col.add(c.Validate())
+		c.faulty = col.faultyKeys()
 		if o.Check != nil {
 			col.add(o.Check(c))
 		}
@@ -440,44 +441,20 @@ func (s *Step) syncCommon() {
 	}
 }
 
-// UnmarshalYAML decodes an output by its type.
+// UnmarshalYAML decodes an output by its type (the table outputKinds).
 func (o *Output) UnmarshalYAML(n ast.Node) error {
-	typ, v, err := decodeUnion(n, "output", map[string]func() any{
-		"stdout":  func() any { return new(StdoutOutput) },
-		"null":    func() any { return new(NullOutput) },
-		"file":    func() any { return new(FileOutput) },
-		"s3":      func() any { return new(S3Output) },
-		"forward": func() any { return new(ForwardOutput) },
-		"copy":    func() any { return new(CopyOutput) },
-
-		"cloudwatch_logs": func() any { return new(CloudWatchLogsOutput) },
-		"syslog":          func() any { return new(SyslogOutput) },
-		"treasure_data":   func() any { return new(TreasureDataOutput) },
-	})
+	types := make(map[string]func() any, len(outputKinds))
+	for name, k := range outputKinds {
+		types[name] = func() any { return k.new() }
+	}
+	typ, v, err := decodeUnion(n, "output", types)
 	if err != nil {
 		return err
 	}
 	*o = Output{}
-	switch x := v.(type) {
-	case *StdoutOutput:
-		o.Stdout, o.OutputCommon = x, x.OutputCommon
-	case *NullOutput:
-		o.Null, o.OutputCommon = x, x.OutputCommon
-	case *FileOutput:
-		o.File, o.OutputCommon = x, x.OutputCommon
-	case *S3Output:
-		o.S3, o.OutputCommon = x, x.OutputCommon
-	case *ForwardOutput:
-		o.Forward, o.OutputCommon = x, x.OutputCommon
-	case *CopyOutput:
-		o.Copy, o.OutputCommon = x, x.OutputCommon
-	case *CloudWatchLogsOutput:
-		o.CloudWatchLogs, o.OutputCommon = x, x.OutputCommon
-	case *SyslogOutput:
-		o.Syslog, o.OutputCommon = x, x.OutputCommon
-	case *TreasureDataOutput:
-		o.TreasureData, o.OutputCommon = x, x.OutputCommon
-	}
+	b := v.(outputBody)
+	outputKinds[typ].set(o, b)
+	o.OutputCommon = *b.common()
 	o.Type = typ
 	o.syncCommon()
 	return nil
@@ -485,25 +462,8 @@ func (o *Output) UnmarshalYAML(n ast.Node) error {
 
 // Body returns the typed output struct.
 func (o *Output) Body() any {
-	switch {
-	case o.Stdout != nil:
-		return o.Stdout
-	case o.Null != nil:
-		return o.Null
-	case o.File != nil:
-		return o.File
-	case o.S3 != nil:
-		return o.S3
-	case o.Forward != nil:
-		return o.Forward
-	case o.Copy != nil:
-		return o.Copy
-	case o.CloudWatchLogs != nil:
-		return o.CloudWatchLogs
-	case o.Syslog != nil:
-		return o.Syslog
-	case o.TreasureData != nil:
-		return o.TreasureData
+	if b := o.body(); b != nil {
+		return b
 	}
 	return &o.OutputCommon
 }
@@ -512,44 +472,34 @@ func (o *Output) Body() any {
 func (o Output) MarshalYAML() (any, error) { o.syncCommon(); return o.Body(), nil }
 
 func (o *Output) syncCommon() {
-	switch {
-	case o.Stdout != nil:
-		o.Stdout.OutputCommon = o.OutputCommon
-	case o.Null != nil:
-		o.Null.OutputCommon = o.OutputCommon
-	case o.File != nil:
-		o.File.OutputCommon = o.OutputCommon
-	case o.S3 != nil:
-		o.S3.OutputCommon = o.OutputCommon
-	case o.Forward != nil:
-		o.Forward.OutputCommon = o.OutputCommon
-	case o.Copy != nil:
-		o.Copy.OutputCommon = o.OutputCommon
-	case o.CloudWatchLogs != nil:
-		o.CloudWatchLogs.OutputCommon = o.OutputCommon
-	case o.Syslog != nil:
-		o.Syslog.OutputCommon = o.OutputCommon
-	case o.TreasureData != nil:
-		o.TreasureData.OutputCommon = o.OutputCommon
+	if b := o.body(); b != nil {
+		*b.common() = o.OutputCommon
 	}
 }
 
 // BufferConfig returns the output's buffer section, or nil for unbuffered
 // outputs (stdout, null, copy).
 func (o *Output) BufferConfig() *Buffer {
-	switch {
-	case o.File != nil:
-		return &o.File.Buffer
-	case o.S3 != nil:
-		return &o.S3.Buffer
-	case o.Forward != nil:
-		return &o.Forward.Buffer
-	case o.CloudWatchLogs != nil:
-		return &o.CloudWatchLogs.Buffer
-	case o.Syslog != nil:
-		return &o.Syslog.Buffer
-	case o.TreasureData != nil:
-		return &o.TreasureData.Buffer
+	if b := o.body(); b != nil {
+		return b.buffer()
+	}
+	return nil
+}
+
+// ChunkPath returns the template the output's buffer keeps chunks apart
+// by (resolved per tag): the path of file and s3, the destination of
+// treasure_data and cloudwatch_logs; "" for others.
+func (o *Output) ChunkPath() string {
+	if b := o.body(); b != nil {
+		return b.chunkPath()
+	}
+	return ""
+}
+
+// Encoding returns the object encoding of a file or s3 output, else nil.
+func (o *Output) Encoding() *Encoding {
+	if b := o.body(); b != nil {
+		return b.encoding()
 	}
 	return nil
 }

@@ -17,7 +17,7 @@ var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]*$`)
 // that need no component; components report what only they can check (a tag
 // pattern, a regular expression) through Errorf when they are built.
 func (c *Config) Validate() error {
-	v := &validator{c: c}
+	v := &validator{c: c, names: map[string]string{}}
 	oneOf(v, "log.level", c.Log.Level, "debug", "info", "warn", "error")
 	oneOf(v, "log.format", c.Log.Format, "text", "json")
 	if c.HTTP.Listen != "off" {
@@ -41,9 +41,8 @@ func (c *Config) Validate() error {
 	if len(c.Outputs) == 0 {
 		v.errorf("outputs", "at least one output is needed")
 	}
-	names := map[string]string{}
 	for i := range c.Outputs {
-		v.output(fmt.Sprintf("outputs[%d]", i), &c.Outputs[i], false, names)
+		v.output(fmt.Sprintf("outputs[%d]", i), &c.Outputs[i], false)
 	}
 	if len(v.errs) > 0 {
 		return v.errs
@@ -54,8 +53,9 @@ func (c *Config) Validate() error {
 var nodeName = regexp.MustCompile(`^[A-Za-z0-9_.-]+$`)
 
 type validator struct {
-	c    *Config
-	errs Errors
+	c     *Config
+	errs  Errors
+	names map[string]string // output name → the key path that has it
 }
 
 func (v *validator) errorf(path, format string, args ...any) {
@@ -214,115 +214,116 @@ func (v *validator) step(p string, s *Step) {
 	}
 }
 
-func (v *validator) output(p string, o *Output, store bool, names map[string]string) {
+func (v *validator) output(p string, o *Output, store bool) {
 	if !nameRE.MatchString(o.Name) {
 		v.errorf(p+".name", "%q may hold only letters, digits, '_' and '-'", o.Name)
 	}
 	if o.Copy == nil {
-		if prev, dup := names[o.Name]; dup {
+		if prev, dup := v.names[o.Name]; dup {
 			v.errorf(p+".name", "%q is already the name of %s", o.Name, prev)
 		}
-		names[o.Name] = p
+		v.names[o.Name] = p
 	}
 	if store && o.Match != "" {
 		v.errorf(p+".match", "a copy store takes every event of its copy; match is not allowed here")
 	}
-	switch {
-	case o.File != nil:
-		v.encoding(p, &o.File.Encoding)
-		v.objectKey(p, o.File.Path, o.File.ObjectKey)
-		v.buffer(p+".buffer", &o.File.Buffer, o.File.Path)
-	case o.S3 != nil:
-		s := o.S3
-		if s.Bucket == "" {
-			v.errorf(p+".bucket", "must be set")
+	if store && o.Copy != nil {
+		v.errorf(p+".type", "a copy cannot be a store of another copy")
+	}
+	if b := o.body(); b != nil {
+		b.validate(v, p)
+	}
+}
+
+func (f *FileOutput) validate(v *validator, p string) {
+	v.encoding(p, &f.Encoding)
+	v.path(p, f.Path)
+	v.buffer(p+".buffer", &f.Buffer, f.Path)
+}
+
+func (s *S3Output) validate(v *validator, p string) {
+	if s.Bucket == "" {
+		v.errorf(p+".bucket", "must be set")
+	}
+	if strings.HasPrefix(s.Path, "/") {
+		v.errorf(p+".path", "an S3 key prefix must not start with '/'")
+	}
+	if s.ServerSideEncryption != "" {
+		oneOf(v, p+".server_side_encryption", s.ServerSideEncryption, "AES256", "aws:kms")
+	}
+	if s.SSEKMSKeyID != "" && s.ServerSideEncryption != "aws:kms" {
+		v.errorf(p+".sse_kms_key_id", "needs server_side_encryption: aws:kms")
+	}
+	if s.PartSize < 5<<20 {
+		v.errorf(p+".part_size", "S3 parts must be at least 5MiB")
+	}
+	if (s.AccessKeyID == "") != (s.SecretAccessKey == "") {
+		v.errorf(p+".access_key_id", "access_key_id and secret_access_key must be set together")
+	}
+	v.encoding(p, &s.Encoding)
+	v.path(p, s.Path)
+	v.buffer(p+".buffer", &s.Buffer, s.Path)
+}
+
+func (f *ForwardOutput) validate(v *validator, p string) {
+	if len(f.Servers) == 0 {
+		v.errorf(p+".servers", "at least one server is needed")
+	}
+	active := 0
+	seen := map[string]bool{}
+	for j, sv := range f.Servers {
+		sp := fmt.Sprintf("%s.servers[%d]", p, j)
+		if seen[sv.Name] {
+			v.errorf(sp+".name", "%q names another server too: server names must be unique", sv.Name)
 		}
-		if strings.HasPrefix(s.Path, "/") {
-			v.errorf(p+".path", "an S3 key prefix must not start with '/'")
+		seen[sv.Name] = true
+		if sv.Host == "" {
+			v.errorf(sp+".host", "must be set")
 		}
-		if s.ServerSideEncryption != "" {
-			oneOf(v, p+".server_side_encryption", s.ServerSideEncryption, "AES256", "aws:kms")
+		if sv.Port < 1 || sv.Port > 65535 {
+			v.errorf(sp+".port", "%d is not a port", sv.Port)
 		}
-		if s.SSEKMSKeyID != "" && s.ServerSideEncryption != "aws:kms" {
-			v.errorf(p+".sse_kms_key_id", "needs server_side_encryption: aws:kms")
+		if sv.Weight < 0 {
+			v.errorf(sp+".weight", "must not be negative")
 		}
-		if s.PartSize < 5<<20 {
-			v.errorf(p+".part_size", "S3 parts must be at least 5MiB")
+		if !sv.Standby {
+			active++
 		}
-		if (s.AccessKeyID == "") != (s.SecretAccessKey == "") {
-			v.errorf(p+".access_key_id", "access_key_id and secret_access_key must be set together")
+	}
+	if len(f.Servers) > 0 && active == 0 {
+		v.errorf(p+".servers", "every server is a standby; at least one must be active")
+	}
+	oneOf(v, p+".compress", f.Compress, CompressText, CompressGzip)
+	oneOf(v, p+".heartbeat_type", f.HeartbeatType, HeartbeatTransport, HeartbeatTCP, HeartbeatUDP, HeartbeatNone)
+	if f.TLS != nil {
+		v.tls(p+".tls", f.TLS, false)
+	}
+	if f.Security != nil && f.Security.SharedKey == "" {
+		v.errorf(p+".security.shared_key", "must be set when security is configured")
+	}
+	for _, d := range []struct {
+		key string
+		val Duration
+	}{
+		{"ack_response_timeout", f.AckResponseTimeout}, {"heartbeat_interval", f.HeartbeatInterval},
+		{"connect_timeout", f.ConnectTimeout}, {"send_timeout", f.SendTimeout}, {"keepalive_timeout", f.KeepaliveTimeout},
+	} {
+		if d.val < 0 {
+			v.errorf(p+"."+d.key, "must not be negative")
 		}
-		v.encoding(p, &s.Encoding)
-		v.objectKey(p, s.Path, s.ObjectKey)
-		v.buffer(p+".buffer", &s.Buffer, s.Path)
-	case o.Forward != nil:
-		f := o.Forward
-		if len(f.Servers) == 0 {
-			v.errorf(p+".servers", "at least one server is needed")
-		}
-		active := 0
-		seen := map[string]bool{}
-		for j, sv := range f.Servers {
-			sp := fmt.Sprintf("%s.servers[%d]", p, j)
-			if seen[sv.Name] {
-				v.errorf(sp+".name", "%q names another server too: server names must be unique", sv.Name)
-			}
-			seen[sv.Name] = true
-			if sv.Host == "" {
-				v.errorf(sp+".host", "must be set")
-			}
-			if sv.Port < 1 || sv.Port > 65535 {
-				v.errorf(sp+".port", "%d is not a port", sv.Port)
-			}
-			if sv.Weight < 0 {
-				v.errorf(sp+".weight", "must not be negative")
-			}
-			if !sv.Standby {
-				active++
-			}
-		}
-		if len(f.Servers) > 0 && active == 0 {
-			v.errorf(p+".servers", "every server is a standby; at least one must be active")
-		}
-		oneOf(v, p+".compress", f.Compress, CompressText, CompressGzip)
-		oneOf(v, p+".heartbeat_type", f.HeartbeatType, HeartbeatTransport, HeartbeatTCP, HeartbeatUDP, HeartbeatNone)
-		if f.TLS != nil {
-			v.tls(p+".tls", f.TLS, false)
-		}
-		if f.Security != nil && f.Security.SharedKey == "" {
-			v.errorf(p+".security.shared_key", "must be set when security is configured")
-		}
-		for _, d := range []struct {
-			key string
-			val Duration
-		}{
-			{"ack_response_timeout", f.AckResponseTimeout}, {"heartbeat_interval", f.HeartbeatInterval},
-			{"connect_timeout", f.ConnectTimeout}, {"send_timeout", f.SendTimeout}, {"keepalive_timeout", f.KeepaliveTimeout},
-		} {
-			if d.val < 0 {
-				v.errorf(p+"."+d.key, "must not be negative")
-			}
-		}
-		if f.MaxRequestSize < 1024 {
-			v.errorf(p+".max_request_size", "must be at least 1KiB")
-		}
-		v.buffer(p+".buffer", &f.Buffer, "")
-	case o.CloudWatchLogs != nil:
-		o.CloudWatchLogs.validate(v, p)
-	case o.Syslog != nil:
-		o.Syslog.validate(v, p)
-	case o.TreasureData != nil:
-		o.TreasureData.validate(v, p)
-	case o.Copy != nil:
-		if store {
-			v.errorf(p+".type", "a copy cannot be a store of another copy")
-		}
-		if len(o.Copy.Stores) == 0 {
-			v.errorf(p+".stores", "copy needs at least one store")
-		}
-		for j := range o.Copy.Stores {
-			v.output(fmt.Sprintf("%s.stores[%d]", p, j), &o.Copy.Stores[j], true, names)
-		}
+	}
+	if f.MaxRequestSize < 1024 {
+		v.errorf(p+".max_request_size", "must be at least 1KiB")
+	}
+	v.buffer(p+".buffer", &f.Buffer, "")
+}
+
+func (o *CopyOutput) validate(v *validator, p string) {
+	if len(o.Stores) == 0 {
+		v.errorf(p+".stores", "copy needs at least one store")
+	}
+	for j := range o.Stores {
+		v.output(fmt.Sprintf("%s.stores[%d]", p, j), &o.Stores[j], true)
 	}
 }
 
@@ -402,10 +403,10 @@ func (v *validator) athena(p string, a *Athena) {
 	}
 }
 
-func (v *validator) objectKey(p, path, key string) {
-	if !hasPlaceholder(key, "chunk_id") {
-		v.errorf(p+".object_key", "%q must contain ${chunk_id}: it makes keys deterministic, so a retry never writes a second object", key)
-	}
+// path checks an object output's path template. What its placeholders
+// and object_key must be (object_key must contain ${chunk_id}) the sink
+// checks when it is built, which validate does (sinks/layout.NewKeys).
+func (v *validator) path(p, path string) {
 	if strings.Contains(path, "..") {
 		v.errorf(p+".path", "must not contain '..'")
 	}
