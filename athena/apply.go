@@ -77,11 +77,8 @@ func athenaOf(cfg *config.Config, output string) *config.Athena {
 		if o.Name != output {
 			continue
 		}
-		switch {
-		case o.S3 != nil:
-			return o.S3.Athena
-		case o.File != nil:
-			return o.File.Athena
+		if enc := o.Encoding(); enc != nil {
+			return enc.Athena
 		}
 	}
 	return nil

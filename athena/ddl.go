@@ -88,20 +88,12 @@ func Tables(cfg *config.Config, opts DDLOptions) ([]Table, error) {
 		if len(opts.Outputs) > 0 && !slices.Contains(opts.Outputs, out.Name) {
 			continue
 		}
-		var enc *config.Encoding
-		var path, location string
-		switch {
-		case out.S3 != nil:
-			enc, path = &out.S3.Encoding, out.S3.Path
-			location = "s3://" + out.S3.Bucket + "/"
-		case out.File != nil:
-			enc, path = &out.File.Encoding, out.File.Path
-			location = "file://"
-		default:
+		enc, path, location := out.Encoding(), out.ChunkPath(), "file://"
+		if enc == nil || enc.Format != config.FormatParquet {
 			continue
 		}
-		if enc.Format != config.FormatParquet {
-			continue
+		if out.S3 != nil {
+			location = "s3://" + out.S3.Bucket + "/"
 		}
 		t, err := table(out, enc, path, location, dataDir, sampled)
 		if err != nil {

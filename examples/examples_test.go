@@ -30,6 +30,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/marutalog/maruta/internal/config"
+	"github.com/marutalog/maruta/internal/testutil"
 	"github.com/marutalog/maruta/router"
 )
 
@@ -250,6 +251,21 @@ func fakeEnv(data []byte) map[string]string {
 	return env
 }
 
+// hostFiles points the files the examples name on their hosts (the TLS
+// certificates under /etc/maruta/tls/) at test certificates, as fakeEnv
+// does for variables: run -dry-run reads them, as run does.
+func hostFiles(t testing.TB, data []byte) []byte {
+	if !bytes.Contains(data, []byte("/etc/maruta/tls/")) {
+		return data
+	}
+	dir := testutil.WriteTestCerts(t)
+	return []byte(strings.NewReplacer(
+		"/etc/maruta/tls/ca.pem", filepath.Join(dir, "ca.crt"),
+		"/etc/maruta/tls/tls.crt", filepath.Join(dir, "server.crt"),
+		"/etc/maruta/tls/tls.key", filepath.Join(dir, "server.key"),
+	).Replace(string(data)))
+}
+
 func lookupIn(env map[string]string) func(string) (string, bool) {
 	return func(k string) (string, bool) { v, ok := env[k]; return v, ok }
 }
@@ -313,6 +329,7 @@ func TestConfigsValidate(t *testing.T) {
 	for _, c := range marutaConfigs(t) {
 		t.Run(strings.ReplaceAll(c.name, "/", "_"), func(t *testing.T) {
 			env := fakeEnv(c.data)
+			c.data = hostFiles(t, c.data)
 			cfg, err := validateConfig(c.name, c.data, env)
 			if err != nil {
 				t.Fatal(err)

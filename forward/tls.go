@@ -19,14 +19,14 @@ func ClientTLSConfig(t *config.TLS) (*tls.Config, error) {
 	if t.CAFile != "" {
 		pool, err := loadCAPool(t.CAFile)
 		if err != nil {
-			return nil, err
+			return nil, config.AtKey("ca_file", err)
 		}
 		tc.RootCAs = pool
 	}
 	if t.CertFile != "" || t.KeyFile != "" {
 		cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
 		if err != nil {
-			return nil, fmt.Errorf("load TLS client certificate: %w", err)
+			return nil, config.AtKey("cert_file", fmt.Errorf("load TLS client certificate: %w", err))
 		}
 		tc.Certificates = []tls.Certificate{cert}
 	}

@@ -166,7 +166,7 @@ func NewCloudWatchLogs(opts Options) (*CloudWatchLogs, error) {
 	if err != nil {
 		return nil, fmt.Errorf("output %s: load AWS config: %w", out.Name, err)
 	}
-	if awsCfg.Region == "" {
+	if awsCfg.Region == "" && !opts.Check {
 		return nil, fmt.Errorf("output %s: no AWS region: set region or AWS_REGION", out.Name)
 	}
 	s.client = cloudwatchlogs.NewFromConfig(awsCfg, func(o *cloudwatchlogs.Options) {
@@ -175,7 +175,11 @@ func NewCloudWatchLogs(opts Options) (*CloudWatchLogs, error) {
 		}
 	})
 	sig := fmt.Sprintf("v1 %q %q %q %d %s", cfg.LogGroupName, cfg.LogStreamName, cfg.MessageKeys, s.maxMsg, cfg.Oversize)
-	s.progress = newEventProgress(opts.DataDir, out.Name, sig, s.log)
+	progressDir := opts.DataDir
+	if opts.Check {
+		progressDir = "" // kept in memory: nothing on disk is touched
+	}
+	s.progress = newEventProgress(progressDir, out.Name, sig, s.log)
 	s.log.Info("cloudwatch_logs sink ready", "region", awsCfg.Region, "endpoint", cfg.Endpoint,
 		"log_group_name", cfg.LogGroupName, "log_stream_name", cfg.LogStreamName, "auto_create_stream", cfg.AutoCreateStream)
 	return s, nil

@@ -46,7 +46,9 @@ func newFileSink(opts Options) (*objectSink, error) {
 			Name: "maruta_sink_temp_files_removed_total",
 			Help: "Temporary files of writes a crash interrupted, removed from the output's folder at start.",
 		}))
-	s.removeTemps(c.keys.Root(), processStart, removed)
+	if !opts.Check {
+		s.removeTemps(c.keys.Root(), processStart, removed)
+	}
 	// Lake files are not read back: written with O_DIRECT where possible.
 	return &objectSink{common: c, store: s, kind: "file", direct: true}, nil
 }

@@ -130,7 +130,7 @@ func NewForward(opts Options) (*Forward, error) {
 	if cfg.TLS != nil {
 		tc, err := forward.ClientTLSConfig(cfg.TLS)
 		if err != nil {
-			return nil, fmt.Errorf("output %s: %w", out.Name, err)
+			return nil, fmt.Errorf("output %s: %w", out.Name, config.AtKey("tls", err))
 		}
 		copts.TLS = tc
 	}
@@ -148,8 +148,12 @@ func NewForward(opts Options) (*Forward, error) {
 		enc, _ := forward.NewRequestEncoder(cfg.Compress)
 		return &fwdWriter{enc: enc, groups: map[string]*fwdGroup{}}
 	}
-	f.progress.init(opts.DataDir, out.Name, f.maxRequest, f.servers, f.log)
 	f.probeCtx, f.cancel = context.WithCancel(context.Background())
+	if opts.Check {
+		f.progress.init("", out.Name, f.maxRequest, f.servers, f.log)
+		return f, nil
+	}
+	f.progress.init(opts.DataDir, out.Name, f.maxRequest, f.servers, f.log)
 	// Down servers are probed whatever the heartbeat type.
 	f.wg.Go(f.heartbeat)
 	return f, nil

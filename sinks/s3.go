@@ -56,14 +56,16 @@ type s3Store struct {
 func newS3Sink(opts Options) (*objectSink, error) {
 	cfg := opts.Output.S3
 	tmpDir := filepath.Join(opts.DataDir, "tmp", opts.Output.Name)
-	if err := os.MkdirAll(tmpDir, 0o755); err != nil {
-		return nil, fmt.Errorf("output %s: %w", opts.Output.Name, err)
-	}
-	// Staged files of a previous run are garbage: their chunks are still in
-	// the buffer and will be encoded again.
-	if old, _ := filepath.Glob(filepath.Join(tmpDir, ".upload-*")); len(old) > 0 {
-		for _, f := range old {
-			os.Remove(f)
+	if !opts.Check {
+		if err := os.MkdirAll(tmpDir, 0o755); err != nil {
+			return nil, fmt.Errorf("output %s: %w", opts.Output.Name, err)
+		}
+		// Staged files of a previous run are garbage: their chunks are
+		// still in the buffer and will be encoded again.
+		if old, _ := filepath.Glob(filepath.Join(tmpDir, ".upload-*")); len(old) > 0 {
+			for _, f := range old {
+				os.Remove(f)
+			}
 		}
 	}
 	c, err := newCommon(opts, &cfg.Encoding, cfg.Path, cfg.ObjectKey, cfg.Buffer.ChunkKeys, tmpDir)
@@ -88,7 +90,7 @@ func newS3Sink(opts Options) (*objectSink, error) {
 		pathStyle = *cfg.ForcePathStyle
 	}
 	if awsCfg.Region == "" {
-		if s.endpoint == "" {
+		if s.endpoint == "" && !opts.Check {
 			return nil, fmt.Errorf("output %s: no AWS region: set region or AWS_REGION", opts.Output.Name)
 		}
 		awsCfg.Region = "us-east-1" // S3-compatible servers rarely care

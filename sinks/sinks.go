@@ -2,6 +2,7 @@ package sinks
 
 import (
 	"fmt"
+	"io"
 	"log/slog"
 	"strings"
 	"time"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/marutalog/maruta/internal/config"
 	"github.com/marutalog/maruta/internal/delivery"
+	"github.com/marutalog/maruta/internal/event"
 	"github.com/marutalog/maruta/sinks/encode"
 	"github.com/marutalog/maruta/sinks/layout"
 	"github.com/marutalog/maruta/sinks/schema"
@@ -26,32 +28,59 @@ type Options struct {
 	DataDir    string
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
+	// Check builds the sink only to check the output, as `maruta validate`
+	// does: everything New checks is checked (templates, schema, TLS files,
+	// the AWS configuration), but no file or folder is created or removed,
+	// no goroutine started and no connection made. A missing AWS region is
+	// not an error here: the host that runs the output supplies it. Close
+	// the sink after.
+	Check bool
+}
+
+// Kind is how one output type is built: a chunk sink behind a buffer, or
+// an unbuffered consumer. Every type of config.OutputTypes but copy (whose
+// stores are outputs of their own) has one.
+type Kind struct {
+	// Sink builds the sink of a buffered output.
+	Sink func(Options) (delivery.Sink, error)
+	// Consumer builds an unbuffered output that events go to directly;
+	// stdout is where the stdout output writes.
+	Consumer func(stdout io.Writer, opts Options) event.Consumer
+}
+
+// kinds is the table of output types: adding a type is one entry here
+// (and its config in internal/config's output table).
+var kinds = map[string]Kind{
+	"file":            {Sink: func(o Options) (delivery.Sink, error) { return newFileSink(o) }},
+	"s3":              {Sink: func(o Options) (delivery.Sink, error) { return newS3Sink(o) }},
+	"forward":         {Sink: func(o Options) (delivery.Sink, error) { return NewForward(o) }},
+	"treasure_data":   {Sink: func(o Options) (delivery.Sink, error) { return NewTreasureData(o) }},
+	"cloudwatch_logs": {Sink: func(o Options) (delivery.Sink, error) { return NewCloudWatchLogs(o) }},
+	"syslog":          {Sink: func(o Options) (delivery.Sink, error) { return NewSyslog(o) }},
+	"stdout":          {Consumer: NewStdout},
+	"null":            {Consumer: func(_ io.Writer, o Options) event.Consumer { return NewNull(o) }},
+}
+
+// KindOf returns how outputs of type typ are built.
+func KindOf(typ string) (Kind, bool) {
+	k, ok := kinds[typ]
+	return k, ok
 }
 
 // New builds the sink of a buffered output (file, s3, forward,
 // cloudwatch_logs, syslog, treasure_data). It checks what only the sink
-// can (templates, schema) and, for s3, loads the AWS configuration without
-// contacting S3.
+// can (templates, schema, TLS files) and, for s3, loads the AWS
+// configuration without contacting S3.
 func New(opts Options) (delivery.Sink, error) {
 	out := opts.Output
 	if out == nil {
 		return nil, fmt.Errorf("new sink: no output")
 	}
-	switch {
-	case out.File != nil:
-		return newFileSink(opts)
-	case out.S3 != nil:
-		return newS3Sink(opts)
-	case out.Forward != nil:
-		return NewForward(opts)
-	case out.TreasureData != nil:
-		return NewTreasureData(opts)
-	case out.CloudWatchLogs != nil:
-		return NewCloudWatchLogs(opts)
-	case out.Syslog != nil:
-		return NewSyslog(opts)
+	k, ok := kinds[out.Type]
+	if !ok || k.Sink == nil {
+		return nil, fmt.Errorf("new sink: output %s: type %s has no chunk sink here", out.Name, out.Type)
 	}
-	return nil, fmt.Errorf("new sink: output %s: type %s has no chunk sink here", out.Name, out.Type)
+	return k.Sink(opts)
 }
 
 // common is what the file and s3 sinks share: the encoder and the keys.

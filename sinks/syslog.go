@@ -124,7 +124,7 @@ func NewSyslog(opts Options) (*Syslog, error) {
 	if cfg.TLS != nil {
 		tc, err := forward.ClientTLSConfig(cfg.TLS)
 		if err != nil {
-			return nil, fmt.Errorf("output %s: %w", out.Name, err)
+			return nil, fmt.Errorf("output %s: %w", out.Name, config.AtKey("tls", err))
 		}
 		if tc.ServerName == "" {
 			tc.ServerName = cfg.Host

@@ -129,19 +129,20 @@ func newApp(cfg *config.Config, file string, logger *slog.Logger, stdout io.Writ
 // existing switch on a reload, nil at start.
 func (a *app) buildOutput(cfg *config.Config, o *config.Output, slot *switchConsumer) (*outputRun, error) {
 	or := &outputRun{cfg: *o, node: cfg.Node, slot: slot}
-	opts := sinks.Options{Output: o, Node: cfg.Node, DataDir: cfg.DataDir, Logger: a.log, Registerer: a.regr}
+	opts := outputOptions(cfg, o, a.log, a.regr, false)
+	kind, ok := sinks.KindOf(o.Type)
 	switch {
-	case o.Stdout != nil:
-		or.target = sinks.NewStdout(a.stdout, opts)
-	case o.Null != nil:
-		or.target = sinks.NewNull(opts)
+	case !ok:
+		return nil, fmt.Errorf("output %s: unknown type %s", o.Name, o.Type)
+	case kind.Consumer != nil:
+		or.target = kind.Consumer(a.stdout, opts)
 	default:
 		sink, err := newSink(opts)
 		if err != nil {
 			return nil, fmt.Errorf("output %s: %w", o.Name, err)
 		}
 		var resolve func(string) string
-		if p := outputPath(o); p != "" {
+		if p := o.ChunkPath(); p != "" {
 			resolve = layout.TagResolver(p)
 		}
 		var sealSize func() int64
@@ -172,26 +173,15 @@ func (a *app) buildOutput(cfg *config.Config, o *config.Output, slot *switchCons
 	return or, nil
 }
 
+// outputOptions are the sink options of output o; check builds it only to
+// check it (validate).
+func outputOptions(cfg *config.Config, o *config.Output, log *slog.Logger, reg prometheus.Registerer, check bool) sinks.Options {
+	return sinks.Options{Output: o, Node: cfg.Node, DataDir: cfg.DataDir, Logger: log, Registerer: reg, Check: check}
+}
+
 // newSink builds the sink of a buffered output.
 func newSink(opts sinks.Options) (delivery.Sink, error) {
 	return sinks.New(opts)
-}
-
-// outputPath returns the path template of outputs that have one: the
-// buffer keeps chunks apart by its tag-resolved form.
-func outputPath(o *config.Output) string {
-	switch {
-	case o.File != nil:
-		return o.File.Path
-	case o.S3 != nil:
-		return o.S3.Path
-	case o.TreasureData != nil:
-		// Not paths: one chunk per table or stream where the tag decides it.
-		return o.TreasureData.Database + "." + o.TreasureData.Table
-	case o.CloudWatchLogs != nil:
-		return o.CloudWatchLogs.LogGroupName + ":" + o.CloudWatchLogs.LogStreamName
-	}
-	return ""
 }
 
 func (a *app) buildRouter(cfg *config.Config, outputs map[string]*outputRun) (*router.Router, error) {

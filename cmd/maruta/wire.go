@@ -58,10 +58,15 @@ func loadFluentConf(file string, data []byte, o config.Options) (*config.Config,
 
 // checkComponents builds every component the config describes without
 // starting it, so what only components can check (tag patterns, regular
-// expressions) is reported with the config's other errors.
+// expressions, templates, TLS files) is reported with the config's other
+// errors.
 func checkComponents(cfg *config.Config) error {
 	host, _ := os.Hostname()
 	_, err := router.New(router.Options{Config: cfg, Hostname: host,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Registerer: prometheus.NewRegistry()})
-	return err
+	errs := config.AsErrors(err)
+	if err != nil && errs == nil {
+		return err
+	}
+	return joinErrors(errs, checkOutputs(cfg))
 }

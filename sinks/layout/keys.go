@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/marutalog/maruta/internal/config"
 	"github.com/marutalog/maruta/internal/delivery"
 )
 
@@ -37,7 +38,11 @@ func NewKeys(path, objectKey, node string, chunkKeys []string) (*Keys, error) {
 				ok = ok || tk.name == e
 			}
 			if !ok {
-				return fmt.Errorf("%s: unknown placeholder %s (known: ${tag}, ${tag_parts[N]}, %s and the buffer's chunk_keys)", what, tk.text, strings.Join(extra, ", "))
+				known := "${tag}, ${tag_parts[N]}"
+				for _, e := range extra {
+					known += ", ${" + e + "}"
+				}
+				return config.AtKey(what, fmt.Errorf("unknown placeholder %s (known: %s and the buffer's chunk_keys)", tk.text, known))
 			}
 		}
 		return nil
@@ -54,7 +59,7 @@ func NewKeys(path, objectKey, node string, chunkKeys []string) (*Keys, error) {
 		has = has || tk.kind == tokName && tk.name == "chunk_id"
 	}
 	if !has {
-		return nil, fmt.Errorf("object_key %q must contain ${chunk_id}", objectKey)
+		return nil, config.AtKey("object_key", fmt.Errorf("%q must contain ${chunk_id}: it makes keys deterministic, so a retry never writes a second object", objectKey))
 	}
 	return &Keys{path: path, objectKey: ot, node: SanitizeValue(node)}, nil
 }

@@ -282,12 +282,4 @@ func (st *Store) Add(cols []Column) ([]Column, int, error) {
 }
 
 // outputEncoding returns the encoding of a file or s3 output, or nil.
-func outputEncoding(out *config.Output) *config.Encoding {
-	switch {
-	case out.File != nil:
-		return &out.File.Encoding
-	case out.S3 != nil:
-		return &out.S3.Encoding
-	}
-	return nil
-}
+func outputEncoding(out *config.Output) *config.Encoding { return out.Encoding() }
