@@ -192,6 +192,31 @@ func New(opts Options) (*Router, error) {
 	return r, nil
 }
 
+// stepBuilders is the table of pipeline step types: how each builds its
+// step from its config (internal/config's stepKinds has the config side).
+var stepBuilders = map[string]func(r *Router, cfg *config.Config, path string, st *config.Step, s *stepRT) (stepImpl, error){
+	"parse": func(_ *Router, cfg *config.Config, path string, st *config.Step, _ *stepRT) (stepImpl, error) {
+		return newParseStep(cfg, path, st.Parse)
+	},
+	"rewrite_tag": func(r *Router, cfg *config.Config, path string, st *config.Step, _ *stepRT) (stepImpl, error) {
+		return newRewriteStep(cfg, path, st.RewriteTag, r.hostname)
+	},
+	"concat_partials": func(r *Router, _ *config.Config, _ string, st *config.Step, s *stepRT) (stepImpl, error) {
+		c := newConcatStep(st.ConcatPartials, s, r.log)
+		c.pending = r.m.partialsPending.WithLabelValues(st.Name)
+		c.pendingBytes = r.m.partialsBytes.WithLabelValues(st.Name)
+		c.timedOut = r.m.partialsTimedOut.WithLabelValues(st.Name)
+		r.concats = append(r.concats, c)
+		return c, nil
+	},
+	"record": func(_ *Router, cfg *config.Config, path string, st *config.Step, _ *stepRT) (stepImpl, error) {
+		return newRecordStep(cfg, path, st.Record)
+	},
+	"grep": func(_ *Router, cfg *config.Config, path string, st *config.Step, _ *stepRT) (stepImpl, error) {
+		return newGrepStep(cfg, path, st.Grep)
+	},
+}
+
 func (r *Router) compileStep(cfg *config.Config, i int) (*stepRT, error) {
 	st := &cfg.Pipeline[i]
 	path := fmt.Sprintf("pipeline[%d]", i)
@@ -208,23 +233,9 @@ func (r *Router) compileStep(cfg *config.Config, i int) (*stepRT, error) {
 			errs = append(errs, cfg.Errorf(path+".exclude_tags", "%v", err))
 		}
 	}
-	switch {
-	case st.Parse != nil:
-		s.impl, err = newParseStep(cfg, path, st.Parse)
-	case st.RewriteTag != nil:
-		s.impl, err = newRewriteStep(cfg, path, st.RewriteTag, r.hostname)
-	case st.ConcatPartials != nil:
-		c := newConcatStep(st.ConcatPartials, s, r.log)
-		c.pending = r.m.partialsPending.WithLabelValues(st.Name)
-		c.pendingBytes = r.m.partialsBytes.WithLabelValues(st.Name)
-		c.timedOut = r.m.partialsTimedOut.WithLabelValues(st.Name)
-		r.concats = append(r.concats, c)
-		s.impl = c
-	case st.Record != nil:
-		s.impl, err = newRecordStep(cfg, path, st.Record)
-	case st.Grep != nil:
-		s.impl, err = newGrepStep(cfg, path, st.Grep)
-	default:
+	if build, ok := stepBuilders[st.Type]; ok {
+		s.impl, err = build(r, cfg, path, st, s)
+	} else {
 		err = cfg.Errorf(path, "unknown step type %q", st.Type)
 	}
 	if err != nil {

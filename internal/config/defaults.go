@@ -162,38 +162,44 @@ func (s *Step) setDefaults(i int) {
 	if s.Match == "" {
 		s.Match = "**"
 	}
-	switch {
-	case s.Parse != nil:
-		if s.Parse.OnlyObjects == nil {
-			t := true
-			s.Parse.OnlyObjects = &t
-		}
-		if len(s.Parse.ProtectKeys) > 0 && s.Parse.CollisionPrefix == "" {
-			s.Parse.CollisionPrefix = DefaultCollisionPrefix
-		}
-	case s.RewriteTag != nil:
-		if s.RewriteTag.Unmatched == "" {
-			s.RewriteTag.Unmatched = UnmatchedKeep
-		}
-		if s.RewriteTag.MaxHops == 0 {
-			s.RewriteTag.MaxHops = DefaultMaxHops
-		}
-	case s.ConcatPartials != nil:
-		p := s.ConcatPartials
-		if p.Key == "" {
-			p.Key = "log"
-		}
-		if p.Timeout == 0 {
-			p.Timeout = Duration(DefaultConcatTimeout)
-		}
-		if p.MaxSize == 0 {
-			p.MaxSize = DefaultConcatMaxSize
-		}
-		if p.MaxPending == 0 {
-			p.MaxPending = DefaultConcatMaxPending
-		}
+	if b := s.body(); b != nil {
+		b.setDefaults()
 	}
 	s.syncCommon()
+}
+
+func (x *ParseStep) setDefaults() {
+	if x.OnlyObjects == nil {
+		t := true
+		x.OnlyObjects = &t
+	}
+	if len(x.ProtectKeys) > 0 && x.CollisionPrefix == "" {
+		x.CollisionPrefix = DefaultCollisionPrefix
+	}
+}
+
+func (x *RewriteTagStep) setDefaults() {
+	if x.Unmatched == "" {
+		x.Unmatched = UnmatchedKeep
+	}
+	if x.MaxHops == 0 {
+		x.MaxHops = DefaultMaxHops
+	}
+}
+
+func (x *ConcatPartialsStep) setDefaults() {
+	if x.Key == "" {
+		x.Key = "log"
+	}
+	if x.Timeout == 0 {
+		x.Timeout = Duration(DefaultConcatTimeout)
+	}
+	if x.MaxSize == 0 {
+		x.MaxSize = DefaultConcatMaxSize
+	}
+	if x.MaxPending == 0 {
+		x.MaxPending = DefaultConcatMaxPending
+	}
 }
 
 func (o *Output) setDefaults(c *Config, name string, store bool) {

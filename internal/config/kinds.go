@@ -2,6 +2,74 @@ package config
 
 import "sort"
 
+// stepBody is the typed struct of one pipeline step type. StepCommon
+// gives every type the defaults (no defaults of its own, nothing to
+// validate); a type overrides what it has.
+type stepBody interface {
+	common() *StepCommon
+	setDefaults()
+	// validate checks the type's keys; p is the step's key path.
+	validate(v *validator, p string)
+}
+
+// stepKind is one step type: its struct and its field in Step.
+type stepKind struct {
+	new func() stepBody
+	// get returns s's body when it is of this type, else nil.
+	get func(s *Step) stepBody
+	// set makes b s's body.
+	set func(s *Step, b stepBody)
+}
+
+// stepKinds is the table of pipeline step types. Adding a type is: its
+// struct with the stepBody methods it needs, its field in Step, one entry
+// here, and its builder in the router.
+var stepKinds = map[string]stepKind{
+	"parse": {func() stepBody { return new(ParseStep) },
+		func(s *Step) stepBody { return nilStep(s.Parse) }, func(s *Step, b stepBody) { s.Parse = b.(*ParseStep) }},
+	"rewrite_tag": {func() stepBody { return new(RewriteTagStep) },
+		func(s *Step) stepBody { return nilStep(s.RewriteTag) }, func(s *Step, b stepBody) { s.RewriteTag = b.(*RewriteTagStep) }},
+	"concat_partials": {func() stepBody { return new(ConcatPartialsStep) },
+		func(s *Step) stepBody { return nilStep(s.ConcatPartials) }, func(s *Step, b stepBody) { s.ConcatPartials = b.(*ConcatPartialsStep) }},
+	"record": {func() stepBody { return new(RecordStep) },
+		func(s *Step) stepBody { return nilStep(s.Record) }, func(s *Step, b stepBody) { s.Record = b.(*RecordStep) }},
+	"grep": {func() stepBody { return new(GrepStep) },
+		func(s *Step) stepBody { return nilStep(s.Grep) }, func(s *Step, b stepBody) { s.Grep = b.(*GrepStep) }},
+}
+
+// nilStep returns b as a stepBody, or a nil interface for a nil pointer.
+func nilStep[T stepBody](b T) stepBody {
+	var zero T
+	if any(b) == any(zero) {
+		return nil
+	}
+	return b
+}
+
+// body returns s's typed struct, or nil when none is set.
+func (s *Step) body() stepBody {
+	for _, k := range stepKinds {
+		if b := k.get(s); b != nil {
+			return b
+		}
+	}
+	return nil
+}
+
+// StepTypes returns the pipeline step types, sorted.
+func StepTypes() []string {
+	names := make([]string, 0, len(stepKinds))
+	for k := range stepKinds {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	return names
+}
+
+func (c *StepCommon) common() *StepCommon       { return c }
+func (*StepCommon) setDefaults()                {}
+func (*StepCommon) validate(*validator, string) {}
+
 // outputBody is the typed struct of one output type. OutputCommon gives
 // every type the defaults (no defaults of its own, nothing to validate,
 // unbuffered); a type overrides what it has.

@@ -375,31 +375,20 @@ func decodeUnion(n ast.Node, what string, types map[string]func() any) (string, 
 	return typ, v, nil
 }
 
-// UnmarshalYAML decodes a step by its type.
+// UnmarshalYAML decodes a step by its type (the table stepKinds).
 func (s *Step) UnmarshalYAML(n ast.Node) error {
-	typ, v, err := decodeUnion(n, "pipeline step", map[string]func() any{
-		"parse":           func() any { return new(ParseStep) },
-		"rewrite_tag":     func() any { return new(RewriteTagStep) },
-		"concat_partials": func() any { return new(ConcatPartialsStep) },
-		"record":          func() any { return new(RecordStep) },
-		"grep":            func() any { return new(GrepStep) },
-	})
+	types := make(map[string]func() any, len(stepKinds))
+	for name, k := range stepKinds {
+		types[name] = func() any { return k.new() }
+	}
+	typ, v, err := decodeUnion(n, "pipeline step", types)
 	if err != nil {
 		return err
 	}
 	*s = Step{}
-	switch x := v.(type) {
-	case *ParseStep:
-		s.Parse, s.StepCommon = x, x.StepCommon
-	case *RewriteTagStep:
-		s.RewriteTag, s.StepCommon = x, x.StepCommon
-	case *ConcatPartialsStep:
-		s.ConcatPartials, s.StepCommon = x, x.StepCommon
-	case *RecordStep:
-		s.Record, s.StepCommon = x, x.StepCommon
-	case *GrepStep:
-		s.Grep, s.StepCommon = x, x.StepCommon
-	}
+	b := v.(stepBody)
+	stepKinds[typ].set(s, b)
+	s.StepCommon = *b.common()
 	s.Type = typ
 	s.syncCommon()
 	return nil
@@ -407,17 +396,8 @@ func (s *Step) UnmarshalYAML(n ast.Node) error {
 
 // Body returns the typed step struct.
 func (s *Step) Body() any {
-	switch {
-	case s.Parse != nil:
-		return s.Parse
-	case s.RewriteTag != nil:
-		return s.RewriteTag
-	case s.ConcatPartials != nil:
-		return s.ConcatPartials
-	case s.Record != nil:
-		return s.Record
-	case s.Grep != nil:
-		return s.Grep
+	if b := s.body(); b != nil {
+		return b
 	}
 	return &s.StepCommon
 }
@@ -427,17 +407,8 @@ func (s Step) MarshalYAML() (any, error) { s.syncCommon(); return s.Body(), nil 
 
 // syncCommon copies StepCommon into the typed struct (defaults set on s).
 func (s *Step) syncCommon() {
-	switch {
-	case s.Parse != nil:
-		s.Parse.StepCommon = s.StepCommon
-	case s.RewriteTag != nil:
-		s.RewriteTag.StepCommon = s.StepCommon
-	case s.ConcatPartials != nil:
-		s.ConcatPartials.StepCommon = s.StepCommon
-	case s.Record != nil:
-		s.Record.StepCommon = s.StepCommon
-	case s.Grep != nil:
-		s.Grep.StepCommon = s.StepCommon
+	if b := s.body(); b != nil {
+		*b.common() = s.StepCommon
 	}
 }
 

@@ -134,82 +134,89 @@ func (v *validator) tls(p string, t *TLS, server bool) {
 }
 
 func (v *validator) step(p string, s *Step) {
-	switch {
-	case s.Parse != nil:
-		x := s.Parse
-		if x.Key == "" {
-			v.errorf(p+".key", "must be set (the field to parse, e.g. log)")
+	if b := s.body(); b != nil {
+		b.validate(v, p)
+	}
+}
+
+func (x *ParseStep) validate(v *validator, p string) {
+	if x.Key == "" {
+		v.errorf(p+".key", "must be set (the field to parse, e.g. log)")
+	}
+	oneOf(v, p+".format", x.Format, "json", "regexp")
+	if x.Format == "regexp" && x.Expression == "" {
+		v.errorf(p+".expression", "format regexp needs an expression with named groups")
+	}
+	if x.TimeType != "" {
+		oneOf(v, p+".time_type", x.TimeType, "string", "unixtime", "float", "auto")
+		if x.TimeType == "auto" && x.TimeFormat != "" {
+			v.errorf(p+".time_format", "time_type auto reads RFC 3339 / ISO 8601 strings and epoch numbers: no time_format")
 		}
-		oneOf(v, p+".format", x.Format, "json", "regexp")
-		if x.Format == "regexp" && x.Expression == "" {
-			v.errorf(p+".expression", "format regexp needs an expression with named groups")
+	}
+	if len(x.ProtectKeys) > 0 && !x.ReserveData {
+		v.errorf(p+".protect_keys", "needs reserve_data: true (without it the parsed fields replace the whole record)")
+	}
+	for j, k := range x.ProtectKeys {
+		if k == "" {
+			v.errorf(fmt.Sprintf("%s.protect_keys[%d]", p, j), "must not be empty")
 		}
-		if x.TimeType != "" {
-			oneOf(v, p+".time_type", x.TimeType, "string", "unixtime", "float", "auto")
-			if x.TimeType == "auto" && x.TimeFormat != "" {
-				v.errorf(p+".time_format", "time_type auto reads RFC 3339 / ISO 8601 strings and epoch numbers: no time_format")
-			}
+	}
+	if x.CollisionPrefix != "" && len(x.ProtectKeys) == 0 {
+		v.errorf(p+".collision_prefix", "applies only with protect_keys")
+	}
+}
+
+func (x *RewriteTagStep) validate(v *validator, p string) {
+	if len(x.Rules) == 0 {
+		v.errorf(p+".rules", "at least one rule is needed")
+	}
+	for j, r := range x.Rules {
+		rp := fmt.Sprintf("%s.rules[%d]", p, j)
+		if r.Key == "" {
+			v.errorf(rp+".key", "must be set")
 		}
-		if len(x.ProtectKeys) > 0 && !x.ReserveData {
-			v.errorf(p+".protect_keys", "needs reserve_data: true (without it the parsed fields replace the whole record)")
+		if r.Pattern == "" {
+			v.errorf(rp+".pattern", "must be set")
 		}
-		for j, k := range x.ProtectKeys {
-			if k == "" {
-				v.errorf(fmt.Sprintf("%s.protect_keys[%d]", p, j), "must not be empty")
-			}
+		if r.Tag == "" {
+			v.errorf(rp+".tag", "must be set")
 		}
-		if x.CollisionPrefix != "" && len(x.ProtectKeys) == 0 {
-			v.errorf(p+".collision_prefix", "applies only with protect_keys")
+	}
+	oneOf(v, p+".unmatched", x.Unmatched, UnmatchedKeep, UnmatchedDrop)
+	if x.MaxHops < 1 {
+		v.errorf(p+".max_hops", "must be at least 1")
+	}
+}
+
+func (x *ConcatPartialsStep) validate(v *validator, p string) {
+	if x.MaxSize < 16<<10 {
+		v.errorf(p+".max_size", "must be at least 16KiB (one Docker partial)")
+	}
+}
+
+func (x *RecordStep) validate(v *validator, p string) {
+	if len(x.Set)+len(x.Remove)+len(x.Rename) == 0 {
+		v.errorf(p, "record step needs set, remove or rename")
+	}
+	for j, kv := range x.Set {
+		if kv.Key == "" {
+			v.errorf(fmt.Sprintf("%s.set[%d].key", p, j), "must be set")
 		}
-	case s.RewriteTag != nil:
-		x := s.RewriteTag
-		if len(x.Rules) == 0 {
-			v.errorf(p+".rules", "at least one rule is needed")
+	}
+	for j, kv := range x.Rename {
+		if kv.Key == "" || kv.Value == "" {
+			v.errorf(fmt.Sprintf("%s.rename[%d]", p, j), "rename needs key (old name) and value (new name)")
 		}
-		for j, r := range x.Rules {
-			rp := fmt.Sprintf("%s.rules[%d]", p, j)
-			if r.Key == "" {
-				v.errorf(rp+".key", "must be set")
-			}
-			if r.Pattern == "" {
-				v.errorf(rp+".pattern", "must be set")
-			}
-			if r.Tag == "" {
-				v.errorf(rp+".tag", "must be set")
-			}
-		}
-		oneOf(v, p+".unmatched", x.Unmatched, UnmatchedKeep, UnmatchedDrop)
-		if x.MaxHops < 1 {
-			v.errorf(p+".max_hops", "must be at least 1")
-		}
-	case s.ConcatPartials != nil:
-		if s.ConcatPartials.MaxSize < 16<<10 {
-			v.errorf(p+".max_size", "must be at least 16KiB (one Docker partial)")
-		}
-	case s.Record != nil:
-		x := s.Record
-		if len(x.Set)+len(x.Remove)+len(x.Rename) == 0 {
-			v.errorf(p, "record step needs set, remove or rename")
-		}
-		for j, kv := range x.Set {
-			if kv.Key == "" {
-				v.errorf(fmt.Sprintf("%s.set[%d].key", p, j), "must be set")
-			}
-		}
-		for j, kv := range x.Rename {
-			if kv.Key == "" || kv.Value == "" {
-				v.errorf(fmt.Sprintf("%s.rename[%d]", p, j), "rename needs key (old name) and value (new name)")
-			}
-		}
-	case s.Grep != nil:
-		x := s.Grep
-		if len(x.Regexp)+len(x.Exclude) == 0 {
-			v.errorf(p, "grep step needs regexp or exclude rules")
-		}
-		for j, r := range append(append([]GrepRule{}, x.Regexp...), x.Exclude...) {
-			if r.Key == "" || r.Pattern == "" {
-				v.errorf(fmt.Sprintf("%s.rules[%d]", p, j), "grep rules need key and pattern")
-			}
+	}
+}
+
+func (x *GrepStep) validate(v *validator, p string) {
+	if len(x.Regexp)+len(x.Exclude) == 0 {
+		v.errorf(p, "grep step needs regexp or exclude rules")
+	}
+	for j, r := range append(append([]GrepRule{}, x.Regexp...), x.Exclude...) {
+		if r.Key == "" || r.Pattern == "" {
+			v.errorf(fmt.Sprintf("%s.rules[%d]", p, j), "grep rules need key and pattern")
 		}
 	}
 }
