@@ -25,25 +25,29 @@ type stepKind struct {
 // struct with the stepBody methods it needs, its field in Step, one entry
 // here, and its builder in the router.
 var stepKinds = map[string]stepKind{
-	"parse": {func() stepBody { return new(ParseStep) },
-		func(s *Step) stepBody { return nilStep(s.Parse) }, func(s *Step, b stepBody) { s.Parse = b.(*ParseStep) }},
-	"rewrite_tag": {func() stepBody { return new(RewriteTagStep) },
-		func(s *Step) stepBody { return nilStep(s.RewriteTag) }, func(s *Step, b stepBody) { s.RewriteTag = b.(*RewriteTagStep) }},
-	"concat_partials": {func() stepBody { return new(ConcatPartialsStep) },
-		func(s *Step) stepBody { return nilStep(s.ConcatPartials) }, func(s *Step, b stepBody) { s.ConcatPartials = b.(*ConcatPartialsStep) }},
-	"record": {func() stepBody { return new(RecordStep) },
-		func(s *Step) stepBody { return nilStep(s.Record) }, func(s *Step, b stepBody) { s.Record = b.(*RecordStep) }},
-	"grep": {func() stepBody { return new(GrepStep) },
-		func(s *Step) stepBody { return nilStep(s.Grep) }, func(s *Step, b stepBody) { s.Grep = b.(*GrepStep) }},
+	"parse":           stepType(func(s *Step) **ParseStep { return &s.Parse }),
+	"rewrite_tag":     stepType(func(s *Step) **RewriteTagStep { return &s.RewriteTag }),
+	"concat_partials": stepType(func(s *Step) **ConcatPartialsStep { return &s.ConcatPartials }),
+	"record":          stepType(func(s *Step) **RecordStep { return &s.Record }),
+	"grep":            stepType(func(s *Step) **GrepStep { return &s.Grep }),
 }
 
-// nilStep returns b as a stepBody, or a nil interface for a nil pointer.
-func nilStep[T stepBody](b T) stepBody {
-	var zero T
-	if any(b) == any(zero) {
-		return nil
+// stepType is the kind of the step struct E, held in the field of Step
+// that field points at.
+func stepType[E any, P interface {
+	*E
+	stepBody
+}](field func(*Step) *P) stepKind {
+	return stepKind{
+		new: func() stepBody { return P(new(E)) },
+		get: func(s *Step) stepBody {
+			if p := *field(s); p != nil {
+				return p
+			}
+			return nil
+		},
+		set: func(s *Step, b stepBody) { *field(s) = b.(P) },
 	}
-	return b
 }
 
 // body returns s's typed struct, or nil when none is set.
@@ -57,14 +61,7 @@ func (s *Step) body() stepBody {
 }
 
 // StepTypes returns the pipeline step types, sorted.
-func StepTypes() []string {
-	names := make([]string, 0, len(stepKinds))
-	for k := range stepKinds {
-		names = append(names, k)
-	}
-	sort.Strings(names)
-	return names
-}
+func StepTypes() []string { return sortedKeys(stepKinds) }
 
 func (c *StepCommon) common() *StepCommon       { return c }
 func (*StepCommon) setDefaults()                {}
@@ -102,43 +99,46 @@ type outputKind struct {
 // with the outputBody methods it needs (its own file), its field in
 // Output, one entry here, and its builder in the sinks package's table.
 var outputKinds = map[string]outputKind{
-	"stdout": {func() outputBody { return new(StdoutOutput) },
-		func(o *Output) outputBody { return nilIf(o.Stdout) }, func(o *Output, b outputBody) { o.Stdout = b.(*StdoutOutput) }},
-	"null": {func() outputBody { return new(NullOutput) },
-		func(o *Output) outputBody { return nilIf(o.Null) }, func(o *Output, b outputBody) { o.Null = b.(*NullOutput) }},
-	"file": {func() outputBody { return new(FileOutput) },
-		func(o *Output) outputBody { return nilIf(o.File) }, func(o *Output, b outputBody) { o.File = b.(*FileOutput) }},
-	"s3": {func() outputBody { return new(S3Output) },
-		func(o *Output) outputBody { return nilIf(o.S3) }, func(o *Output, b outputBody) { o.S3 = b.(*S3Output) }},
-	"forward": {func() outputBody { return new(ForwardOutput) },
-		func(o *Output) outputBody { return nilIf(o.Forward) }, func(o *Output, b outputBody) { o.Forward = b.(*ForwardOutput) }},
-	"copy": {func() outputBody { return new(CopyOutput) },
-		func(o *Output) outputBody { return nilIf(o.Copy) }, func(o *Output, b outputBody) { o.Copy = b.(*CopyOutput) }},
-	"cloudwatch_logs": {func() outputBody { return new(CloudWatchLogsOutput) },
-		func(o *Output) outputBody { return nilIf(o.CloudWatchLogs) }, func(o *Output, b outputBody) { o.CloudWatchLogs = b.(*CloudWatchLogsOutput) }},
-	"syslog": {func() outputBody { return new(SyslogOutput) },
-		func(o *Output) outputBody { return nilIf(o.Syslog) }, func(o *Output, b outputBody) { o.Syslog = b.(*SyslogOutput) }},
-	"treasure_data": {func() outputBody { return new(TreasureDataOutput) },
-		func(o *Output) outputBody { return nilIf(o.TreasureData) }, func(o *Output, b outputBody) { o.TreasureData = b.(*TreasureDataOutput) }},
+	"stdout":          outputType(func(o *Output) **StdoutOutput { return &o.Stdout }),
+	"null":            outputType(func(o *Output) **NullOutput { return &o.Null }),
+	"file":            outputType(func(o *Output) **FileOutput { return &o.File }),
+	"s3":              outputType(func(o *Output) **S3Output { return &o.S3 }),
+	"forward":         outputType(func(o *Output) **ForwardOutput { return &o.Forward }),
+	"copy":            outputType(func(o *Output) **CopyOutput { return &o.Copy }),
+	"cloudwatch_logs": outputType(func(o *Output) **CloudWatchLogsOutput { return &o.CloudWatchLogs }),
+	"syslog":          outputType(func(o *Output) **SyslogOutput { return &o.Syslog }),
+	"treasure_data":   outputType(func(o *Output) **TreasureDataOutput { return &o.TreasureData }),
 }
 
-// nilIf returns b as an outputBody, or a nil interface for a nil pointer.
-func nilIf[T outputBody](b T) outputBody {
-	var zero T
-	if any(b) == any(zero) {
-		return nil
+// outputType is the kind of the output struct E, held in the field of
+// Output that field points at.
+func outputType[E any, P interface {
+	*E
+	outputBody
+}](field func(*Output) *P) outputKind {
+	return outputKind{
+		new: func() outputBody { return P(new(E)) },
+		get: func(o *Output) outputBody {
+			if p := *field(o); p != nil {
+				return p
+			}
+			return nil
+		},
+		set: func(o *Output, b outputBody) { *field(o) = b.(P) },
 	}
-	return b
 }
 
 // OutputTypes returns the output types, sorted.
-func OutputTypes() []string {
-	names := make([]string, 0, len(outputKinds))
-	for k := range outputKinds {
-		names = append(names, k)
+func OutputTypes() []string { return sortedKeys(outputKinds) }
+
+// sortedKeys returns the keys of m, sorted.
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
 	}
-	sort.Strings(names)
-	return names
+	sort.Strings(keys)
+	return keys
 }
 
 // body returns o's typed struct, or nil when none is set.

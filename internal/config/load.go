@@ -356,11 +356,7 @@ func decodeUnion(n ast.Node, what string, types map[string]func() any) (string, 
 			typ, typNode = scalarText(v.Value), v.Key
 		}
 	}
-	names := make([]string, 0, len(types))
-	for k := range types {
-		names = append(names, k)
-	}
-	sort.Strings(names)
+	names := sortedKeys(types)
 	if typ == "" {
 		return "", nil, nodeError(n, fmt.Errorf("%s needs a type (one of %s)", what, strings.Join(names, ", ")))
 	}
