@@ -22,8 +22,11 @@
 // delivery.Permanent. objectSink does the rest (keys, staging under
 // <data_dir>/tmp/<output>/, encoding, the Parquet plan's two-pass retry,
 // metrics, size targets). Build it in a newXSink next to newS3Sink (s3.go is
-// the model; file.go also stages next to its target, a stager) and add the
-// config type to New's switch.
+// the model; file.go also stages next to its target, a stager) and add one
+// line for its config type to the table kinds (sinks.go). Honour
+// Options.Check (validate builds the sink to check it: create, remove,
+// start and dial nothing) and return what the sink refuses in the config
+// wrapped in config.AtKey, so validate names the key.
 //
 // A transport that sends events rather than objects (a log service, syslog,
 // a Forward server) implements delivery.Sink itself, as Forward does: Write

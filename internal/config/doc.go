@@ -1,6 +1,9 @@
 // Package config defines maruta's YAML configuration: typed structs decoded
 // strictly (an unknown key is an error naming file, line and key), defaults
-// set in one place (defaults.go), and Validate.
+// set in one place (defaults.go), and Validate. Each step and output type is
+// one entry in a table (kinds.go) whose struct has its own defaults and
+// checks; each key that takes one of a few words has a type and constants
+// (modes.go) that components compare with.
 //
 // The top level is fixed (README.md, "Configuration"): node, data_dir,
 // http, sources, pipeline, outputs. Pipeline steps and outputs are tagged
