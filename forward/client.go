@@ -150,8 +150,11 @@ func Dial(ctx context.Context, o ClientOptions) (*Client, error) {
 	}
 	c.nc = nc
 	// Everything below is bounded by ctx: a deadline on the socket, and an
-	// immediate one when ctx is cancelled.
-	stop := c.watch(ctx)
+	// immediate one when ctx is cancelled. The raw connection is watched,
+	// not c.nc, which TLS replaces below while the watch may fire (a race
+	// -race found when a sink closed during a heartbeat's dial); its
+	// deadline bounds the TLS connection on it too.
+	stop := context.AfterFunc(ctx, func() { nc.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
 	if dl, ok := ctx.Deadline(); ok {
 		nc.SetDeadline(dl)
