@@ -24,7 +24,8 @@ import (
 // (daemon/logger/fluentd) builds from its log options with their defaults:
 // fluentd-buffer-limit 1MiB, fluentd-retry-wait 1s, fluentd-max-retries
 // MaxInt32, and the fluentd-async, fluentd-request-ack and
-// fluentd-sub-second-precision switches.
+// fluentd-sub-second-precision switches (the deprecated AsyncConnect, which
+// the driver sets false, is left at its zero value).
 func dockerConfig(addr net.Addr, async, requestAck, subSecond bool) fluent.Config {
 	cfg := fluent.Config{
 		FluentNetwork:      "tcp",
@@ -32,7 +33,6 @@ func dockerConfig(addr net.Addr, async, requestAck, subSecond bool) fluent.Confi
 		RetryWait:          1000,
 		MaxRetry:           math.MaxInt32,
 		Async:              async,
-		AsyncConnect:       false,
 		SubSecondPrecision: subSecond,
 		RequestAck:         requestAck,
 		ForceStopAsyncSend: async,

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Installs the real servers and readers the tests use, pinned, into a cache
-# folder (default .cache/ in the repository). Idempotent: a second run only
-# checks. Says on stderr what it does and how long it took; prints the
-# environment the tests read on stdout.
+# Installs the real servers and readers the tests use, and the staticcheck
+# that `make test` runs, pinned, into a cache folder (default .cache/ in the
+# repository). Idempotent: a second run only checks. Says on stderr what it
+# does and how long it took; prints the environment the tests read on stdout.
 #   install-test-tools.sh          everything the tests need
 #   install-test-tools.sh duckdb   the Parquet reader alone (scripts/query.sh)
 set -euo pipefail
@@ -12,6 +12,9 @@ mkdir -p "$cache/bin" "$cache/duckdb"
 say() { echo "install-test-tools: $*" >&2; }
 
 VERSITYGW_VERSION=v1.8.0
+# staticcheck (module honnef.co/go/tools), which `make test` runs and which
+# fails CI on any finding.
+STATICCHECK_VERSION=v0.8.2
 # Debian bookworm's packages (the versions the Docker tests were written
 # against; a bookworm point release may bring a newer build of the same).
 DOCKER_IO_VERSION=20.10.24+dfsg1-1+deb12u1+b6
@@ -27,6 +30,17 @@ elif [ ! -x "$cache/bin/versitygw" ] || [ "$(cat "$cache/bin/.versitygw-version"
   say "versitygw installed in $((SECONDS - start)) s"
 else
   say "versitygw $VERSITYGW_VERSION: already in $cache/bin"
+fi
+
+if [ "$only" != all ]; then :
+elif [ ! -x "$cache/bin/staticcheck" ] || [ "$(cat "$cache/bin/.staticcheck-version" 2>/dev/null)" != "$STATICCHECK_VERSION" ]; then
+  say "installing staticcheck $STATICCHECK_VERSION into $cache/bin: go install compiles it, about a minute of 2 cores the first time"
+  start=$SECONDS
+  GOBIN="$cache/bin" go install "honnef.co/go/tools/cmd/staticcheck@$STATICCHECK_VERSION" >&2
+  echo "$STATICCHECK_VERSION" > "$cache/bin/.staticcheck-version"
+  say "staticcheck installed in $((SECONDS - start)) s"
+else
+  say "staticcheck $STATICCHECK_VERSION: already in $cache/bin"
 fi
 
 if [ ! -d "$cache/duckdb/node_modules/@duckdb/node-api" ] || [ "$(cat "$cache/duckdb/.version" 2>/dev/null)" != "$DUCKDB_NODE_API_VERSION" ]; then
