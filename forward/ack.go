@@ -112,9 +112,9 @@ func (a *acker) run() {
 		}
 		if err != nil {
 			s.m.errors.WithLabelValues(reasonConsumeFailed).Inc()
-			if s.limits.allow(reasonConsumeFailed) {
+			if ok, sup := s.limits.Allow(reasonConsumeFailed); ok {
 				s.log.Warn("events not made durable downstream: not acked, the client will resend",
-					"peer", c.peer, "error", err)
+					"peer", c.peer, "error", err, "suppressed", sup)
 			}
 			continue
 		}

@@ -175,8 +175,8 @@ func (c *conn) closeSocket(serverEnds bool) {
 // fail counts and logs why the connection or a request failed.
 func (c *conn) fail(reason, msg string, err error) {
 	c.s.m.errors.WithLabelValues(reason).Inc()
-	if c.s.limits.allow(reason) {
-		c.s.log.Warn(msg, "reason", reason, "peer", c.peer, "error", err)
+	if ok, sup := c.s.limits.Allow(reason); ok {
+		c.s.log.Warn(msg, "reason", reason, "peer", c.peer, "error", err, "suppressed", sup)
 	}
 }
 
@@ -323,10 +323,10 @@ func (c *conn) handle(req []byte) bool {
 		for i, k := range r.invalid {
 			s.m.invalid[i].Add(float64(k))
 		}
-		if s.limits.allow("invalid") {
+		if ok, sup := s.limits.Allow("invalid"); ok {
 			s.log.Warn("skipped invalid events", "peer", c.peer, "tag", string(r.tag), "count", n,
 				"bad_time", r.invalid[invalidTime], "record_not_map", r.invalid[invalidRecord],
-				"bad_entry", r.invalid[invalidEntry])
+				"bad_entry", r.invalid[invalidEntry], "suppressed", sup)
 		}
 	}
 	if len(r.events) == 0 && r.chunk == nil {
@@ -405,9 +405,9 @@ func (c *conn) flush() bool {
 		c.commit.Reset()
 		if err != nil {
 			s.m.errors.WithLabelValues(reasonConsumeFailed).Inc()
-			if s.limits.allow(reasonConsumeFailed) {
+			if ok, sup := s.limits.Allow(reasonConsumeFailed); ok {
 				s.log.Warn("events not accepted downstream: not acked, the client will resend",
-					"peer", c.peer, "tag", c.batch.Tag, "requests", len(c.reqs), "events", c.newEvents, "error", err)
+					"peer", c.peer, "tag", c.batch.Tag, "requests", len(c.reqs), "events", c.newEvents, "error", err, "suppressed", sup)
 			}
 		} else {
 			s.m.events.Add(float64(c.newEvents))
@@ -417,9 +417,9 @@ func (c *conn) flush() bool {
 		p := &c.reqs[i]
 		if p.dup {
 			s.m.duplicates.Add(float64(p.events))
-			if s.limits.allow("duplicate") {
+			if ok, sup := s.limits.Allow("duplicate"); ok {
 				s.log.Info("resent request acked again, not ingested twice", "peer", c.peer,
-					"tag", c.batch.Tag, "events", p.events)
+					"tag", c.batch.Tag, "events", p.events, "suppressed", sup)
 			}
 		}
 		if p.chunk == nil {
@@ -533,9 +533,9 @@ func (c *conn) handlePing(req []byte) bool {
 	}
 	if !ok {
 		c.s.m.errors.WithLabelValues(reasonAuthFailed).Inc()
-		if c.s.limits.allow(reasonAuthFailed) {
+		if ok, sup := c.s.limits.Allow(reasonAuthFailed); ok {
 			c.s.log.Warn("handshake refused, closing connection", "reason", reasonAuthFailed,
-				"peer", c.peer, "hostname", ping.Hostname, "username", ping.Username, "error", err)
+				"peer", c.peer, "hostname", ping.Hostname, "username", ping.Username, "error", err, "suppressed", sup)
 		}
 		return false
 	}

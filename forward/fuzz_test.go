@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/marutalog/maruta/internal/event"
+	"github.com/marutalog/maruta/internal/loglimit"
 	"github.com/marutalog/maruta/internal/msgpack"
 )
 
@@ -67,7 +68,7 @@ func streamServer(tb testing.TB, coll *collector) *Server {
 	fixed := event.FromUnix(T0, 424242)
 	return &Server{budget: budget,
 		cfg: src, next: coll, log: slog.New(slog.DiscardHandler), m: m,
-		limits: newLogLimiter(time.Hour), consumeCtx: context.Background(),
+		limits: loglimit.NewKeyed(time.Hour), consumeCtx: context.Background(),
 		conns: map[*conn]struct{}{}, now: func() event.Time { return fixed },
 	}
 }

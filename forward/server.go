@@ -18,6 +18,7 @@ import (
 	"github.com/marutalog/maruta/internal/config"
 	"github.com/marutalog/maruta/internal/dedup"
 	"github.com/marutalog/maruta/internal/event"
+	"github.com/marutalog/maruta/internal/loglimit"
 )
 
 // ServerOptions configure a Server.
@@ -75,7 +76,7 @@ type Server struct {
 	next     event.Consumer
 	log      *slog.Logger
 	m        *metrics
-	limits   *logLimiter
+	limits   *loglimit.Keyed
 	auth     *authenticator // nil without security
 	tls      *tls.Config    // nil without TLS
 	hostname string
@@ -125,7 +126,7 @@ func NewServer(opts ServerOptions) (*Server, error) {
 		cfg:        cfg,
 		next:       opts.Next,
 		log:        logger.With("component", "forward", "source", cfg.Name),
-		limits:     newLogLimiter(time.Second),
+		limits:     loglimit.NewKeyed(time.Second),
 		hostname:   opts.Hostname,
 		sem:        make(chan struct{}, cfg.MaxConnections),
 		stopAccept: make(chan struct{}),
@@ -418,8 +419,8 @@ func (s *Server) acceptLoop() {
 		case s.sem <- struct{}{}:
 		default:
 			s.m.errors.WithLabelValues(reasonMaxConnections).Inc()
-			if s.limits.allow(reasonMaxConnections) {
-				s.log.Warn("max_connections reached: new connections wait", "max_connections", s.cfg.MaxConnections)
+			if ok, sup := s.limits.Allow(reasonMaxConnections); ok {
+				s.log.Warn("max_connections reached: new connections wait", "max_connections", s.cfg.MaxConnections, "suppressed", sup)
 			}
 			select {
 			case s.sem <- struct{}{}:
@@ -499,45 +500,19 @@ func (s *Server) heartbeatLoop() {
 			if errors.Is(err, net.ErrClosed) {
 				return
 			}
-			if s.limits.allow("udp") {
-				s.log.Warn("read UDP heartbeat", "error", err)
+			if ok, sup := s.limits.Allow("udp"); ok {
+				s.log.Warn("read UDP heartbeat", "error", err, "suppressed", sup)
 			}
 			continue
 		}
 		if _, err := s.udp.WriteTo(reply, addr); err != nil {
-			if s.limits.allow("udp") {
-				s.log.Debug("answer UDP heartbeat", "peer", addr.String(), "error", err)
+			if ok, sup := s.limits.Allow("udp"); ok {
+				s.log.Debug("answer UDP heartbeat", "peer", addr.String(), "error", err, "suppressed", sup)
 			}
 			continue
 		}
 		s.m.heartbeatsUDP.Inc()
 	}
-}
-
-// logLimiter lets through one log line per key per interval and counts the
-// rest, so a misbehaving client cannot flood the log.
-type logLimiter struct {
-	every time.Duration
-	mu    sync.Mutex
-	last  map[string]time.Time
-}
-
-func newLogLimiter(every time.Duration) *logLimiter {
-	return &logLimiter{every: every, last: map[string]time.Time{}}
-}
-
-func (l *logLimiter) allow(key string) bool {
-	now := time.Now()
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if t, ok := l.last[key]; ok && now.Sub(t) < l.every {
-		return false
-	}
-	if len(l.last) > 1000 {
-		clear(l.last)
-	}
-	l.last[key] = now
-	return true
 }
 
 // hostCache remembers reverse DNS answers for source_hostname_key.

@@ -1,11 +1,6 @@
 package router
 
 import (
-	"context"
-	"log/slog"
-	"sync/atomic"
-	"time"
-
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/marutalog/maruta/internal/config"
@@ -165,50 +160,4 @@ func (m *metrics) stepCounters(st *config.Step) [nCounters]prometheus.Counter {
 		c[cEvicted] = m.partialsEvicted.WithLabelValues(step)
 	}
 	return c
-}
-
-// limiter lets one log line through per interval and counts the rest.
-type limiter struct {
-	next       atomic.Int64
-	suppressed atomic.Int64
-	every      time.Duration
-}
-
-// allow reports whether to log now and how many were suppressed since the
-// last line.
-func (l *limiter) allow() (bool, int64) {
-	now := time.Now().UnixNano()
-	n := l.next.Load()
-	if now < n || !l.next.CompareAndSwap(n, now+int64(l.every)) {
-		l.suppressed.Add(1)
-		return false, 0
-	}
-	return true, l.suppressed.Swap(0)
-}
-
-// warn logs msg through the limiter.
-func (l *limiter) warn(log *slog.Logger, msg string, args ...any) {
-	ok, sup := l.allow()
-	if !ok {
-		return
-	}
-	if sup > 0 {
-		args = append(args, "suppressed", sup)
-	}
-	log.Warn(msg, args...)
-}
-
-// debug logs msg at debug level through the limiter.
-func (l *limiter) debug(log *slog.Logger, msg string, args ...any) {
-	if !log.Enabled(context.Background(), slog.LevelDebug) {
-		return
-	}
-	ok, sup := l.allow()
-	if !ok {
-		return
-	}
-	if sup > 0 {
-		args = append(args, "suppressed", sup)
-	}
-	log.Debug(msg, args...)
 }

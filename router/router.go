@@ -13,6 +13,7 @@ import (
 	"github.com/marutalog/maruta/internal/config"
 	"github.com/marutalog/maruta/internal/dedup"
 	"github.com/marutalog/maruta/internal/event"
+	"github.com/marutalog/maruta/internal/loglimit"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -55,8 +56,8 @@ type Router struct {
 	states   sync.Pool
 	concats  []*concatStep
 
-	unroutableLog limiter
-	errorLog      limiter
+	unroutableLog *loglimit.Limiter
+	errorLog      *loglimit.Limiter
 	debug         bool // debug logging on: log expected drops
 
 	unroutableDropped prometheus.Counter
@@ -73,10 +74,10 @@ type stepRT struct {
 	impl       stepImpl
 	counters   [nCounters]prometheus.Counter
 	errorRoute prometheus.Counter
-	dropLog    limiter // unexpected drops (warn)
+	dropLog    *loglimit.Limiter // unexpected drops (warn)
 	// expectLog is for drops the config asks for (unmatched: drop, grep):
 	// logged at debug level.
-	expectLog limiter
+	expectLog *loglimit.Limiter
 }
 
 type verdict uint8
@@ -131,8 +132,8 @@ func New(opts Options) (*Router, error) {
 	if r.hostname == "" {
 		r.hostname, _ = os.Hostname()
 	}
-	r.unroutableLog.every = 10 * time.Second
-	r.errorLog.every = 10 * time.Second
+	r.unroutableLog = loglimit.New(10 * time.Second)
+	r.errorLog = loglimit.New(10 * time.Second)
 	m, err := newMetrics(opts.Registerer)
 	if err != nil {
 		return nil, fmt.Errorf("register router metrics: %w", err)
@@ -221,8 +222,8 @@ func (r *Router) compileStep(cfg *config.Config, i int) (*stepRT, error) {
 	st := &cfg.Pipeline[i]
 	path := fmt.Sprintf("pipeline[%d]", i)
 	s := &stepRT{name: st.Name, idx: i}
-	s.dropLog.every = 10 * time.Second
-	s.expectLog.every = 10 * time.Second
+	s.dropLog = loglimit.New(10 * time.Second)
+	s.expectLog = loglimit.New(10 * time.Second)
 	var errs config.Errors
 	var err error
 	if s.match, err = CompilePattern(st.Match); err != nil {
@@ -320,7 +321,7 @@ func (r *Router) flushPartials(ctx context.Context, now time.Time, all bool) err
 		n := c.expire(r, st, now, all)
 		if n > 0 {
 			if err := r.deliver(ctx, st, nil, nil); err != nil {
-				c.s.dropLog.warn(r.log, "dropped timed-out partial lines: an output refused them", "step", c.s.name, "events", n, "error", err)
+				c.s.dropLog.Warn(r.log, "dropped timed-out partial lines: an output refused them", "step", c.s.name, "events", n, "error", err)
 				r.m.dropped.WithLabelValues(c.s.name, "flush_failed").Add(float64(n))
 				errs = append(errs, err)
 			}
@@ -364,7 +365,7 @@ func (r *Router) run(st *state, tag string, ev event.Event, from, hops int) {
 			i = -1 // restart from the first step
 		case vError:
 			s.errorRoute.Inc()
-			if ok, sup := r.errorLog.allow(); ok {
+			if ok, sup := r.errorLog.Allow(); ok {
 				r.log.Warn("record sent to the error route", "step", s.name, "tag", p.tag, "error_tag", ErrorTagPrefix+p.tag, "suppressed", sup)
 			}
 			p = r.plans.get(st, ErrorTagPrefix+p.tag)
@@ -379,7 +380,7 @@ func (r *Router) emit(st *state, p *plan, ev event.Event) {
 	if p.out < 0 {
 		r.m.unroutable.Inc()
 		r.unroutableDropped.Inc()
-		if ok, sup := r.unroutableLog.allow(); ok {
+		if ok, sup := r.unroutableLog.Allow(); ok {
 			r.log.Warn("no output matches the tag; event dropped", "tag", p.tag, "suppressed", sup)
 		}
 		return

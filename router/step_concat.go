@@ -10,6 +10,7 @@ import (
 
 	"github.com/marutalog/maruta/internal/config"
 	"github.com/marutalog/maruta/internal/event"
+	"github.com/marutalog/maruta/internal/loglimit"
 	"github.com/marutalog/maruta/internal/msgpack"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -54,7 +55,7 @@ type concatStep struct {
 	bytes     int
 
 	log      *slog.Logger
-	splitLog limiter // lines over max_size
+	splitLog *loglimit.Limiter // lines over max_size
 
 	pending      prometheus.Gauge
 	pendingBytes prometheus.Gauge
@@ -90,7 +91,7 @@ func newConcatStep(c *config.ConcatPartialsStep, s *stepRT, log *slog.Logger) *c
 		lines:      map[lineKey]*pendingLine{},
 		now:        time.Now,
 	}
-	cs.splitLog.every = 10 * time.Second
+	cs.splitLog = loglimit.New(10 * time.Second)
 	return cs
 }
 
@@ -322,7 +323,7 @@ func (c *concatStep) take(st *state, l *pendingLine, done []completed, all bool)
 // parts. The container is named by the first fragment's container_name and
 // container_id (Docker's fields).
 func (c *concatStep) logSplit(l *pendingLine, size int) {
-	ok, sup := c.splitLog.allow()
+	ok, sup := c.splitLog.Allow()
 	if !ok || c.log == nil {
 		return
 	}

@@ -66,7 +66,7 @@ func (g *grepStep) apply(r *Router, st *state, s *stepRT, p *plan, ev *event.Eve
 		if !g.matches(st, ev.Record, &g.regexp[i]) {
 			st.count(s.idx, cGrepDropped)
 			if r.debug {
-				s.expectLog.debug(r.log, "grep: regexp rule did not match; event dropped", "step", s.name, "tag", p.tag, "key", g.regexp[i].key.src)
+				s.expectLog.Debug(r.log, "grep: regexp rule did not match; event dropped", "step", s.name, "tag", p.tag, "key", g.regexp[i].key.src)
 			}
 			return vDrop, ""
 		}
@@ -75,7 +75,7 @@ func (g *grepStep) apply(r *Router, st *state, s *stepRT, p *plan, ev *event.Eve
 		if g.matches(st, ev.Record, &g.exclude[i]) {
 			st.count(s.idx, cGrepDropped)
 			if r.debug {
-				s.expectLog.debug(r.log, "grep: exclude rule matched; event dropped", "step", s.name, "tag", p.tag, "key", g.exclude[i].key.src)
+				s.expectLog.Debug(r.log, "grep: exclude rule matched; event dropped", "step", s.name, "tag", p.tag, "key", g.exclude[i].key.src)
 			}
 			return vDrop, ""
 		}

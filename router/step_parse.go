@@ -175,7 +175,7 @@ func (p *parseStep) fail(r *Router, st *state, s *stepRT, pl *plan, ev *event.Ev
 		return vError, ""
 	}
 	st.count(s.idx, [...]int{cParseDroppedKeyMissing, cParseDroppedNotString, cParseDroppedInvalid, cParseDroppedTime}[reason])
-	if ok, sup := s.dropLog.allow(); ok {
+	if ok, sup := s.dropLog.Allow(); ok {
 		r.log.Warn("parse: record does not parse; dropped (emit_invalid_record_to_error: false)", "step", s.name, "tag", pl.tag,
 			"reason", [...]string{"key_missing", "not_string", "invalid", "time"}[reason], "suppressed", sup)
 	}
@@ -259,7 +259,7 @@ func (p *parseStep) apply(r *Router, st *state, s *stepRT, pl *plan, ev *event.E
 		} else if p.tp != nil && string(kb) == p.timeKey {
 			tm, err := p.tp.Parse(v)
 			if err != nil {
-				if ok, sup := s.dropLog.allow(); ok {
+				if ok, sup := s.dropLog.Allow(); ok {
 					r.log.Warn("parse: time field does not parse", "step", s.name, "tag", pl.tag, "error", err, "suppressed", sup)
 				}
 				return p.fail(r, st, s, pl, ev, failTime, err.Error())

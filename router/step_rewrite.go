@@ -119,7 +119,7 @@ func (w *rewriteStep) apply(r *Router, st *state, s *stepRT, p *plan, ev *event.
 		}
 		if hops >= w.maxHops {
 			st.count(s.idx, cLoopCut)
-			if ok, sup := s.dropLog.allow(); ok {
+			if ok, sup := s.dropLog.Allow(); ok {
 				r.log.Warn("rewrite_tag: event re-tagged more than max_hops times; dropped (a rewrite loop?)",
 					"step", s.name, "tag", p.tag, "new_tag", string(st.tagBuf), "max_hops", w.maxHops, "suppressed", sup)
 			}
@@ -132,7 +132,7 @@ func (w *rewriteStep) apply(r *Router, st *state, s *stepRT, p *plan, ev *event.
 	if w.unmatchedDrop {
 		st.count(s.idx, cUnmatchedDrop)
 		if r.debug {
-			s.expectLog.debug(r.log, "rewrite_tag: no rule matched; event dropped (unmatched: drop)", "step", s.name, "tag", p.tag)
+			s.expectLog.Debug(r.log, "rewrite_tag: no rule matched; event dropped (unmatched: drop)", "step", s.name, "tag", p.tag)
 		}
 		return vDrop, ""
 	}
