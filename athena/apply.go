@@ -14,7 +14,7 @@ import (
 	"github.com/marutalog/maruta/internal/config"
 )
 
-// API is the part of the Athena client Apply uses.
+// API is the part of the Athena client Apply uses (`maruta athena apply`).
 type API interface {
 	StartQueryExecution(ctx context.Context, in *awsathena.StartQueryExecutionInput, optFns ...func(*awsathena.Options)) (*awsathena.StartQueryExecutionOutput, error)
 	GetQueryExecution(ctx context.Context, in *awsathena.GetQueryExecutionInput, optFns ...func(*awsathena.Options)) (*awsathena.GetQueryExecutionOutput, error)
@@ -26,26 +26,34 @@ type Statement struct {
 	SQL            string
 	Workgroup      string
 	OutputLocation string
+	// Region is athena.region, else the s3 output's region; "" leaves it
+	// to the AWS configuration (AWS_REGION, the profile).
+	Region string
 }
 
 // Statements returns what Apply runs for the tables of cfg: for each table,
 // CREATE DATABASE IF NOT EXISTS, CREATE EXTERNAL TABLE IF NOT EXISTS and,
 // with opts.Alter, ALTER TABLE … ADD COLUMNS when columns were added after
 // opts.Since. Tables whose athena block names neither a workgroup nor an
-// output_location are left out: Athena needs one of them.
-func Statements(cfg *config.Config, opts DDLOptions) ([]Statement, error) {
+// output_location are left out, and their outputs returned in skipped:
+// Athena needs one of them (a work group with a result location of its
+// own, or a result location).
+func Statements(cfg *config.Config, opts DDLOptions) (out []Statement, skipped []string, err error) {
 	tables, err := Tables(cfg, opts)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	var out []Statement
 	for _, t := range tables {
-		a := athenaOf(cfg, t.Output)
+		a, region := athenaOf(cfg, t.Output)
 		if a == nil || a.Workgroup == "" && a.OutputLocation == "" {
+			skipped = append(skipped, t.Output)
 			continue
 		}
+		if a.Region != "" {
+			region = a.Region
+		}
 		st := func(sql string) Statement {
-			return Statement{Output: t.Output, SQL: sql, Workgroup: a.Workgroup, OutputLocation: a.OutputLocation}
+			return Statement{Output: t.Output, SQL: sql, Workgroup: a.Workgroup, OutputLocation: a.OutputLocation, Region: region}
 		}
 		out = append(out, st("CREATE DATABASE IF NOT EXISTS "+Quote(t.Database)), st(forAPI(t.CreateStatement())))
 		if opts.Alter {
@@ -57,7 +65,7 @@ func Statements(cfg *config.Config, opts DDLOptions) ([]Statement, error) {
 			}
 		}
 	}
-	return out, nil
+	return out, skipped, nil
 }
 
 // forAPI strips comment lines and the final ';': the API takes one bare
@@ -72,26 +80,33 @@ func forAPI(sql string) string {
 	return strings.TrimSuffix(strings.TrimSpace(strings.Join(lines, "\n")), ";")
 }
 
-func athenaOf(cfg *config.Config, output string) *config.Athena {
+// athenaOf returns the athena block of an output and, for s3, its region.
+func athenaOf(cfg *config.Config, output string) (*config.Athena, string) {
 	for _, o := range cfg.LeafOutputs() {
 		if o.Name != output {
 			continue
 		}
 		if enc := o.Encoding(); enc != nil {
-			return enc.Athena
+			region := ""
+			if o.S3 != nil {
+				region = o.S3.Region
+			}
+			return enc.Athena, region
 		}
 	}
-	return nil
+	return nil, ""
 }
 
 // Apply runs statements one after the other through the Athena API and
-// waits for each to finish (polling every poll, default 1s). It stops at the
-// first statement that fails.
+// waits for each to finish: it asks for the query's state after 50 ms, then
+// twice as long each time up to poll (default 1 s; a DDL statement takes
+// Athena about a second). It stops at the first statement that fails.
 func Apply(ctx context.Context, api API, statements []Statement, poll time.Duration) error {
 	if poll <= 0 {
 		poll = time.Second
 	}
 	for _, s := range statements {
+		wait := min(50*time.Millisecond, poll)
 		in := &awsathena.StartQueryExecutionInput{QueryString: aws.String(s.SQL)}
 		if s.Workgroup != "" {
 			in.WorkGroup = aws.String(s.Workgroup)
@@ -119,15 +134,17 @@ func Apply(ctx context.Context, api API, statements []Statement, poll time.Durat
 			select {
 			case <-ctx.Done():
 				return ctx.Err()
-			case <-time.After(poll):
+			case <-time.After(wait):
 			}
+			wait = min(2*wait, poll)
 		}
 	}
 	return nil
 }
 
 // NewAPI returns an Athena client from the default AWS configuration
-// (credential chain, AWS_REGION) with region, when set, taking precedence.
+// (credential chain, AWS_REGION, AWS_ENDPOINT_URL_ATHENA) with region, when
+// set, taking precedence.
 func NewAPI(ctx context.Context, region string) (API, error) {
 	var opts []func(*awsconfig.LoadOptions) error
 	if region != "" {

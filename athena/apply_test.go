@@ -2,48 +2,21 @@ package athena
 
 import (
 	"context"
-	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	awsathena "github.com/aws/aws-sdk-go-v2/service/athena"
-	"github.com/aws/aws-sdk-go-v2/service/athena/types"
-
 	"github.com/marutalog/maruta/internal/config"
+	"github.com/marutalog/maruta/internal/testutil"
 )
 
-// recorder stands in for Athena (which cannot run here): it records the
-// queries and answers with a scripted state sequence per query.
-type recorder struct {
-	inputs []*awsathena.StartQueryExecutionInput
-	states map[string][]types.QueryExecutionState
-	fail   string // a query containing this fails
-}
-
-func (r *recorder) StartQueryExecution(_ context.Context, in *awsathena.StartQueryExecutionInput, _ ...func(*awsathena.Options)) (*awsathena.StartQueryExecutionOutput, error) {
-	r.inputs = append(r.inputs, in)
-	id := string(rune('a' + len(r.inputs) - 1))
-	st := []types.QueryExecutionState{types.QueryExecutionStateQueued, types.QueryExecutionStateRunning, types.QueryExecutionStateSucceeded}
-	if r.fail != "" && strings.Contains(aws.ToString(in.QueryString), r.fail) {
-		st = []types.QueryExecutionState{types.QueryExecutionStateRunning, types.QueryExecutionStateFailed}
-	}
-	r.states[id] = st
-	return &awsathena.StartQueryExecutionOutput{QueryExecutionId: aws.String(id)}, nil
-}
-
-func (r *recorder) GetQueryExecution(_ context.Context, in *awsathena.GetQueryExecutionInput, _ ...func(*awsathena.Options)) (*awsathena.GetQueryExecutionOutput, error) {
-	id := aws.ToString(in.QueryExecutionId)
-	st := r.states[id]
-	if len(st) == 0 {
-		return nil, errors.New("unknown query " + id)
-	}
-	r.states[id] = st[1:]
-	return &awsathena.GetQueryExecutionOutput{QueryExecution: &types.QueryExecution{Status: &types.QueryExecutionStatus{State: st[0], StateChangeReason: aws.String("boom")}}}, nil
-}
-
+// TestApply runs the statements of a config through the SDK's Athena
+// client against an in-process endpoint that speaks Athena's protocol and
+// checks the signature, and reads back the tables it made.
 func TestApply(t *testing.T) {
+	srv := testutil.StartAthena(t, "analytics", "s3://wg-results/")
+	srv.SetEnv(t)
 	cfg, err := config.Parse("a.yaml", []byte(`sources: [{type: forward}]
 outputs:
   - type: s3
@@ -52,6 +25,11 @@ outputs:
     region: eu-west-1
     athena: {database: logs, workgroup: primary, output_location: "s3://results/"}
   - type: s3
+    name: in-workgroup
+    bucket: b
+    region: us-east-1
+    athena: {database: logs, workgroup: analytics, region: eu-west-1}
+  - type: s3
     name: ddl-only
     bucket: b
     region: eu-west-1
@@ -59,26 +37,61 @@ outputs:
 	if err != nil {
 		t.Fatal(err)
 	}
-	sts, err := Statements(cfg, DDLOptions{DataDir: t.TempDir(), Alter: true})
+	sts, skipped, err := Statements(cfg, DDLOptions{DataDir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(sts) != 2 {
-		t.Fatalf("statements %v", sts)
+	if len(skipped) != 1 || skipped[0] != "ddl-only" {
+		t.Errorf("skipped %v, want [ddl-only]", skipped)
 	}
-	if sts[0].SQL != "CREATE DATABASE IF NOT EXISTS `logs`" || !strings.HasPrefix(sts[1].SQL, "CREATE EXTERNAL TABLE IF NOT EXISTS `logs`.`with_api`") ||
-		strings.HasSuffix(sts[1].SQL, ";") || strings.Contains(sts[1].SQL, "--") {
-		t.Errorf("statements %q", sts)
+	if len(sts) != 4 || sts[0].SQL != "CREATE DATABASE IF NOT EXISTS `logs`" || !strings.HasPrefix(sts[1].SQL, "CREATE EXTERNAL TABLE IF NOT EXISTS `logs`.`with_api`") ||
+		strings.HasSuffix(sts[1].SQL, ";") || strings.Contains(sts[1].SQL, "--") || sts[3].Region != "eu-west-1" {
+		t.Fatalf("statements %q", sts)
 	}
-	r := &recorder{states: map[string][]types.QueryExecutionState{}}
-	if err := Apply(context.Background(), r, sts, time.Millisecond); err != nil {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	api, err := NewAPI(ctx, "eu-west-1")
+	if err != nil {
 		t.Fatal(err)
 	}
-	if len(r.inputs) != 2 || aws.ToString(r.inputs[1].WorkGroup) != "primary" || aws.ToString(r.inputs[1].ResultConfiguration.OutputLocation) != "s3://results/" {
-		t.Errorf("inputs %+v", r.inputs)
+	if err := Apply(ctx, api, sts, 100*time.Millisecond); err != nil {
+		t.Fatal(err)
 	}
-	r = &recorder{states: map[string][]types.QueryExecutionState{}, fail: "EXTERNAL"}
-	if err := Apply(context.Background(), r, sts, time.Millisecond); err == nil || !strings.Contains(err.Error(), "FAILED: boom") {
+	for _, name := range []string{"with_api", "in_workgroup"} {
+		if cols, ok := srv.Table("logs", name); !ok || !slices.Equal(cols, []string{"time", "_overflow"}) {
+			t.Errorf("table logs.%s: %v, %v", name, cols, ok)
+		}
+	}
+	qs := srv.Queries()
+	if len(qs) != 4 || qs[1].OutputLocation != "s3://results/" || qs[3].WorkGroup != "analytics" || qs[3].OutputLocation != "s3://wg-results/" {
+		t.Errorf("queries %+v", qs)
+	}
+	// Again: every statement says IF NOT EXISTS, so nothing fails.
+	if err := Apply(ctx, api, sts, 100*time.Millisecond); err != nil {
+		t.Errorf("second apply: %v", err)
+	}
+	if v := srv.Violations(); len(v) != 0 {
+		t.Errorf("requests Athena would refuse: %q", v)
+	}
+
+	// A statement Athena runs and fails: the error says which output and why.
+	bad := Statement{Output: "with-api", SQL: "ALTER TABLE `logs`.`missing` ADD COLUMNS (`x` string)", Workgroup: "primary", OutputLocation: "s3://results/"}
+	if err := Apply(ctx, api, []Statement{bad}, 100*time.Millisecond); err == nil ||
+		!strings.Contains(err.Error(), "output with-api") || !strings.Contains(err.Error(), "FAILED: FAILED: SemanticException [Error 10001]: Table not found logs.missing") {
 		t.Errorf("failed query: %v", err)
+	}
+	// One Athena refuses to start: no result location anywhere.
+	bad = Statement{Output: "x", SQL: "CREATE DATABASE IF NOT EXISTS `logs`", Workgroup: "primary"}
+	if err := Apply(ctx, api, []Statement{bad}, 100*time.Millisecond); err == nil || !strings.Contains(err.Error(), "No output location provided") {
+		t.Errorf("query without a result location: %v", err)
+	}
+	// Wrong credentials: the signature does not verify.
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "not-the-secret")
+	api, err = NewAPI(ctx, "eu-west-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := Apply(ctx, api, sts[:1], 100*time.Millisecond); err == nil || !strings.Contains(err.Error(), "InvalidSignatureException") {
+		t.Errorf("wrong secret: %v", err)
 	}
 }

@@ -6,8 +6,9 @@
 // Columns come from the output's declared schema or from the schema the
 // sink persisted under <data_dir>/schema/ (see schema.Load); partition
 // columns from the path template (see layout.Parse). Building the DDL is
-// read-only and needs no AWS access; calls to the Athena API, where the
-// package makes them, are kept apart from it.
+// read-only and needs no AWS access; the calls to the Athena API that
+// `maruta athena apply` makes (Statements, Apply, NewAPI) are kept apart
+// from it, in apply.go.
 //
 // Imports: of the module, internal/… and the two parts of sinks it needs,
 // sinks/schema and sinks/layout; never sinks itself (the transports),

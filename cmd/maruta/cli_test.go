@@ -19,7 +19,7 @@ import (
 // TestCLIHelp: -h, -help and --help print the usage on stdout and exit 0,
 // for every command and subcommand.
 func TestCLIHelp(t *testing.T) {
-	cmds := [][]string{{}, {"run"}, {"validate"}, {"convert"}, {"athena"}, {"athena", "ddl"}, {"healthcheck"},
+	cmds := [][]string{{}, {"run"}, {"validate"}, {"convert"}, {"athena"}, {"athena", "ddl"}, {"athena", "apply"}, {"healthcheck"},
 		{"reload"}, {"deadletter"}, {"deadletter", "list"}, {"deadletter", "resend"}, {"bench"}, {"version"}}
 	for _, cmd := range cmds {
 		for _, h := range []string{"-h", "-help", "--help"} {

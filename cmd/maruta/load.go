@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"slices"
 
 	"github.com/marutalog/maruta/athena"
 	"github.com/marutalog/maruta/internal/config"
@@ -24,6 +25,8 @@ var (
 	loadConvert = config.Options{UnsetEnv: config.EnvIgnore}
 	// loadAthena: the keys the DDL is made of.
 	loadAthena = config.Options{Reads: athena.ConfigKeys}
+	// loadAthenaApply: those and the s3 outputs' region, where the API is.
+	loadAthenaApply = config.Options{Reads: append(slices.Clip(athena.ConfigKeys), "outputs.region")}
 	// loadHTTP: healthcheck and reload read http.listen.
 	loadHTTP = config.Options{Reads: []string{"http"}}
 	// loadDeadletter: data_dir and the outputs' names and buffer folders.

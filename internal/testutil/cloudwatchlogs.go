@@ -1,10 +1,6 @@
 package testutil
 
 import (
-	"bytes"
-	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -17,9 +13,6 @@ import (
 	"testing"
 	"time"
 	"unicode/utf8"
-
-	"github.com/aws/aws-sdk-go-v2/aws"
-	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 )
 
 // CWLServer is an in-process Amazon CloudWatch Logs endpoint on 127.0.0.1
@@ -175,39 +168,9 @@ func cwlError(w http.ResponseWriter, status int, typ, msg string) {
 	json.NewEncoder(w).Encode(map[string]string{"__type": typ, "message": msg})
 }
 
-var authRE = regexp.MustCompile(`^AWS4-HMAC-SHA256 Credential=([^/]+)/(\d{8})/([^/]+)/([^/]+)/aws4_request, SignedHeaders=([a-z0-9;-]+), Signature=([0-9a-f]{64})$`)
-
 // checkSignature verifies the SigV4 signature of r (body already read).
 func (s *CWLServer) checkSignature(r *http.Request, body []byte) string {
-	m := authRE.FindStringSubmatch(r.Header.Get("Authorization"))
-	if m == nil {
-		return "Authorization is not a SigV4 header: " + r.Header.Get("Authorization")
-	}
-	if m[1] != s.AccessKey || m[3] != s.Region || m[4] != "logs" {
-		return fmt.Sprintf("credential scope %s/%s/%s, want %s/%s/logs", m[1], m[3], m[4], s.AccessKey, s.Region)
-	}
-	at, err := time.Parse("20060102T150405Z", r.Header.Get("X-Amz-Date"))
-	if err != nil || at.Format("20060102") != m[2] {
-		return "X-Amz-Date missing or not the credential's date"
-	}
-	req, _ := http.NewRequest(r.Method, "http://"+r.Host+r.URL.RequestURI(), bytes.NewReader(body))
-	req.ContentLength = int64(len(body))
-	for _, h := range strings.Split(m[5], ";") {
-		if h != "host" && h != "content-length" {
-			req.Header[http.CanonicalHeaderKey(h)] = r.Header.Values(h)
-		}
-	}
-	req.Header.Del("Authorization")
-	sum := sha256.Sum256(body)
-	err = v4.NewSigner().SignHTTP(context.Background(), aws.Credentials{AccessKeyID: s.AccessKey, SecretAccessKey: s.SecretKey},
-		req, hex.EncodeToString(sum[:]), "logs", s.Region, at)
-	if err != nil {
-		return err.Error()
-	}
-	if got := authRE.FindStringSubmatch(req.Header.Get("Authorization")); got == nil || got[6] != m[6] {
-		return "signature does not match"
-	}
-	return ""
+	return checkSigV4(r, body, s.AccessKey, s.SecretKey, s.Region, "logs")
 }
 
 func (s *CWLServer) serve(w http.ResponseWriter, r *http.Request) {
