@@ -11,6 +11,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -19,6 +20,7 @@ import (
 	"github.com/marutalog/maruta/internal/config"
 	"github.com/marutalog/maruta/internal/delivery"
 	"github.com/marutalog/maruta/internal/event"
+	"github.com/marutalog/maruta/internal/testutil"
 )
 
 // fileCheck fails a test when a chunk handed to the sink has no file: the
@@ -83,12 +85,12 @@ func TestDeleteOnlyAfterSuccess(t *testing.T) {
 	h := newHarness(t, testConfig(dir), sink, nil).start()
 	h.consume("app", "e", 3, time.Now())
 	go h.b.Drain(context.Background())
-	waitFor(t, "the sink to be called", func() bool { return calls.Load() == 1 })
+	testutil.WaitUntil(t, 10*time.Second, "the sink to be called", func() bool { return calls.Load() == 1 })
 	if f := files(t, dir); len(f) != 1 || !strings.HasSuffix(f[0], queuedSuffix) {
 		t.Fatalf("during Write the folder holds %v, want the queued chunk", f)
 	}
 	close(release)
-	waitFor(t, "the file to be removed", func() bool { return len(files(t, dir)) == 0 })
+	testutil.WaitUntil(t, 10*time.Second, "the file to be removed", func() bool { return len(files(t, dir)) == 0 })
 }
 
 func TestPermanentErrorDeadLettersAndRequeueWhileRunning(t *testing.T) {
@@ -135,7 +137,7 @@ func TestPermanentErrorDeadLettersAndRequeueWhileRunning(t *testing.T) {
 	if err != nil || moved != 1 {
 		t.Fatalf("Requeue: %d %v", moved, err)
 	}
-	waitFor(t, "the requeued chunk to be delivered", func() bool { return len(sink.Deliveries()) == 4 })
+	testutil.WaitUntil(t, 10*time.Second, "the requeued chunk to be delivered", func() bool { return len(sink.Deliveries()) == 4 })
 	if c := sink.Chunks()[0]; c.ID != d.ID {
 		t.Errorf("requeued chunk delivered as %s, want the same id %s", c.ID, d.ID)
 	}
@@ -384,24 +386,34 @@ func TestTimekeySlicing(t *testing.T) {
 	}
 }
 
+// In a synctest bubble: the buffer's timers run on the bubble's clock, so
+// "nothing else is delivered for the next second" is exact, and instant.
 func TestTimekeyWaitSeals(t *testing.T) {
-	dir := filepath.Join(t.TempDir(), "buf")
-	cfg := testConfig(dir) // flush_interval 1h
-	cfg.Timekey = config.Duration(time.Second)
-	cfg.TimekeyWait = config.Duration(100 * time.Millisecond)
-	h := newHarness(t, cfg, nil, nil).start()
-	// The current slice seals when it closes plus timekey_wait (< 1.1 s),
-	// long before flush_interval; the next hour's slice waits.
-	h.consume("app", "now", 2, time.Now())
-	h.consume("app", "next", 2, time.Now().Add(time.Hour))
-	waitFor(t, "the closed slice to be delivered", func() bool { return len(h.sink.Deliveries()) == 2 })
-	time.Sleep(200 * time.Millisecond)
-	if got := sortedIDs(h.sink.Deliveries()); !slices.Equal(got, wantIDs("now", 2)) {
-		t.Errorf("delivered %v, want the closed slice only", got)
-	}
-	if st := h.b.Status(); st.OpenChunks != 1 {
-		t.Errorf("open chunks %d, want 1", st.OpenChunks)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		dir := filepath.Join(t.TempDir(), "buf")
+		cfg := testConfig(dir) // flush_interval 1h
+		cfg.Timekey = config.Duration(time.Second)
+		cfg.TimekeyWait = config.Duration(100 * time.Millisecond)
+		h := newHarness(t, cfg, nil, nil).start()
+		// The current slice seals when it closes plus timekey_wait (< 1.1 s),
+		// long before flush_interval; the next hour's slice waits.
+		start := time.Now()
+		h.consume("app", "now", 2, start)
+		h.consume("app", "next", 2, start.Add(time.Hour))
+		time.Sleep(1200 * time.Millisecond)
+		synctest.Wait()
+		if got := sortedIDs(h.sink.Deliveries()); !slices.Equal(got, wantIDs("now", 2)) {
+			t.Errorf("delivered %v 1.2 s after, want the closed slice", got)
+		}
+		time.Sleep(time.Second)
+		synctest.Wait()
+		if got := sortedIDs(h.sink.Deliveries()); !slices.Equal(got, wantIDs("now", 2)) {
+			t.Errorf("delivered %v a second later, want the closed slice only", got)
+		}
+		if st := h.b.Status(); st.OpenChunks != 1 {
+			t.Errorf("open chunks %d, want 1", st.OpenChunks)
+		}
+	})
 }
 
 func TestLateEventsCollectForFlushInterval(t *testing.T) {
@@ -420,7 +432,7 @@ func TestLateEventsCollectForFlushInterval(t *testing.T) {
 	if st := h.b.Status(); st.OpenChunks != 1 {
 		t.Fatalf("open chunks %d right after the appends, want 1", st.OpenChunks)
 	}
-	waitFor(t, "the late chunk to be delivered", func() bool { return len(h.sink.Deliveries()) == 10 })
+	testutil.WaitUntil(t, 10*time.Second, "the late chunk to be delivered", func() bool { return len(h.sink.Deliveries()) == 10 })
 	if n := len(h.sink.Chunks()); n != 1 {
 		t.Errorf("late events delivered in %d chunks, want 1", n)
 	}
@@ -436,7 +448,7 @@ func TestChunkLimitSizeSeals(t *testing.T) {
 		h.consume("app", fmt.Sprintf("b%d-", i), 5, time.Now()) // ~700 bytes each
 	}
 	// Full chunks are delivered without waiting for flush_interval (1h).
-	waitFor(t, "sealed chunks to be delivered", func() bool { return len(sink.Chunks()) >= 2 })
+	testutil.WaitUntil(t, 10*time.Second, "sealed chunks to be delivered", func() bool { return len(sink.Chunks()) >= 2 })
 	h.drain()
 	if n := len(sink.Chunks()); n < 3 {
 		t.Errorf("%d chunks for ~14 KiB with a 4 KiB limit", n)
@@ -470,7 +482,7 @@ func TestFlushIntervalSeals(t *testing.T) {
 	h := newHarness(t, cfg, nil, nil).start()
 	start := time.Now()
 	h.consume("app", "e", 1, time.Now())
-	waitFor(t, "flush_interval to seal and deliver", func() bool { return len(h.sink.Deliveries()) == 1 })
+	testutil.WaitUntil(t, 10*time.Second, "flush_interval to seal and deliver", func() bool { return len(h.sink.Deliveries()) == 1 })
 	if el := time.Since(start); el < 100*time.Millisecond {
 		t.Errorf("delivered after %v, before flush_interval", el)
 	}
@@ -484,7 +496,7 @@ func TestMaxOpenChunks(t *testing.T) {
 	h.consume("t1", "a", 1, time.Now())
 	h.consume("t2", "b", 1, time.Now())
 	h.consume("t3", "c", 1, time.Now()) // seals t1's chunk, the oldest
-	waitFor(t, "the oldest open chunk to be delivered", func() bool { return len(h.sink.Deliveries()) == 1 })
+	testutil.WaitUntil(t, 10*time.Second, "the oldest open chunk to be delivered", func() bool { return len(h.sink.Deliveries()) == 1 })
 	if d := h.sink.Deliveries()[0]; d.ID != "a0" || d.Tag != "t1" {
 		t.Errorf("first delivery %+v, want t1's", d)
 	}
@@ -558,7 +570,7 @@ func TestRunCancelLeavesInflightChunkQueued(t *testing.T) {
 	h := newHarness(t, testConfig(dir), nil, func(o *Options) { o.Sink = sink }).start()
 	h.consume("app", "e", 3, time.Now())
 	go h.b.Drain(context.Background())
-	waitFor(t, "the sink to be called", func() bool { return sink.writes.Load() == 1 })
+	testutil.WaitUntil(t, 10*time.Second, "the sink to be called", func() bool { return sink.writes.Load() == 1 })
 	h.stop() // Write returns ctx.Err()
 	if f := files(t, dir); len(f) != 1 || !strings.HasSuffix(f[0], queuedSuffix) {
 		t.Fatalf("after Run returned the folder holds %v, want the queued chunk", f)
@@ -616,7 +628,7 @@ func TestFsyncModes(t *testing.T) {
 			}
 			wg.Wait()
 			if mode == "interval" {
-				waitFor(t, "an interval fsync", func() bool { return metricValue(t, h.b.m.fsync) > 0 })
+				testutil.WaitUntil(t, 10*time.Second, "an interval fsync", func() bool { return metricValue(t, h.b.m.fsync) > 0 })
 			}
 			if mode == "always" && metricValue(t, h.b.m.fsync) == 0 {
 				t.Error("no fsync with fsync: always")
@@ -805,35 +817,42 @@ func TestWriteErrorFailsAppendAndRotates(t *testing.T) {
 	}
 }
 
+// In a synctest bubble: synctest.Wait says when the buffer is idle, so
+// "no chunk sealed" is checked when nothing more can happen.
 func TestSealSizeSeals(t *testing.T) {
-	dir := filepath.Join(t.TempDir(), "buf")
-	cfg := testConfig(dir) // chunk_limit_size 1 MiB, flush_interval 1h
-	sink, maxSize := sizeRecordingSink(dir)
-	var seal atomic.Int64
-	seal.Store(4 << 10)
-	h := newHarness(t, cfg, sink, func(o *Options) { o.SealSize = seal.Load }).start()
-	for i := 0; i < 20; i++ {
-		h.consume("app", fmt.Sprintf("b%d-", i), 5, time.Now()) // ~700 bytes each
-	}
-	// The sink's target (4 KiB, far below chunk_limit_size) seals chunks.
-	waitFor(t, "sealed chunks to be delivered", func() bool { return len(sink.Chunks()) >= 2 })
-	if m := maxSize.Load(); m > 4<<10 {
-		t.Errorf("a chunk file has %d bytes, above the seal size 4096", m)
-	}
-	// A target of 0 (unknown) or above chunk_limit_size leaves the limit.
-	seal.Store(0)
-	before := len(sink.Chunks())
-	for i := 20; i < 40; i++ {
-		h.consume("app", fmt.Sprintf("b%d-", i), 5, time.Now())
-	}
-	time.Sleep(100 * time.Millisecond)
-	if n := len(sink.Chunks()); n != before {
-		t.Errorf("%d more chunks sealed with no seal size, want 0", n-before)
-	}
-	h.drain()
-	if len(sink.Deliveries()) != 200 {
-		t.Errorf("delivered %d events, want 200", len(sink.Deliveries()))
-	}
+	synctest.Test(t, func(t *testing.T) {
+		dir := filepath.Join(t.TempDir(), "buf")
+		cfg := testConfig(dir) // chunk_limit_size 1 MiB, flush_interval 1h
+		sink, maxSize := sizeRecordingSink(dir)
+		var seal atomic.Int64
+		seal.Store(4 << 10)
+		h := newHarness(t, cfg, sink, func(o *Options) { o.SealSize = seal.Load }).start()
+		for i := 0; i < 20; i++ {
+			h.consume("app", fmt.Sprintf("b%d-", i), 5, time.Now()) // ~700 bytes each
+		}
+		// The sink's target (4 KiB, far below chunk_limit_size) seals chunks.
+		synctest.Wait() // every sealed chunk is delivered
+		if n := len(sink.Chunks()); n < 2 {
+			t.Fatalf("%d chunks sealed at a seal size of 4 KiB, want 2 or more", n)
+		}
+		if m := maxSize.Load(); m > 4<<10 {
+			t.Errorf("a chunk file has %d bytes, above the seal size 4096", m)
+		}
+		// A target of 0 (unknown) or above chunk_limit_size leaves the limit.
+		seal.Store(0)
+		before := len(sink.Chunks())
+		for i := 20; i < 40; i++ {
+			h.consume("app", fmt.Sprintf("b%d-", i), 5, time.Now())
+		}
+		synctest.Wait() // the buffer is idle: what was sealed is delivered
+		if n := len(sink.Chunks()); n != before {
+			t.Errorf("%d more chunks sealed with no seal size, want 0", n-before)
+		}
+		h.drain()
+		if len(sink.Deliveries()) != 200 {
+			t.Errorf("delivered %d events, want 200", len(sink.Deliveries()))
+		}
+	})
 }
 
 // sizeRecordingSink is a sink that records the largest chunk file (in the

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/marutalog/maruta/internal/event"
+	"github.com/marutalog/maruta/internal/testutil"
 )
 
 // TestCommitWithoutWaiter: Consume with a Commit returns once the events
@@ -33,7 +34,7 @@ func TestCommitWithoutWaiter(t *testing.T) {
 		c = o
 	}
 	h.b.mu.Unlock()
-	waitFor(t, "the round nobody waits for", func() bool {
+	testutil.WaitUntil(t, 10*time.Second, "the round nobody waits for", func() bool {
 		h.b.commit.mu.Lock()
 		defer h.b.commit.mu.Unlock()
 		return h.b.commit.synced >= h.b.commit.seq
@@ -54,7 +55,7 @@ func TestCommitWithoutWaiter(t *testing.T) {
 	if err := h.b.Consume(context.Background(), bt); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the failed round to be counted", func() bool { return metricValue(t, h.b.m.commitFailures) == 1 })
+	testutil.WaitUntil(t, 10*time.Second, "the failed round to be counted", func() bool { return metricValue(t, h.b.m.commitFailures) == 1 })
 	if err := failing.Wait(context.Background()); err == nil {
 		t.Fatal("a failed commit reported success")
 	}

@@ -124,18 +124,6 @@ func batch(tag, prefix string, n int, at time.Time) *event.Batch {
 	return b
 }
 
-// waitFor polls cond until it holds or 10 s passed.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 // files lists the file names in dir (not folders), sorted.
 func files(t *testing.T, dir string) []string {
 	t.Helper()

@@ -18,6 +18,7 @@ import (
 
 	"github.com/marutalog/maruta/internal/event"
 	"github.com/marutalog/maruta/internal/msgpack"
+	"github.com/marutalog/maruta/internal/testutil"
 )
 
 // dockerConfig is the fluent.Config Docker's fluentd log driver
@@ -173,9 +174,7 @@ func TestDockerDriver(t *testing.T) {
 			}
 			// The server counts an ack after writing it, so the client may
 			// hold the last ack a moment before the counter moves.
-			for deadline := time.Now().Add(5 * time.Second); metricValue(ts.m.acks) != wantAcks && time.Now().Before(deadline); {
-				time.Sleep(5 * time.Millisecond)
-			}
+			testutil.WaitUntil(t, 5*time.Second, fmt.Sprintf("%v acks counted", wantAcks), func() bool { return metricValue(ts.m.acks) >= wantAcks })
 			if v := metricValue(ts.m.acks); v != wantAcks {
 				t.Errorf("acks %v, want %v", v, wantAcks)
 			}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"sync"
@@ -19,6 +20,7 @@ import (
 	"github.com/marutalog/maruta/internal/config"
 	"github.com/marutalog/maruta/internal/event"
 	"github.com/marutalog/maruta/internal/msgpack"
+	"github.com/marutalog/maruta/internal/testutil"
 )
 
 func TestMain(m *testing.M) {
@@ -190,13 +192,8 @@ func (ts *testServer) openConns() float64 { return metricValue(ts.m.connsOpen) }
 // waitConns waits until n connections are open.
 func (ts *testServer) waitConns(t testing.TB, n float64) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for ts.openConns() != n {
-		if time.Now().After(deadline) {
-			t.Fatalf("open connections: %v, want %v", ts.openConns(), n)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
+	testutil.WaitUntil(t, 5*time.Second, fmt.Sprintf("%v open connections (now %v)", n, ts.openConns()),
+		func() bool { return ts.openConns() == n })
 }
 
 // errorCounts returns every errors_total value by reason.

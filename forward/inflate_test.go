@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/marutalog/maruta/internal/event"
@@ -86,62 +87,57 @@ func TestInflateAcrossBlocks(t *testing.T) {
 // once share the budget, and the one that cannot get more within the wait
 // is refused (decompress_budget, connection closed) and gives back what it
 // held; the other then goes on. Once nothing is held after a large spike,
-// the memory is returned to the OS.
+// the memory is returned to the OS. Goroutine-and-timer logic: it runs in
+// a synctest bubble, where the waits are exact and instant.
 func TestInflateBudget(t *testing.T) {
-	b := newInflateBudget(10<<20, nil)
-	b.wait = 200 * time.Millisecond
-	var w1, w2 time.Duration
-	if !b.acquire(8<<20, 0, &w1) || !b.acquire(8<<20, 8<<20, &w1) {
-		t.Fatal("a lone holder was refused")
-	}
-	start := time.Now()
-	if b.acquire(4<<20, 0, &w2) {
-		t.Fatal("a second holder got more than the budget")
-	}
-	if el := time.Since(start); el < 150*time.Millisecond || w2 < 150*time.Millisecond {
-		t.Errorf("refused after %s (waited %s), want the wait", el, w2)
-	}
-	if b.acquire(1, 0, &w2) {
-		t.Error("a request that used up its wait got more")
-	}
-	// A waiter is let in when bytes come back.
-	got := make(chan bool)
-	var w3 time.Duration
-	go func() { got <- b.acquire(4<<20, 0, &w3) }()
-	time.Sleep(20 * time.Millisecond)
-	b.release(16 << 20)
-	if !<-got {
-		t.Fatal("the waiter was refused after the bytes came back")
-	}
-	b.release(4 << 20)
-	b.mu.Lock()
-	if b.giveBack != nil || b.used != 0 {
-		t.Error("memory given back after a small spike")
-	}
-	b.mu.Unlock()
+	synctest.Test(t, func(t *testing.T) {
+		b := newInflateBudget(10<<20, nil)
+		b.wait = 200 * time.Millisecond
+		var w1, w2 time.Duration
+		if !b.acquire(8<<20, 0, &w1) || !b.acquire(8<<20, 8<<20, &w1) {
+			t.Fatal("a lone holder was refused")
+		}
+		start := time.Now()
+		if b.acquire(4<<20, 0, &w2) {
+			t.Fatal("a second holder got more than the budget")
+		}
+		if el := time.Since(start); el != b.wait || w2 != b.wait {
+			t.Errorf("refused after %s (waited %s), want the wait", el, w2)
+		}
+		if b.acquire(1, 0, &w2) {
+			t.Error("a request that used up its wait got more")
+		}
+		// A waiter is let in when bytes come back.
+		got := make(chan bool)
+		var w3 time.Duration
+		go func() { got <- b.acquire(4<<20, 0, &w3) }()
+		synctest.Wait() // the waiter is blocked, waiting for bytes
+		b.release(16 << 20)
+		if !<-got {
+			t.Fatal("the waiter was refused after the bytes came back")
+		}
+		b.release(4 << 20)
+		b.mu.Lock()
+		if b.giveBack != nil || b.used != 0 {
+			t.Error("memory given back after a small spike")
+		}
+		b.mu.Unlock()
 
-	big := newInflateBudget(64<<20, nil)
-	big.after = 0
-	big.recycle(big.block(blockSize))
-	if !big.acquire(giveBackAbove, 0, &w1) {
-		t.Fatal("refused")
-	}
-	big.release(giveBackAbove)
-	waitUntil(t, "the memory given back", func() bool {
+		big := newInflateBudget(64<<20, nil)
+		big.after = 0
+		big.recycle(big.block(blockSize))
+		if !big.acquire(giveBackAbove, 0, &w1) {
+			t.Fatal("refused")
+		}
+		big.release(giveBackAbove)
+		time.Sleep(big.after + time.Millisecond)
+		synctest.Wait() // the give-back timer fired and its function returned
 		big.mu.Lock()
 		defer big.mu.Unlock()
-		return big.returns == 1 && len(big.free) == 0
-	})
-}
-
-func waitUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(5 * time.Second); !cond(); {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
+		if big.returns != 1 || len(big.free) != 0 {
+			t.Errorf("memory not given back: %d returns, %d free blocks", big.returns, len(big.free))
 		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	})
 }
 
 // Through a server: two compressed requests that together need more than

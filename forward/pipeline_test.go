@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/marutalog/maruta/internal/event"
+	"github.com/marutalog/maruta/internal/testutil"
 )
 
 // gatedLog is a CommitLog whose commits complete when the test says so:
@@ -90,9 +91,7 @@ func TestPipelinedAcks(t *testing.T) {
 		t.Errorf("consume_failed = %v, want 1", n)
 	}
 	// The counter moves just after the write the client has read.
-	for deadline := time.Now().Add(5 * time.Second); metricValue(ts.m.acks) < 4 && time.Now().Before(deadline); {
-		time.Sleep(time.Millisecond)
-	}
+	testutil.WaitUntil(t, 5*time.Second, "4 acks counted", func() bool { return metricValue(ts.m.acks) >= 4 })
 	if n := metricValue(ts.m.acks); n != 4 {
 		t.Errorf("acks_total = %v, want 4", n)
 	}

@@ -27,6 +27,7 @@ import (
 	"github.com/marutalog/maruta/internal/config"
 	"github.com/marutalog/maruta/internal/event"
 	"github.com/marutalog/maruta/internal/msgpack"
+	"github.com/marutalog/maruta/internal/testutil"
 )
 
 func TestDigestVectors(t *testing.T) {
@@ -277,16 +278,14 @@ func TestTLS(t *testing.T) {
 	if err := send(&tls.Config{RootCAs: caPool, Certificates: []tls.Certificate{clientCert}, MinVersion: tls.VersionTLS10, MaxVersion: tls.VersionTLS11}); err == nil {
 		t.Fatal("accepted TLS 1.1")
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for ts.errCount(reasonTLSHandshake)-before < 2 && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-	}
+	testutil.WaitUntil(t, 5*time.Second, "2 more tls_handshake errors", func() bool { return ts.errCount(reasonTLSHandshake)-before >= 2 })
 	if d := ts.errCount(reasonTLSHandshake) - before; d != 2 {
 		t.Errorf("tls_handshake errors grew by %v, want 2", d)
 	}
 	// A load balancer's TCP health check connects and closes or resets
 	// without a byte: quiet, not a handshake error.
 	before = ts.errCount(reasonTLSHandshake)
+	conns := metricValue(ts.m.connsTotal)
 	for _, reset := range []bool{false, true} {
 		nc, err := net.Dial("tcp", ts.Addr().String())
 		if err != nil {
@@ -297,7 +296,11 @@ func TestTLS(t *testing.T) {
 		}
 		nc.Close()
 	}
-	time.Sleep(300 * time.Millisecond)
+	// Both were served to their end (the error, if any, is counted before
+	// the connection is let go).
+	testutil.WaitUntil(t, 5*time.Second, "both health-check connections served", func() bool {
+		return metricValue(ts.m.connsTotal)-conns == 2 && ts.openConns() == 0
+	})
 	if d := ts.errCount(reasonTLSHandshake) - before; d != 0 {
 		t.Errorf("a health-check connect/close counted %v tls_handshake errors", d)
 	}
@@ -544,18 +547,14 @@ func TestGracefulShutdown(t *testing.T) {
 	cancel()
 	// The idle connection is closed once quiet; new connections are refused.
 	idle.expectClosed(5 * time.Second)
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	testutil.WaitUntil(t, 5*time.Second, "new connections refused after shutdown started", func() bool {
 		nc, err := net.DialTimeout("tcp", s.Addr().String(), time.Second)
 		if err != nil {
-			break
+			return true
 		}
 		nc.Close()
-		if time.Now().After(deadline) {
-			t.Fatal("still accepting after shutdown started")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return false
+	})
 	select {
 	case err := <-done:
 		t.Fatalf("Run returned while a request was processing: %v", err)
@@ -695,11 +694,7 @@ func TestShutdownResetsClientsThatDoNotRead(t *testing.T) {
 	src.IdleTimeout = config.Duration(50 * time.Millisecond)
 	ts := startServer(t, src, newCollector())
 	idle := dial(t, ts.Addr())
-	for deadline := time.Now().Add(5 * time.Second); ts.errCount(reasonIdleTimeout) != 1; time.Sleep(2 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("idle connection not closed")
-		}
-	}
+	testutil.WaitUntil(t, 5*time.Second, "the idle connection closed", func() bool { return ts.errCount(reasonIdleTimeout) == 1 })
 	ts.waitConns(t, 0)
 	if err := idle.send(arr(str("t"), num(T0), rec("n", "late")), 0); err == nil {
 		t.Error("idle_timeout: the write after the server ended the connection succeeded")

@@ -14,6 +14,7 @@ import (
 
 	"github.com/marutalog/maruta/internal/config"
 	"github.com/marutalog/maruta/internal/event"
+	waitutil "github.com/marutalog/maruta/internal/testutil"
 )
 
 // TestDefaultPipeline checks the embedded default (internal/config/
@@ -149,19 +150,11 @@ outputs: [{type: stdout, name: out}]
 	if err := r.Consume(ctx, b); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	waitutil.WaitUntil(t, 5*time.Second, "the unfinished line passed on after its timeout", func() bool {
 		mu.Lock()
-		s := got.String()
-		mu.Unlock()
-		if strings.Contains(s, `{{repeat "u" 16384}}`) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the unfinished line was not passed on after its timeout")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		defer mu.Unlock()
+		return strings.Contains(got.String(), `{{repeat "u" 16384}}`)
+	})
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatalf("Run: %v", err)

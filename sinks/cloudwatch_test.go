@@ -326,15 +326,3 @@ func TestCloudWatchLogsErrors(t *testing.T) {
 		}
 	})
 }
-
-// waitUntil polls cond until it holds, failing the test after 20s.
-func waitUntil(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met within 20s")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}

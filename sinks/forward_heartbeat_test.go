@@ -33,7 +33,7 @@ func TestForwardHeartbeatCompletesTheTransport(t *testing.T) {
 		t.Fatalf("default heartbeat_type %q, want transport", f.cfg.HeartbeatType)
 	}
 	handshakes := func() int { return strings.Count(a.logs.String(), `msg="handshake done"`) }
-	waitUntil(t, func() bool { return handshakes() >= 10 })
+	testutil.WaitUntil(t, 20*time.Second, "10 heartbeat handshakes", func() bool { return handshakes() >= 10 })
 	f.Close() // no heartbeat in flight after this
 	// The server logs a handshake after it has answered it: the client may
 	// have closed the last heartbeat connection before that line is written.
@@ -62,7 +62,7 @@ func TestForwardHeartbeatCompletesTheTransport(t *testing.T) {
 	if err := forward.ProbeTCP(context.Background(), a.addr, time.Second); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, func() bool { return int(a.metric("maruta_forward_connections_total")) == before+1 })
+	testutil.WaitUntil(t, 20*time.Second, "the probe's connection", func() bool { return int(a.metric("maruta_forward_connections_total")) == before+1 })
 	if int(a.metric("maruta_forward_connections_total")) == handshakes() {
 		t.Errorf("a bare connect counted as a completed handshake: the check above proves nothing")
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/marutalog/maruta/internal/delivery"
 	"github.com/marutalog/maruta/internal/event"
 	"github.com/marutalog/maruta/internal/msgpack"
+	"github.com/marutalog/maruta/internal/testutil"
 	"github.com/marutalog/maruta/sinks/sinktest"
 )
 
@@ -119,17 +120,12 @@ func (a *aggregator) start() {
 	a.t.Helper()
 	a.reg = prometheus.NewRegistry()
 	var err error
-	for range 50 { // the old socket may linger a moment after a restart
+	// The old socket may linger a moment after a restart.
+	testutil.WaitUntil(a.t, 5*time.Second, "the aggregator to listen", func() bool {
 		a.srv, err = forward.NewServer(forward.ServerOptions{Config: a.src, Next: a.coll, Registerer: a.reg,
 			Hostname: "aggregator", Logger: slog.New(slog.NewTextHandler(a.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
-		if err == nil {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	if err != nil {
-		a.t.Fatalf("start aggregator: %v", err)
-	}
+		return err == nil
+	})
 	ctx, cancel := context.WithCancel(context.Background())
 	a.cancel, a.done = cancel, make(chan error, 1)
 	srv := a.srv
@@ -249,13 +245,8 @@ func (f *Forward) server(name string) *fwdServer {
 // waitUp waits until the sink sees the server as up (or down).
 func waitUp(t *testing.T, f *Forward, name string, up bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for f.server(name).isUp() != up {
-		if time.Now().After(deadline) {
-			t.Fatalf("server %s up=%v after 10s, want %v (%s)", name, !up, up, f.server(name).status())
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testutil.WaitUntil(t, 10*time.Second, fmt.Sprintf("server %s up=%v", name, up),
+		func() bool { return f.server(name).isUp() == up })
 }
 
 // counterOf reads a counter or gauge.

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -388,6 +389,26 @@ func TestForwardHungServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
+	// It accepts and never reads or writes (as the kernel does for a
+	// stopped process), counting connections so the test can wait for
+	// heartbeats and probes to have happened.
+	var accepted atomic.Int64
+	go func() {
+		var held []net.Conn
+		defer func() {
+			for _, c := range held {
+				c.Close()
+			}
+		}()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			held = append(held, c)
+			accepted.Add(1)
+		}
+	}()
 	host, port, _ := net.SplitHostPort(ln.Addr().String())
 	hung := fmt.Sprintf("{name: hung, host: %s, port: %s}", host, port)
 	good := startAggregator(t, "good", nil)
@@ -407,7 +428,8 @@ func TestForwardHungServer(t *testing.T) {
 				break
 			}
 		}
-		time.Sleep(200 * time.Millisecond) // tcp heartbeats pass
+		n := accepted.Load()
+		testutil.WaitUntil(t, 5*time.Second, "3 tcp heartbeats to the hung server", func() bool { return accepted.Load() >= n+3 })
 		if !f.server("hung").isUp() {
 			t.Fatal("a tcp heartbeat marked the accepting server down")
 		}
@@ -421,7 +443,9 @@ func TestForwardHungServer(t *testing.T) {
 		if counterOf(f.m.errors.WithLabelValues("hung", fwdKindAckTimeout)) != 1 {
 			t.Error("ack timeout not counted")
 		}
-		time.Sleep(500 * time.Millisecond)
+		// Two recovery probes connect: the first one ended unanswered.
+		n = accepted.Load()
+		testutil.WaitUntil(t, 10*time.Second, "2 probes of the hung server", func() bool { return accepted.Load() >= n+2 })
 		if f.server("hung").isUp() {
 			t.Fatal("the hung server came back without answering a probe")
 		}
@@ -464,10 +488,8 @@ func TestForwardAckTimeoutHold(t *testing.T) {
 		t.Fatalf("other chunk: %v, b got %d", err, b.coll.total())
 	}
 	px.Resume()
-	deadline := time.Now().Add(5 * time.Second)
-	for a.coll.total() < 5 && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond) // a stores the copy it was sent while paused
-	}
+	// a stores the copy it was sent while paused.
+	testutil.WaitUntil(t, 5*time.Second, "a to store the held copy", func() bool { return a.coll.total() >= 5 })
 	waitUp(t, f, "a", true)
 	if err := f.Write(context.Background(), c); err != nil {
 		t.Fatalf("write after a resumed: %v", err)
@@ -492,10 +514,7 @@ func TestForwardAckTimeoutHold(t *testing.T) {
 		t.Fatalf("write to a paused server: %v", err)
 	}
 	px.Shutdown()
-	deadline = time.Now().Add(5 * time.Second)
-	for !f.server("a").refusing() && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-	}
+	testutil.WaitUntil(t, 5*time.Second, "a seen refusing connections", f.server("a").refusing)
 	before := b.coll.total()
 	if err := f.Write(context.Background(), c2); err != nil || b.coll.total()-before != 4 {
 		t.Fatalf("write once the held server was gone: %v, b got %d", err, b.coll.total()-before)
@@ -542,10 +561,7 @@ func TestForwardHostName(t *testing.T) {
 	if err := f.Write(context.Background(), idChunk("dns", "app", 2, 10)); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for a.coll.total() < 2 && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-	}
+	testutil.WaitUntil(t, 5*time.Second, "2 events stored", func() bool { return a.coll.total() >= 2 })
 	if a.coll.total() != 2 {
 		t.Fatalf("stored %d without acks", a.coll.total())
 	}

@@ -505,7 +505,7 @@ func (m *dockerMaruta) interruptedBurst(d *testutil.Docker, names, extra []strin
 	t.Helper()
 	done := make(chan []container, 1)
 	go func() { done <- runContainers(t, d, m.addr, names, extra, script, 120*time.Second) }()
-	waitFor(t, 60*time.Second, fmt.Sprintf("%d events", at), func() bool { return m.events() >= float64(at) })
+	testutil.WaitUntil(t, 60*time.Second, fmt.Sprintf("%d events", at), func() bool { return m.events() >= float64(at) })
 	interrupt()
 	res := <-done
 	m.waitEvents(math.Inf(1), 12*time.Second, 60*time.Second)
@@ -609,7 +609,7 @@ func TestDockerAsyncBeforeMaruta(t *testing.T) {
 	}()
 	// Docker 20.10 keeps a local copy for `docker logs` beside the fluentd
 	// driver ("dual logging"): it shows when the container has printed.
-	waitFor(t, 30*time.Second, "the container to print its 100 lines", func() bool {
+	testutil.WaitUntil(t, 30*time.Second, "the container to print its 100 lines", func() bool {
 		out, _ := d.Command(context.Background(), "logs", names[0]).Output()
 		return strings.HasSuffix(string(out), "\n100\n")
 	})

@@ -20,6 +20,7 @@ import (
 	"github.com/marutalog/maruta/internal/crashfs"
 	"github.com/marutalog/maruta/internal/event"
 	"github.com/marutalog/maruta/internal/msgpack"
+	"github.com/marutalog/maruta/internal/testutil"
 )
 
 // TestPowerLoss runs maruta on crashfs (a file system that loses what a
@@ -130,7 +131,7 @@ outputs:
 	for c := range cycles {
 		before := acks.count()
 		// Load: at least a few hundred new acks, then a random moment.
-		waitFor(t, 30*time.Second, "acks", func() bool { return acks.count() >= before+200 })
+		testutil.WaitUntil(t, 30*time.Second, "acks", func() bool { return acks.count() >= before+200 })
 		time.Sleep(time.Duration(r.IntN(800)) * time.Millisecond)
 		cutAt := time.Now()
 		rep, err := fsys.PowerCut(p.kill, cut)
@@ -184,7 +185,7 @@ outputs:
 	}
 	// A last stretch of load, then a clean stop that delivers everything.
 	before := acks.count()
-	waitFor(t, 30*time.Second, "acks", func() bool { return acks.count() >= before+200 })
+	testutil.WaitUntil(t, 30*time.Second, "acks", func() bool { return acks.count() >= before+200 })
 	close(stop)
 	wg.Wait()
 	stop = make(chan struct{})

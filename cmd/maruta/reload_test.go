@@ -9,6 +9,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/marutalog/maruta/internal/testutil"
 )
 
 func reloadConfig(dir, listen string, extra string) string {
@@ -77,7 +79,7 @@ func TestReload(t *testing.T) {
 	added := "  - type: file\n    name: b\n    match: b.**\n    format: jsonl\n    path: " + dir + "/out-b/\n    buffer: {flush_interval: 200ms}\n"
 	writeFile(t, dir, "m.yaml", reloadConfig(dir, listen, added))
 	p.cmd.Process.Signal(syscall.SIGHUP)
-	waitFor(t, 20*time.Second, "reloaded log line", func() bool { return strings.Contains(p.logs.String(), `"msg":"reloaded"`) })
+	testutil.WaitUntil(t, 20*time.Second, "reloaded log line", func() bool { return strings.Contains(p.logs.String(), `"msg":"reloaded"`) })
 	post("a.x", "4")
 	post("b.x", "5")
 

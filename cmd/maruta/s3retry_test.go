@@ -47,7 +47,7 @@ outputs:
 		}
 	}
 	f.Close()
-	waitFor(t, 30*time.Second, "the chunk in the dead letter", func() bool {
+	testutil.WaitUntil(t, 30*time.Second, "the chunk in the dead letter", func() bool {
 		return p.metric("maruta_buffer_dead_lettered_chunks_total") == 1
 	})
 	p.stop(30 * time.Second)

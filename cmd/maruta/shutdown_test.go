@@ -53,7 +53,7 @@ func TestShutdownStoresWhatWasSent(t *testing.T) {
 		})
 	}
 	// SIGTERM mid-burst: the clients go on writing on their connections.
-	waitFor(t, 30*time.Second, "half the burst sent", func() bool { return sent.Load() >= clients*lines/2 })
+	testutil.WaitUntil(t, 30*time.Second, "half the burst sent", func() bool { return sent.Load() >= clients*lines/2 })
 	stopped := make(chan struct{})
 	go func() {
 		defer close(stopped)
@@ -67,7 +67,7 @@ func TestShutdownStoresWhatWasSent(t *testing.T) {
 
 	// Restart: whatever the shutdown left on disk is delivered.
 	p = startMaruta(t, dir, env)
-	waitFor(t, 30*time.Second, "the buffer to be empty", func() bool {
+	testutil.WaitUntil(t, 30*time.Second, "the buffer to be empty", func() bool {
 		return p.metric("maruta_buffer_chunks", `state="queued"`) == 0
 	})
 	p.stop(60 * time.Second)

@@ -178,7 +178,7 @@ outputs:
 	t.Logf("%5.1fs SIGCONT aggregator 2", time.Since(start).Seconds())
 	// Every agent takes aggregator 2 back once it answers probes again.
 	for i, p := range agents {
-		waitFor(t, 20*time.Second, fmt.Sprintf("agent %d to see aggregator 2 up", i+1), func() bool {
+		testutil.WaitUntil(t, 20*time.Second, fmt.Sprintf("agent %d to see aggregator 2 up", i+1), func() bool {
 			return p.metric("maruta_forward_output_server_up", `server="agg2"`) == 1
 		})
 	}
@@ -405,11 +405,11 @@ outputs:
 				tag:   func(int) string { return "window" },
 				acked: func(ids []string, _ time.Time) { acked = ids; close(stop) }}
 			s.run(stop) // returns after the first ack
-			waitFor(t, 20*time.Second, "the aggregator to store and ack the chunk", func() bool {
+			testutil.WaitUntil(t, 20*time.Second, "the aggregator to store and ack the chunk", func() bool {
 				return agg.metric("maruta_forward_acks_total") >= 1
 			})
 			if v.flush != "1h" {
-				waitFor(t, 20*time.Second, "the aggregator to deliver the chunk", func() bool {
+				testutil.WaitUntil(t, 20*time.Second, "the aggregator to deliver the chunk", func() bool {
 					return agg.metric("maruta_buffer_delivered_events_total") >= n
 				})
 			}
@@ -418,7 +418,7 @@ outputs:
 			px.MuteReplies(false)
 			agg = startMaruta(t, dir, nil, "-c", aggCfg)
 			agent = startMaruta(t, dir, nil, "-c", agentCfg)
-			waitFor(t, 30*time.Second, "the restarted agent to deliver its chunk", func() bool {
+			testutil.WaitUntil(t, 30*time.Second, "the restarted agent to deliver its chunk", func() bool {
 				return agent.metric("maruta_buffer_delivered_events_total") >= n
 			})
 			if d := agg.metric("maruta_forward_duplicate_events_total"); d != n {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"math/rand/v2"
 	"net/http/httptest"
 	"os"
@@ -23,6 +24,7 @@ import (
 	"github.com/marutalog/maruta/internal/config"
 	"github.com/marutalog/maruta/internal/event"
 	"github.com/marutalog/maruta/internal/msgpack"
+	"github.com/marutalog/maruta/internal/testutil"
 )
 
 func TestMain(m *testing.M) {
@@ -230,7 +232,7 @@ func TestRunAgainstForwardServer(t *testing.T) {
 					t.Errorf("latency %+v", l)
 				}
 			} else {
-				waitUntil(t, func() bool { return cons.events.Load() >= want })
+				testutil.WaitUntil(t, 5*time.Second, fmt.Sprintf("%d events", want), func() bool { return cons.events.Load() >= want })
 			}
 			if got := cons.events.Load(); got != want {
 				t.Errorf("server took %d events, the load generator counted %d", got, want)
@@ -253,17 +255,6 @@ func TestRunAgainstForwardServer(t *testing.T) {
 				t.Errorf("timeline of %d points", len(res.Timeline))
 			}
 		})
-	}
-}
-
-func waitUntil(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("timed out")
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }
 
@@ -334,7 +325,7 @@ func TestDockerContainersExit(t *testing.T) {
 	if res.Printed != 1500 || res.Lost != 0 || res.Sent != 1500 || res.Errors != 0 || res.Containers != 5 {
 		t.Fatalf("printed %d lost %d sent %d errors %d containers %d", res.Printed, res.Lost, res.Sent, res.Errors, res.Containers)
 	}
-	waitUntil(t, func() bool { return cons.events.Load() == 1500 })
+	testutil.WaitUntil(t, 5*time.Second, "1500 events", func() bool { return cons.events.Load() == 1500 })
 	cons.mu.Lock()
 	if len(cons.tags) != 5 {
 		t.Errorf("tags %v, want one per container", cons.tags)

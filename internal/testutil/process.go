@@ -86,6 +86,3 @@ func (h *Healthy) Stop() bool {
 		return false
 	}
 }
-
-// Logs returns what the process wrote to stderr.
-func (h *Healthy) Logs() string { return h.logs.String() }

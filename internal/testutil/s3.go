@@ -10,7 +10,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"sync"
 	"syscall"
 	"testing"
@@ -242,13 +241,6 @@ func (s *S3Server) PutObject(t testing.TB, bucket, key string, body []byte) {
 	if err != nil {
 		t.Fatalf("put %s: %v", key, err)
 	}
-}
-
-// Port returns the server's port.
-func (s *S3Server) Port() int {
-	_, p, _ := net.SplitHostPort(s.addr)
-	n, _ := strconv.Atoi(p)
-	return n
 }
 
 func bytesReader(b []byte) *bytes.Reader { return bytes.NewReader(b) }
