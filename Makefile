@@ -8,12 +8,12 @@ LDFLAGS   := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 export MARUTA_VERSITYGW  := $(CACHE)/bin/versitygw
 export MARUTA_DUCKDB_DIR := $(CACHE)/duckdb
 
-.PHONY: build test tools staticcheck vet bench bench-targets bench-docker image fuzz clean
+.PHONY: build test tools lint vet bench bench-targets bench-docker image fuzz clean
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/maruta ./cmd/maruta
 
-## tools: install the pinned S3 server (versitygw), Parquet reader (DuckDB) and staticcheck tests use
+## tools: install the pinned S3 server (versitygw), Parquet reader (DuckDB), staticcheck and deadcode
 tools:
 	MARUTA_CACHE=$(CACHE) ./scripts/install-test-tools.sh >/dev/null
 
@@ -23,18 +23,18 @@ tools:
 RACE_PKGS  := ./forward/... ./buffer/... ./router/... ./sinks/... ./cmd/maruta/...
 PLAIN_PKGS  = $(filter-out $(shell $(GO) list $(RACE_PKGS)),$(shell $(GO) list ./...))
 
-## test: staticcheck, then every test, with the real S3 server, DuckDB and FUSE (tools installed first)
-# staticcheck fails the run on any finding (a deliberate exception carries a
-# //lint:ignore directive saying why).
-test: tools
-	$(GO) vet ./...
-	$(CACHE)/bin/staticcheck ./...
+## test: the linters, then every test, with the real S3 server, DuckDB and FUSE (tools installed first)
+test: tools lint
 	MARUTA_REQUIRE_TOOLS=1 $(GO) test -count=1 -timeout 20m $(PLAIN_PKGS)
 	MARUTA_REQUIRE_TOOLS=1 $(GO) test -race -count=1 -timeout 30m $(RACE_PKGS)
 
-## staticcheck: the linter CI runs, alone
-staticcheck: tools
+## lint: go vet, staticcheck and deadcode -test; any finding fails it (a
+## deliberate staticcheck exception carries a //lint:ignore saying why; a
+## function no code or test reaches is deleted)
+lint: tools
+	$(GO) vet ./...
 	$(CACHE)/bin/staticcheck ./...
+	@dead=$$($(CACHE)/bin/deadcode -test ./...) && [ -z "$$dead" ] || { echo "$$dead"; echo "deadcode: functions no code or test reaches"; exit 1; }
 
 ## bench: the Go benchmarks of every hot path
 bench: tools

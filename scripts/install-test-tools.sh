@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the real servers and readers the tests use, and the staticcheck
-# that `make test` runs, pinned, into a cache folder (default .cache/ in the
+# and deadcode that `make test` runs, pinned, into a cache folder (default .cache/ in the
 # repository). Idempotent: a second run only checks. Says on stderr what it
 # does and how long it took; prints the environment the tests read on stdout.
 #   install-test-tools.sh          everything the tests need
@@ -12,9 +12,10 @@ mkdir -p "$cache/bin" "$cache/duckdb"
 say() { echo "install-test-tools: $*" >&2; }
 
 VERSITYGW_VERSION=v1.8.0
-# staticcheck (module honnef.co/go/tools), which `make test` runs and which
-# fails CI on any finding.
+# staticcheck (module honnef.co/go/tools) and deadcode (golang.org/x/tools),
+# which `make test` runs and which fail CI on any finding.
 STATICCHECK_VERSION=v0.8.2
+DEADCODE_VERSION=v0.52.0
 # Debian bookworm's packages (the versions the Docker tests were written
 # against; a bookworm point release may bring a newer build of the same).
 DOCKER_IO_VERSION=20.10.24+dfsg1-1+deb12u1+b6
@@ -41,6 +42,16 @@ elif [ ! -x "$cache/bin/staticcheck" ] || [ "$(cat "$cache/bin/.staticcheck-vers
   say "staticcheck installed in $((SECONDS - start)) s"
 else
   say "staticcheck $STATICCHECK_VERSION: already in $cache/bin"
+fi
+if [ "$only" != all ]; then :
+elif [ ! -x "$cache/bin/deadcode" ] || [ "$(cat "$cache/bin/.deadcode-version" 2>/dev/null)" != "$DEADCODE_VERSION" ]; then
+  say "installing deadcode $DEADCODE_VERSION into $cache/bin"
+  start=$SECONDS
+  GOBIN="$cache/bin" go install "golang.org/x/tools/cmd/deadcode@$DEADCODE_VERSION" >&2
+  echo "$DEADCODE_VERSION" > "$cache/bin/.deadcode-version"
+  say "deadcode installed in $((SECONDS - start)) s"
+else
+  say "deadcode $DEADCODE_VERSION: already in $cache/bin"
 fi
 
 if [ ! -d "$cache/duckdb/node_modules/@duckdb/node-api" ] || [ "$(cat "$cache/duckdb/.version" 2>/dev/null)" != "$DUCKDB_NODE_API_VERSION" ]; then
