@@ -38,12 +38,8 @@ func TestForwardHeartbeatCompletesTheTransport(t *testing.T) {
 	// The server logs a handshake after it has answered it: the client may
 	// have closed the last heartbeat connection before that line is written.
 	conns := func() int { return int(a.metric("maruta_forward_connections_total")) }
-	for deadline := time.Now().Add(10 * time.Second); conns() != handshakes() && time.Now().Before(deadline); {
-		time.Sleep(5 * time.Millisecond)
-	}
-	if c, hs := conns(), handshakes(); c != hs {
-		t.Errorf("the server accepted %d connections and %d completed the handshake; want all", c, hs)
-	}
+	testutil.WaitUntil(t, 10*time.Second, "every accepted connection to complete its handshake",
+		func() bool { return conns() == handshakes() })
 	for _, lvl := range []string{"level=WARN", "level=ERROR"} {
 		if strings.Contains(a.logs.String(), lvl) {
 			t.Errorf("the server logged at %s:\n%s", lvl, a.logs)
