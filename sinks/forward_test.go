@@ -163,7 +163,7 @@ func TestForwardSplit(t *testing.T) {
 	}
 	acks := counterOf(f.m.acks.WithLabelValues("a"))
 	// The server counts an ack after writing it: wait for the last one.
-	waitUntil(t, func() bool { return a.metric("maruta_forward_acks_total") >= acks })
+	testutil.WaitUntil(t, 20*time.Second, "the server to count its last ack", func() bool { return a.metric("maruta_forward_acks_total") >= acks })
 	if acks < 600*50/2048 || acks != float64(a.coll.batches) || acks != a.metric("maruta_forward_acks_total") {
 		t.Errorf("acks %v, batches %d, server acks %v", acks, a.coll.batches, a.metric("maruta_forward_acks_total"))
 	}
