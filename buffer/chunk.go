@@ -77,7 +77,8 @@ type chunk struct {
 	fclosed bool
 	syncErr error
 
-	dirty bool // guarded by committer.mu
+	dirty   bool   // guarded by committer.mu: written since a round took it
+	syncing *round // guarded by committer.mu: the round in flight that syncs it
 
 	// Guarded by Buffer.mu.
 	state     chunkState
