@@ -530,7 +530,7 @@ func (d *fwdDelivery) send(p *forward.Packer) error {
 			return d.ctx.Err()
 		}
 		kind := errorKind(err)
-		doubt, holdFor := inDoubt(err), f.lostHold
+		doubt, holdFor, doubtErr := inDoubt(err), f.lostHold, err
 		if kind == fwdKindAckTimeout {
 			holdFor = f.hold
 		}
@@ -559,7 +559,7 @@ func (d *fwdDelivery) send(p *forward.Packer) error {
 			// it may store it later; killed, it may have stored it before
 			// the ack. Hold the part for it rather than fail over now.
 			if d.held != s {
-				f.log.Info("part in doubt: held for its server", "chunk", d.id, "part", part, "server", s.name, "up_to", holdFor, "kind", kind, "err", err)
+				f.log.Info("part in doubt: held for its server", "chunk", d.id, "part", part, "server", s.name, "up_to", holdFor, "err", doubtErr, "last_err", err)
 			}
 			d.hold(s, holdFor)
 			f.m.held.Inc()

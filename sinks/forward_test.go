@@ -364,7 +364,7 @@ func TestForwardTLSAndSecurity(t *testing.T) {
 	}
 
 	bad, logs := newFwdSink(t, fwdSinkYAML([]string{serverEntry("a", a, "")},
-		tlsYAML+"\nsecurity: {shared_key: wrong, username: agent, password: pw}"))
+		tlsYAML+"\nsecurity: {shared_key: wrong, username: agent, password: pw}\nheartbeat_interval: 1h")) // the Write meets the refusal, not a heartbeat
 	err := bad.Write(context.Background(), idChunk("refused", "app", 10, 10))
 	if err == nil || delivery.IsPermanent(err) {
 		t.Fatalf("wrong key: %v, want a retryable error", err)
@@ -373,7 +373,7 @@ func TestForwardTLSAndSecurity(t *testing.T) {
 		t.Fatalf("auth failure not counted or logged as an error:\n%s", logs)
 	}
 	wrongName, _ := newFwdSink(t, fwdSinkYAML([]string{serverEntry("a", a, "")},
-		fmt.Sprintf("tls: {ca_file: %s, server_name: other.test}\nsecurity: {shared_key: s3cret, username: agent, password: pw}", filepath.Join(dir, "ca.crt"))))
+		fmt.Sprintf("tls: {ca_file: %s, server_name: other.test}\nsecurity: {shared_key: s3cret, username: agent, password: pw}\nheartbeat_interval: 1h", filepath.Join(dir, "ca.crt"))))
 	if err := wrongName.Write(context.Background(), idChunk("name", "app", 1, 10)); err == nil || counterOf(wrongName.m.errors.WithLabelValues("a", fwdKindTLS)) != 1 {
 		t.Fatalf("wrong server name: %v", err)
 	}
