@@ -104,7 +104,8 @@ type Client struct {
 	o    ClientOptions
 	addr string
 	nc   net.Conn
-	helo *Helo // nil without security
+	raw  net.Conn // the socket under TLS (nc without TLS)
+	helo *Helo    // nil without security
 
 	buf  []byte // buf[r:w] holds bytes read and not yet consumed
 	r, w int
@@ -148,7 +149,7 @@ func Dial(ctx context.Context, o ClientOptions) (*Client, error) {
 	if err != nil {
 		return nil, c.opErr(OpConnect, err)
 	}
-	c.nc = nc
+	c.nc, c.raw = nc, nc
 	// Everything below is bounded by ctx: a deadline on the socket, and an
 	// immediate one when ctx is cancelled. The raw connection is watched,
 	// not c.nc, which TLS replaces below while the watch may fire (a race
@@ -325,6 +326,20 @@ func (c *Client) Send(ctx context.Context, req []byte) error {
 		return c.opErr(OpSend, c.ctxErr(ctx, err))
 	}
 	return nil
+}
+
+// PeerClosed reports whether the connection can no longer carry a request
+// cleanly: it failed earlier, or the server closed it or sent something
+// unasked (a peek at the socket, which consumes nothing, finds EOF, an
+// error or bytes). A pool checks it before reusing an idle connection: a
+// request written to a connection the server had already closed fails
+// the way a request lost in flight does, and the sender could not tell
+// that the server never read it.
+func (c *Client) PeerClosed() bool {
+	if c.broken.Load() || c.r < c.w {
+		return true
+	}
+	return peerClosed(c.raw)
 }
 
 // ReadAck reads the next reply, which must be an {"ack": chunk} map, and

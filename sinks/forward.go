@@ -31,10 +31,18 @@ import (
 // id, max_request_size and i, so a resend carries the same id and a server
 // with a dedup window stores it once. Every request is acked before the
 // next is sent; Write returns nil only when all were acked. Parts acked
-// before a failure, and a part held for a server whose ack timed out, are
-// remembered (in memory and under <data_dir>/forward/<output>/, so a
-// restart keeps them) and not sent again when the buffer retries the
-// chunk.
+// before a failure, and a part held for its server, are remembered (in
+// memory and under <data_dir>/forward/<output>/, so a restart keeps them)
+// and not sent again, or not elsewhere, when the buffer retries the chunk.
+//
+// A part is in doubt when it was written whole to a server and no ack came
+// back: the ack timed out (the server may be paused) or the connection
+// broke (the server may have crashed after it stored the part, before it
+// acked). Only that server's dedup index knows whether it stored the part,
+// so the part is held for it: resent only there (same chunk option: acked
+// again without being stored twice) for ack_timeout_hold or lost_ack_hold,
+// and sent elsewhere only after that. A part that was not written whole
+// cannot have been stored and fails over at once.
 //
 // Server choice, health and connections: see forward_servers.go. Errors
 // are retryable except a corrupt chunk (Permanent from Scan): a refused
@@ -59,7 +67,8 @@ type Forward struct {
 	ackTimeout     time.Duration
 	connectTimeout time.Duration
 	hbInterval     time.Duration
-	hold           time.Duration
+	hold           time.Duration // ack_timeout_hold
+	lostHold       time.Duration // lost_ack_hold
 
 	progress progressMap
 	writers  sync.Pool // *fwdWriter
@@ -118,6 +127,10 @@ func NewForward(opts Options) (*Forward, error) {
 	}
 	if cfg.AckTimeoutHold != nil { // set with the other defaults at load
 		f.hold = cfg.AckTimeoutHold.D()
+	}
+	f.lostHold = config.DefaultLostAckHold
+	if cfg.LostAckHold != nil {
+		f.lostHold = cfg.LostAckHold.D()
 	}
 	if _, err := forward.NewRequestEncoder(cfg.Compress); err != nil {
 		return nil, fmt.Errorf("output %s: %w", out.Name, err)
@@ -198,8 +211,11 @@ func (f *Forward) Write(ctx context.Context, c delivery.Chunk) error {
 	pr := f.progress.get(info.ID)
 	d := &fwdDelivery{f: f, ctx: ctx, w: w, id: info.ID, ch: chunkHash(info.ID), skip: pr.acked, tried: pr.tried}
 	d.home = home(f.servers, d.ch)
-	if pr.held != nil && time.Since(pr.heldSince) < f.hold {
-		d.held, d.heldSince = pr.held, pr.heldSince
+	if pr.held != nil {
+		d.held, d.heldSince, d.holdFor = pr.held, pr.heldSince, pr.holdFor
+		if d.holdFor <= 0 {
+			d.holdFor = f.hold // written by a version that held after ack timeouts only
+		}
 	}
 	err := c.Scan(d.add)
 	if err == nil {
@@ -292,16 +308,55 @@ type fwdDelivery struct {
 	fresh  bool
 	failed []*fwdServer // servers that failed during this Write
 
-	// held is the server whose ack for the next part timed out (this
+	// held is the server the next part is in doubt on (its ack timed out
+	// or its connection broke after the part was written whole, in this
 	// attempt or an earlier one, since heldSince): the part goes to it
-	// again, not elsewhere, until ack_timeout_hold has passed.
+	// again, not elsewhere, until holdFor has passed (see holding).
 	held      *fwdServer
 	heldSince time.Time
+	holdFor   time.Duration
+}
+
+// holding reports whether the next part still waits for d.held: for
+// holdFor since heldSince, or at most lost_ack_hold while the server
+// refuses connections (it is gone, not paused: only a restart brings it
+// back).
+func (d *fwdDelivery) holding() bool {
+	if d.held == nil {
+		return false
+	}
+	limit := d.holdFor
+	if d.held.refusing() {
+		limit = min(limit, d.f.lostHold)
+	}
+	return time.Since(d.heldSince) < limit
+}
+
+// hold keeps the part for s after an in-doubt failure; holdFor only
+// grows while the part stays held for the same server.
+func (d *fwdDelivery) hold(s *fwdServer, holdFor time.Duration) {
+	if d.held != s {
+		d.held, d.heldSince, d.holdFor = s, time.Now(), holdFor
+		return
+	}
+	d.holdFor = max(d.holdFor, holdFor)
+}
+
+// inDoubt reports whether a failed exchange may have left the request
+// stored on the server: it was written whole (Send returned) and the ack
+// timed out or the connection broke before it came. Not when the server
+// refused us or acked something else.
+func inDoubt(err error) bool {
+	var oe *forward.OpError
+	if !errors.As(err, &oe) || oe.Op != forward.OpAck {
+		return false
+	}
+	return !errors.Is(err, forward.ErrAuth) && !errors.Is(err, forward.ErrAckMismatch)
 }
 
 // progress is what this attempt leaves for the next one.
 func (d *fwdDelivery) progress() fwdProgress {
-	return fwdProgress{acked: d.acked(), tried: max(d.tried, d.sentParts), held: d.held, heldSince: d.heldSince}
+	return fwdProgress{acked: d.acked(), tried: max(d.tried, d.sentParts), held: d.held, heldSince: d.heldSince, holdFor: d.holdFor}
 }
 
 // acked returns how many leading parts are acknowledged.
@@ -398,10 +453,11 @@ func (d *fwdDelivery) send(p *forward.Packer) error {
 		if err := d.ctx.Err(); err != nil {
 			return err
 		}
-		if d.held != nil && (time.Since(d.heldSince) >= f.hold || d.held.refusing()) {
-			// Held long enough, or the server is gone (not paused): a
-			// restarted server has forgotten the ids it saw, so waiting for
-			// it no longer avoids a duplicate.
+		if d.held != nil && !d.holding() {
+			// Held long enough: the part goes elsewhere, and is stored twice
+			// if the held server did store it.
+			f.log.Warn("part in doubt no longer held for its server: sending it to another; if that server stored it, it is stored twice",
+				"chunk", d.id, "part", part, "server", d.held.name, "held_for", time.Since(d.heldSince).Round(time.Millisecond), "server_status", d.held.status())
 			d.held = nil
 		}
 		if d.held != nil && d.cl != nil && d.cur != d.held {
@@ -412,8 +468,8 @@ func (d *fwdDelivery) send(p *forward.Packer) error {
 			if d.held != nil {
 				if !d.held.isUp() {
 					f.m.held.Inc()
-					return fmt.Errorf("part %d waits up to %s for server %s (%s): its ack timed out, so the server may still store it, and a copy sent elsewhere would be stored twice",
-						part, (f.hold - time.Since(d.heldSince)).Round(time.Second), d.held.name, d.held.status())
+					return fmt.Errorf("part %d waits up to %s for server %s (%s): it was sent there and not acked, so the server may have stored it, and a copy sent elsewhere would be stored twice",
+						part, (d.holdFor - time.Since(d.heldSince)).Round(100*time.Millisecond), d.held.name, d.held.status())
 				}
 				s = d.held
 			} else {
@@ -431,12 +487,12 @@ func (d *fwdDelivery) send(p *forward.Packer) error {
 				f.fail(s, errorKind(err), err)
 				d.failed = append(d.failed, s)
 				last = err
-				if s == d.held && errorKind(err) != fwdKindConnect {
-					// Connects but does not finish the handshake: still
-					// paused, keep holding.
+				if s == d.held {
+					// Paused (connects but no handshake) or gone again: keep
+					// holding; holding bounds the wait.
+					f.m.held.Inc()
 					return fmt.Errorf("part %d held for server %s: %w", part, s.name, err)
 				}
-				d.held = nil
 				continue
 			}
 			d.cur, d.cl, d.fresh, d.opened = s, cl, fresh, time.Now()
@@ -474,6 +530,10 @@ func (d *fwdDelivery) send(p *forward.Packer) error {
 			return d.ctx.Err()
 		}
 		kind := errorKind(err)
+		doubt, holdFor, doubtErr := inDoubt(err), f.lostHold, err
+		if kind == fwdKindAckTimeout {
+			holdFor = f.hold
+		}
 		retry = true
 		if !d.fresh && kind != fwdKindAuth && kind != fwdKindAckTimeout {
 			// An idle kept-alive connection may have been closed by the
@@ -494,15 +554,16 @@ func (d *fwdDelivery) send(p *forward.Packer) error {
 		d.failed = append(d.failed, s)
 		d.cur = nil
 		last = err
-		if kind == fwdKindAckTimeout && f.hold > 0 {
-			// The server took the request and did not answer: it may be
-			// paused and store it later. Hold the part for it rather than
-			// fail over now.
+		if doubt && holdFor > 0 {
+			// The server took the request whole and did not answer: paused,
+			// it may store it later; killed, it may have stored it before
+			// the ack. Hold the part for it rather than fail over now.
 			if d.held != s {
-				d.held, d.heldSince = s, time.Now()
+				f.log.Info("part in doubt: held for its server", "chunk", d.id, "part", part, "server", s.name, "up_to", holdFor, "err", doubtErr, "last_err", err)
 			}
+			d.hold(s, holdFor)
 			f.m.held.Inc()
-			return fmt.Errorf("part %d held for server %s up to %s: %w", part, s.name, f.hold, err)
+			return fmt.Errorf("part %d held for server %s up to %s: %w", part, s.name, d.holdFor, err)
 		}
 		d.held = nil
 	}

@@ -83,7 +83,7 @@ func newFwdMetrics(reg prometheus.Registerer, output string) *fwdMetrics {
 		})),
 		held: register(r, prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: ns, Subsystem: sub, Name: "held_total",
-			Help: "Chunk deliveries deferred because a request's ack timed out and its part waits for the same server (ack_timeout_hold) instead of failing over.",
+			Help: "Chunk deliveries deferred because a part is in doubt on a server (written whole, ack timed out or connection lost) and waits for that server (ack_timeout_hold, lost_ack_hold) instead of failing over.",
 		})),
 	}
 }

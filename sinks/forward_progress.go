@@ -16,8 +16,9 @@ import (
 type fwdProgress struct {
 	acked     int        // leading parts acked
 	tried     int        // parts sent at least once
-	held      *fwdServer // part `acked` waits for this server (its ack timed out)
+	held      *fwdServer // part `acked` is in doubt on this server and waits for it
 	heldSince time.Time
+	holdFor   time.Duration
 }
 
 // progressFile is fwdProgress on disk.
@@ -27,6 +28,9 @@ type progressFile struct {
 	Tried          int       `json:"tried"`
 	Held           string    `json:"held,omitempty"`
 	HeldSince      time.Time `json:"held_since,omitzero"`
+	// HoldFor in nanoseconds; absent in files of versions that held only
+	// after ack timeouts (ack_timeout_hold then).
+	HoldFor time.Duration `json:"hold_for,omitempty"`
 }
 
 // progressMap remembers the progress of chunks whose delivery failed part
@@ -112,7 +116,7 @@ func (p *progressMap) get(id string) fwdProgress {
 		os.Remove(path)
 		return pr
 	}
-	pr = fwdProgress{acked: pf.Acked, tried: pf.Tried, heldSince: pf.HeldSince}
+	pr = fwdProgress{acked: pf.Acked, tried: pf.Tried, heldSince: pf.HeldSince, holdFor: pf.HoldFor}
 	for _, s := range p.servers {
 		if s.name == pf.Held && pf.Held != "" {
 			pr.held = s
@@ -155,7 +159,7 @@ func (p *progressMap) set(id string, pr fwdProgress) {
 		}
 		return
 	}
-	pf := progressFile{MaxRequestSize: p.maxRequest, Acked: pr.acked, Tried: pr.tried, HeldSince: pr.heldSince}
+	pf := progressFile{MaxRequestSize: p.maxRequest, Acked: pr.acked, Tried: pr.tried, HeldSince: pr.heldSince, HoldFor: pr.holdFor}
 	if pr.held != nil {
 		pf.Held = pr.held.name
 	}

@@ -77,8 +77,9 @@ func (s *fwdServer) isUp() bool {
 	return s.up
 }
 
-// get returns an idle connection younger than maxAge, or dials a new one
-// (resolving the host name again). fresh tells which.
+// get returns an idle connection younger than maxAge that the server has
+// not closed, or dials a new one (resolving the host name again). fresh
+// tells which.
 func (s *fwdServer) get(ctx context.Context, maxAge time.Duration) (c *forward.Client, fresh bool, err error) {
 	now := time.Now()
 	var stale []*forward.Client
@@ -86,7 +87,9 @@ func (s *fwdServer) get(ctx context.Context, maxAge time.Duration) (c *forward.C
 	for len(s.idle) > 0 {
 		pc := s.idle[len(s.idle)-1]
 		s.idle = s.idle[:len(s.idle)-1]
-		if maxAge > 0 && now.Sub(pc.opened) >= maxAge {
+		if maxAge > 0 && now.Sub(pc.opened) >= maxAge || pc.c.PeerClosed() {
+			// Too old, or closed by the server while idle: a request
+			// written to it would fail in doubt (see inDoubt).
 			stale = append(stale, pc.c)
 			continue
 		}

@@ -365,7 +365,7 @@ func TestForwardTLSAndSecurity(t *testing.T) {
 	}
 
 	bad, logs := newFwdSink(t, fwdSinkYAML([]string{serverEntry("a", a, "")},
-		tlsYAML+"\nsecurity: {shared_key: wrong, username: agent, password: pw}"))
+		tlsYAML+"\nsecurity: {shared_key: wrong, username: agent, password: pw}\nheartbeat_interval: 1h")) // the Write meets the refusal, not a heartbeat
 	err := bad.Write(context.Background(), idChunk("refused", "app", 10, 10))
 	if err == nil || delivery.IsPermanent(err) {
 		t.Fatalf("wrong key: %v, want a retryable error", err)
@@ -374,7 +374,7 @@ func TestForwardTLSAndSecurity(t *testing.T) {
 		t.Fatalf("auth failure not counted or logged as an error:\n%s", logs)
 	}
 	wrongName, _ := newFwdSink(t, fwdSinkYAML([]string{serverEntry("a", a, "")},
-		fmt.Sprintf("tls: {ca_file: %s, server_name: other.test}\nsecurity: {shared_key: s3cret, username: agent, password: pw}", filepath.Join(dir, "ca.crt"))))
+		fmt.Sprintf("tls: {ca_file: %s, server_name: other.test}\nsecurity: {shared_key: s3cret, username: agent, password: pw}\nheartbeat_interval: 1h", filepath.Join(dir, "ca.crt"))))
 	if err := wrongName.Write(context.Background(), idChunk("name", "app", 1, 10)); err == nil || counterOf(wrongName.m.errors.WithLabelValues("a", fwdKindTLS)) != 1 {
 		t.Fatalf("wrong server name: %v", err)
 	}
@@ -462,7 +462,7 @@ func TestForwardAckTimeoutHold(t *testing.T) {
 	px := testutil.NewTCPProxy(t, a.addr)
 	host, port, _ := net.SplitHostPort(px.Addr())
 	f, _ := newFwdSink(t, fwdSinkYAML([]string{fmt.Sprintf("{name: a, host: %s, port: %s}", host, port), serverEntry("b", b, "")},
-		"ack_response_timeout: 300ms"))
+		"ack_response_timeout: 300ms\nlost_ack_hold: 500ms"))
 	homed := func(prefix string) string {
 		for i := 0; ; i++ {
 			if id := fmt.Sprintf("%s%d", prefix, i); home(f.servers, chunkHash(id)).name == "a" {
@@ -506,24 +506,98 @@ func TestForwardAckTimeoutHold(t *testing.T) {
 		t.Errorf("held_total %v", h)
 	}
 
-	// A held server that turns out to be gone (connections refused) is not
-	// waited for: restarted, it would have forgotten the ids anyway.
+	// A held server that turns out to be gone (connections refused) is
+	// waited for no longer than lost_ack_hold (a restart keeps its dedup
+	// index), then the part fails over.
 	c2 := idChunk(homed("gone"), "app", 4, 10)
 	px.Pause()
 	if err := f.Write(context.Background(), c2); err == nil || !strings.Contains(err.Error(), "held") {
 		t.Fatalf("write to a paused server: %v", err)
 	}
+	heldAt := time.Now()
 	px.Shutdown()
 	testutil.WaitUntil(t, 5*time.Second, "a seen refusing connections", f.server("a").refusing)
 	before := b.coll.total()
+	if err := f.Write(context.Background(), c2); time.Since(heldAt) < 400*time.Millisecond && (err == nil || !strings.Contains(err.Error(), "waits up to")) {
+		t.Fatalf("write while the held server is gone, within lost_ack_hold: %v", err)
+	}
+	time.Sleep(time.Until(heldAt.Add(500 * time.Millisecond)))
 	if err := f.Write(context.Background(), c2); err != nil || b.coll.total()-before != 4 {
-		t.Fatalf("write once the held server was gone: %v, b got %d", err, b.coll.total()-before)
+		t.Fatalf("write once lost_ack_hold passed: %v, b got %d", err, b.coll.total()-before)
+	}
+}
+
+// A part written whole to a server whose connection then broke without an
+// ack is in doubt: the server may have stored it just before it died. It
+// is resent only to that server for lost_ack_hold, whose dedup index acks
+// it without storing it again; a copy sent to another server would be
+// stored there too. Chunks with nothing in doubt fail over at once.
+func TestForwardLostAckHold(t *testing.T) {
+	a := startAggregator(t, "a", nil)
+	b := startAggregator(t, "b", nil)
+	px := testutil.NewTCPProxy(t, a.addr)
+	host, port, _ := net.SplitHostPort(px.Addr())
+	f, logs := newFwdSink(t, fwdSinkYAML([]string{fmt.Sprintf("{name: a, host: %s, port: %s}", host, port), serverEntry("b", b, "")},
+		"heartbeat_interval: 1h\nlost_ack_hold: 1m"))
+	homed := func(prefix string) string {
+		for i := 0; ; i++ {
+			if id := fmt.Sprintf("%s%d", prefix, i); home(f.servers, chunkHash(id)).name == "a" {
+				return id
+			}
+		}
+	}
+	c := idChunk(homed("doubt"), "app", 5, 10)
+	px.DropNextReply() // a stores the part; its ack is lost with the connection
+	err := f.Write(context.Background(), c)
+	if err == nil || !strings.Contains(err.Error(), "held for server a") {
+		t.Fatalf("write whose ack was lost: %v", err)
+	}
+	if a.coll.total() != 5 || b.coll.total() != 0 {
+		t.Fatalf("a stored %d, b %d events; want 5 and 0", a.coll.total(), b.coll.total())
+	}
+	if f.server("a").isUp() {
+		t.Fatal("server a still up after its connection broke")
+	}
+	if !strings.Contains(logs.String(), "part in doubt: held for its server") {
+		t.Errorf("no log line for the hold:\n%s", logs.String())
+	}
+	// While a is down the part waits (no heartbeat here brings a back).
+	if err := f.Write(context.Background(), c); err == nil || !strings.Contains(err.Error(), "waits up to") {
+		t.Fatalf("retry while a is down: %v", err)
+	}
+	if err := f.Write(context.Background(), idChunk(homed("other"), "app", 3, 10)); err != nil || b.coll.total() != 3 {
+		t.Fatalf("a chunk with nothing in doubt: %v, b got %d", err, b.coll.total())
+	}
+	f.server("a").markUp() // "restarted": a probe would do this
+	if err := f.Write(context.Background(), c); err != nil {
+		t.Fatalf("write after a came back: %v", err)
+	}
+	for i := range 5 {
+		if n := a.coll.get(fmt.Sprintf("%s-%d", c.ChunkInfo.ID, i)); n != 1 {
+			t.Fatalf("event %d stored %d times on a", i, n)
+		}
+	}
+	if b.coll.total() != 3 {
+		t.Fatalf("b got %d events, want only the other chunk's 3", b.coll.total())
+	}
+	if d := a.metric("maruta_forward_duplicate_events_total"); d != 5 {
+		t.Errorf("a suppressed %v duplicates, want 5", d)
+	}
+
+	// lost_ack_hold: 0 fails over at once (fluentd's way).
+	f0, _ := newFwdSink(t, fwdSinkYAML([]string{fmt.Sprintf("{name: a, host: %s, port: %s}", host, port), serverEntry("b", b, "")},
+		"heartbeat_interval: 1h\nlost_ack_hold: 0s"))
+	c0 := idChunk(homed("nohold"), "app", 2, 10)
+	before := b.coll.total()
+	px.DropNextReply()
+	if err := f0.Write(context.Background(), c0); err != nil || b.coll.total()-before != 2 {
+		t.Fatalf("write without a hold: %v, b got %d", err, b.coll.total()-before)
 	}
 }
 
 // Kept-alive connections are reused, replaced after keepalive_timeout,
-// and one that died while idle is replaced without marking the server
-// down.
+// and one the server closed while idle is replaced before use, without
+// marking the server down.
 func TestForwardKeepalive(t *testing.T) {
 	// A quick restart: a stopping server reads on until its connections
 	// are quiet for shutdown_quiet, longer than keepalive_timeout here.
@@ -548,8 +622,11 @@ func TestForwardKeepalive(t *testing.T) {
 	if err := f.Write(context.Background(), idChunk("ka-after-restart", "app", 1, 10)); err != nil {
 		t.Fatalf("write after a server restart: %v", err)
 	}
-	if !f.server("a").isUp() || counterOf(f.m.retries.WithLabelValues("a")) != 1 {
-		t.Errorf("up %v, retries %v", f.server("a").isUp(), counterOf(f.m.retries.WithLabelValues("a")))
+	// The pool saw the server had closed the idle connection and dialed a
+	// new one: nothing was written to the dead one, so nothing was in
+	// doubt or resent.
+	if !f.server("a").isUp() || counterOf(f.m.retries.WithLabelValues("a")) != 0 || counterOf(f.m.held) != 0 {
+		t.Errorf("up %v, retries %v, held %v", f.server("a").isUp(), counterOf(f.m.retries.WithLabelValues("a")), counterOf(f.m.held))
 	}
 }
 

@@ -34,9 +34,11 @@ import (
 // before it was killed or stopped, and the dedup index of every source
 // (rebuilt from disk after a kill, on by default) acks those again without
 // storing them (TestAgentKilledBeforeAck makes the kill land in that window
-// on purpose). One window remains, too narrow to be hit here: an
-// aggregator killed between its fsync and its ack, the agent failing over
-// to the other aggregator, whose index is another one.
+// on purpose). An aggregator killed between its fsync and its ack leaves
+// the agent's part in doubt: the agent resends it to that aggregator only,
+// once it is back (lost_ack_hold, 30s by default, far more than its
+// restart here), never to the other one, whose index is another one
+// (sinks' TestForwardLostAckHold makes that window certain).
 //
 // TOPO_DEBUG=1 logs the agents' forward log lines and where duplicates
 // are.

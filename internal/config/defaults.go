@@ -59,6 +59,7 @@ const (
 	DefaultMaxRequestSize     = 8 << 20
 	DefaultKeepaliveTimeout   = 5 * time.Minute
 	DefaultAckTimeoutHold     = 2 * time.Minute
+	DefaultLostAckHold        = 30 * time.Second
 
 	DefaultConcatTimeout = 5 * time.Second
 	DefaultConcatMaxSize = 1 << 20
@@ -303,6 +304,10 @@ func (f *ForwardOutput) setDefaults(c *Config, name string) {
 	if f.AckTimeoutHold == nil {
 		d := Duration(DefaultAckTimeoutHold)
 		f.AckTimeoutHold = &d
+	}
+	if f.LostAckHold == nil {
+		d := Duration(DefaultLostAckHold)
+		f.LostAckHold = &d
 	}
 	f.Buffer.setDefaults(c, name, "", DefaultForwardChunkLimitSize, DefaultForwardFlushInterval)
 }

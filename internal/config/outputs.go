@@ -202,9 +202,10 @@ type S3Output struct {
 // a failure are not sent again (remembered under
 // <data_dir>/forward/<output>/ across restarts). Failures (connect, TLS,
 // handshake, send, connection closed) mark the server down and the request
-// moves to the next healthy server (after an ack timeout see
-// ack_timeout_hold); when none is left the chunk stays buffered and is
-// retried with the buffer's backoff.
+// moves to the next healthy server, except a request the server may have
+// stored (written whole, no ack: see ack_timeout_hold and lost_ack_hold);
+// when none is left the chunk stays buffered and is retried with the
+// buffer's backoff.
 type ForwardOutput struct {
 	OutputCommon `yaml:",inline"`
 	// Servers are the destinations. At least one must be active (not
@@ -226,6 +227,17 @@ type ForwardOutput struct {
 	// chunks move to other servers at once. 0 fails over at once
 	// (fluentd's behaviour). Default (unset) 2m.
 	AckTimeoutHold *Duration `yaml:"ack_timeout_hold,omitempty"`
+	// LostAckHold: after the connection to a server broke while a request
+	// written to it whole waited for its ack (the server crashed or was
+	// killed, maybe after it stored the request and before it acked), the
+	// request is in doubt. The part is then resent only to the same server
+	// for this long, so that the restarted server's dedup index (which
+	// survives restarts) acks it without storing it again; then it fails
+	// over. While the part waits the chunk stays buffered and is retried;
+	// other chunks move to other servers at once. This bound also applies
+	// to an ack-timeout hold once the held server refuses connections. 0
+	// fails over at once (fluentd's behaviour). Default (unset) 30s.
+	LostAckHold *Duration `yaml:"lost_ack_hold,omitempty"`
 	// Compress is text (default) or gzip (CompressedPackedForward).
 	Compress ForwardCompress `yaml:"compress,omitempty"`
 	// TLS connects with TLS: ca_file verifies the server (system roots when

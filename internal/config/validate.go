@@ -319,6 +319,14 @@ func (f *ForwardOutput) validate(v *validator, p string) {
 			v.errorf(p+"."+d.key, "must not be negative")
 		}
 	}
+	for _, d := range []struct {
+		key string
+		val *Duration
+	}{{"ack_timeout_hold", f.AckTimeoutHold}, {"lost_ack_hold", f.LostAckHold}} {
+		if d.val != nil && *d.val < 0 {
+			v.errorf(p+"."+d.key, "must not be negative")
+		}
+	}
 	if f.MaxRequestSize < 1024 {
 		v.errorf(p+".max_request_size", "must be at least 1KiB")
 	}
