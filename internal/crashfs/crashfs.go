@@ -43,7 +43,11 @@ type Stats struct {
 	// MaxSync is the longest a sync request (file or directory) took to
 	// serve.
 	MaxSync time.Duration
-	Cuts    int
+	// MaxUnsynced is the longest a file's write waited for the fsync of
+	// that file that made it durable (writes a cut discarded not counted):
+	// the loss window a workload actually had, scheduling delays included.
+	MaxUnsynced time.Duration
+	Cuts        int
 }
 
 // pendingRename is a rename between two folders that is not durable yet.

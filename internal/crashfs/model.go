@@ -33,6 +33,11 @@ type mnode struct {
 	dsize int64
 	low   int64
 	pages map[int64]*page
+
+	// dirtySince is when the first write since the file's last sync came,
+	// in the cut generation dirtyCut (Stats.MaxUnsynced).
+	dirtySince time.Time
+	dirtyCut   int
 }
 
 // changed reports whether a file has unsynced changes.

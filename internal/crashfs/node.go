@@ -286,6 +286,9 @@ func (n *node) Write(ctx context.Context, fh fs.FileHandle, data []byte, off int
 	if err := n.m.writeAt(data, off); err != nil {
 		return 0, fs.ToErrno(err)
 	}
+	if n.m.dirtySince.IsZero() || n.m.dirtyCut != n.fsys.stats.Cuts {
+		n.m.dirtySince, n.m.dirtyCut = time.Now(), n.fsys.stats.Cuts
+	}
 	return uint32(len(data)), 0
 }
 
@@ -303,7 +306,14 @@ func (n *node) Fsync(ctx context.Context, fh fs.FileHandle, flags uint32) syscal
 		return 0
 	}
 	n.fsys.stats.Fsyncs++
-	return fs.ToErrno(n.m.sync())
+	err := n.m.sync()
+	if err == nil && !n.m.dirtySince.IsZero() {
+		if n.m.dirtyCut == n.fsys.stats.Cuts {
+			n.fsys.stats.MaxUnsynced = max(n.fsys.stats.MaxUnsynced, time.Since(n.m.dirtySince))
+		}
+		n.m.dirtySince = time.Time{}
+	}
+	return fs.ToErrno(err)
 }
 
 func (n *node) Flush(ctx context.Context, fh fs.FileHandle) syscall.Errno {
