@@ -906,12 +906,30 @@ func (b *Buffer) Close() error {
 
 // shutdown stops appends, seals every open chunk and releases the lock.
 func (b *Buffer) shutdown() {
+	if !b.stopAppends(true) {
+		return
+	}
+	if b.lockFile != nil {
+		b.lockFile.Close()
+	}
+	b.m.unregister()
+}
+
+// stopAppends makes Consume fail with ErrClosed from now on and seals every
+// chunk still open: for Drain (close false: delivery goes on) and for
+// shutdown (close true: the buffer is closed). It reports false, and does
+// nothing, when the buffer was closed already.
+func (b *Buffer) stopAppends(close bool) bool {
 	b.mu.Lock()
 	if b.closed {
 		b.mu.Unlock()
-		return
+		return false
 	}
-	b.closed = true
+	if close {
+		b.closed = true
+	} else {
+		b.draining = true
+	}
 	var open []*chunk
 	for _, c := range b.open {
 		if b.takeOpenLocked(c) {
@@ -923,10 +941,7 @@ func (b *Buffer) shutdown() {
 	for _, c := range open {
 		b.seal(c)
 	}
-	if b.lockFile != nil {
-		b.lockFile.Close()
-	}
-	b.m.unregister()
+	return true
 }
 
 // chunkHeap orders sealed chunks by (notBefore, id): fresh chunks in

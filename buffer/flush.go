@@ -54,19 +54,7 @@ func (b *Buffer) Run(ctx context.Context) error {
 // start). Consume fails with ErrClosed once Drain has started. Run must be
 // running for chunks to be delivered; Drain returns early if Run returns.
 func (b *Buffer) Drain(ctx context.Context) error {
-	b.mu.Lock()
-	b.draining = true
-	var open []*chunk
-	for _, c := range b.open {
-		if b.takeOpenLocked(c) {
-			open = append(open, c)
-		}
-	}
-	b.notifyLocked()
-	b.mu.Unlock()
-	for _, c := range open {
-		b.seal(c)
-	}
+	b.stopAppends(false)
 	for {
 		b.mu.Lock()
 		done := len(b.queue) == 0 && b.inflight == 0 && b.sealing == 0 && len(b.open) == 0
