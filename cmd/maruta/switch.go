@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -21,18 +22,44 @@ var errSwapped = errors.New("pipeline is being reloaded; retry")
 type tracked struct {
 	c        event.Consumer
 	inflight atomic.Int64
+	retired  atomic.Bool   // set by waitIdle: the last call to leave signals idle
+	idleOnce sync.Once     // idle is closed once
+	idle     chan struct{} // closed when no call is in flight after retirement
 }
 
-// waitIdle waits until no call is in flight or the timeout passes.
-func (t *tracked) waitIdle(timeout time.Duration) bool {
-	deadline := time.Now().Add(timeout)
-	for t.inflight.Load() > 0 {
-		if time.Now().After(deadline) {
-			return false
-		}
-		time.Sleep(5 * time.Millisecond)
+func newTracked(c event.Consumer) *tracked {
+	return &tracked{c: c, idle: make(chan struct{})}
+}
+
+func (t *tracked) enter() { t.inflight.Add(1) }
+
+// leave ends one call; the last one out of a retired target wakes waitIdle.
+func (t *tracked) leave() {
+	if t.inflight.Add(-1) == 0 && t.retired.Load() {
+		t.idleOnce.Do(func() { close(t.idle) })
 	}
-	return true
+}
+
+// waitIdle marks t retired (swapped out) and waits until no call is in
+// flight or the timeout passes. Either the last leave sees retired set, or
+// waitIdle sees the count at zero after setting it: no wake-up is missed.
+// A nil t (a switch that had no target) is idle.
+func (t *tracked) waitIdle(timeout time.Duration) bool {
+	if t == nil {
+		return true
+	}
+	t.retired.Store(true)
+	if t.inflight.Load() == 0 {
+		return true
+	}
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	select {
+	case <-t.idle:
+		return true
+	case <-timer.C:
+		return false
+	}
 }
 
 // switchConsumer is a Consumer whose target a reload replaces atomically.
@@ -45,7 +72,7 @@ type switchConsumer struct {
 func newSwitch(c event.Consumer) *switchConsumer {
 	s := &switchConsumer{}
 	if c != nil {
-		s.cur.Store(&tracked{c: c})
+		s.cur.Store(newTracked(c))
 	}
 	return s
 }
@@ -56,8 +83,8 @@ func (s *switchConsumer) Consume(ctx context.Context, b *event.Batch) error {
 	if t == nil {
 		return errSwapped
 	}
-	t.inflight.Add(1)
-	defer t.inflight.Add(-1)
+	t.enter()
+	defer t.leave()
 	return t.c.Consume(ctx, b)
 }
 
@@ -66,7 +93,7 @@ func (s *switchConsumer) Consume(ctx context.Context, b *event.Batch) error {
 func (s *switchConsumer) swap(c event.Consumer) *tracked {
 	var n *tracked
 	if c != nil {
-		n = &tracked{c: c}
+		n = newTracked(c)
 	}
 	return s.cur.Swap(n)
 }
