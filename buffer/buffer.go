@@ -21,6 +21,7 @@ import (
 	"github.com/marutalog/maruta/internal/delivery"
 	"github.com/marutalog/maruta/internal/event"
 	"github.com/marutalog/maruta/internal/fsutil"
+	"github.com/marutalog/maruta/internal/lifecycle"
 )
 
 // Options configure a Buffer.
@@ -125,6 +126,7 @@ type Buffer struct {
 	draining    bool
 	closed      bool
 	running     bool
+	stopRun     context.CancelFunc // ends Run (set while running)
 	lastErr     string
 	lastErrTime time.Time
 	lastSuccess time.Time
@@ -137,6 +139,8 @@ type Buffer struct {
 
 	kick chan struct{} // wakes the sealer when a chunk opens
 }
+
+var _ lifecycle.Component = (*Buffer)(nil)
 
 // New builds a Buffer for opts: it creates the folders, locks the buffer
 // folder against a second process, and recovers every chunk in it (torn
@@ -890,14 +894,17 @@ func (b *Buffer) Status() Status {
 	return s
 }
 
-// Close releases the folder lock and seals open chunks. Run does this when
-// it returns; call Close only for a Buffer whose Run was never started. It is
-// safe to call more than once.
+// Close seals open chunks (they stay on disk, queued for the next start)
+// and releases the folder lock. While Run runs, Close ends it as cancelling
+// its context does, and Run does this as it returns; otherwise Close does it
+// at once. It is safe to call more than once, before or after Run.
 func (b *Buffer) Close() error {
 	b.mu.Lock()
 	if b.running {
+		stop := b.stopRun
 		b.mu.Unlock()
-		return errors.New("close buffer: Run is running; cancel its context instead")
+		stop()
+		return nil
 	}
 	b.mu.Unlock()
 	b.shutdown()

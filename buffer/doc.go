@@ -15,8 +15,9 @@
 // seal timers, fsync interval, folder polling; blocks until ctx is done) →
 // Drain (from another goroutine while Run runs: seal everything and wait for
 // delivery) → cancel Run's ctx. Consume may be called from any number of
-// goroutines at any time between New and Run's return. Call Close only when
-// Run was never started.
+// goroutines at any time between New and Run's return. Close ends Run as
+// cancelling its ctx does, or releases a Buffer whose Run never started.
+// These are the methods of lifecycle.Component.
 //
 // Durability: what each fsync mode promises, the loss window of appends
 // nobody waits for (Forward requests without an ack) and how dedup marks

@@ -23,12 +23,14 @@ import (
 // seals the open chunks, releases the folder and returns nil. Run may be
 // called once.
 func (b *Buffer) Run(ctx context.Context) error {
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
 	b.mu.Lock()
 	if b.running || b.closed {
 		b.mu.Unlock()
 		return fmt.Errorf("run buffer %s: already running or closed", b.name)
 	}
-	b.running = true
+	b.running, b.stopRun = true, stop
 	b.mu.Unlock()
 
 	var wg sync.WaitGroup

@@ -18,6 +18,7 @@ import (
 	"github.com/marutalog/maruta/internal/config"
 	"github.com/marutalog/maruta/internal/dedup"
 	"github.com/marutalog/maruta/internal/event"
+	"github.com/marutalog/maruta/internal/lifecycle"
 	"github.com/marutalog/maruta/internal/loglimit"
 )
 
@@ -67,10 +68,13 @@ const (
 // connection reads on until nothing arrived for shutdown_quiet (a client
 // that has not learnt of the stop yet still gets what it wrote stored),
 // hands on what it read, writes the acks due, and closes (with a reset when
-// its client never reads: see conn.closeSocket); then Run returns. Close
-// stops at once: it cancels the context of running Consume calls and of
-// commit waits (nothing more is acked) and closes everything. Close may be
-// called concurrently with Run, before or after it, and more than once.
+// its client never reads: see conn.closeSocket); then Run returns. Drain
+// starts the same shutdown without cancelling the context and waits for it,
+// for as long as its own context allows. Close stops at once: it cancels the
+// context of running Consume calls and of commit waits (nothing more is
+// acked) and closes everything. Close may be called concurrently with Run,
+// before or after it, and more than once. These are the methods of
+// lifecycle.Component.
 type Server struct {
 	cfg      config.Source
 	next     event.Consumer
@@ -96,8 +100,11 @@ type Server struct {
 	sem        chan struct{} // one slot per open connection
 	stopAccept chan struct{} // closed when accepting stops
 	closed     chan struct{} // closed by Close
+	drainReq   chan struct{} // closed by Drain
+	finished   chan struct{} // closed when Run has stopped serving
 	stopOnce   sync.Once
 	closeOnce  sync.Once
+	drainOnce  sync.Once
 	running    atomic.Bool
 
 	mu       sync.Mutex
@@ -106,6 +113,8 @@ type Server struct {
 
 	wg sync.WaitGroup
 }
+
+var _ lifecycle.Component = (*Server)(nil)
 
 // NewServer checks the configuration and binds the listeners (TCP and the
 // UDP heartbeat on the same port, or a unix socket), so that an address in
@@ -131,6 +140,8 @@ func NewServer(opts ServerOptions) (*Server, error) {
 		sem:        make(chan struct{}, cfg.MaxConnections),
 		stopAccept: make(chan struct{}),
 		closed:     make(chan struct{}),
+		drainReq:   make(chan struct{}),
+		finished:   make(chan struct{}),
 		conns:      make(map[*conn]struct{}),
 		quiet:      cfg.ShutdownQuiet.D(),
 		now:        event.Now,
@@ -291,12 +302,14 @@ func removeStaleSocket(path string) error {
 // Addr returns the bound TCP or unix address.
 func (s *Server) Addr() net.Addr { return s.ln.Addr() }
 
-// Run serves until ctx is done, then shuts down gracefully (see Server),
-// or until Close. It returns nil after a shutdown; it may be called once.
+// Run serves until ctx is done or Drain is called, then shuts down
+// gracefully (see Server), or until Close. It returns nil after a shutdown;
+// it may be called once.
 func (s *Server) Run(ctx context.Context) error {
 	if !s.running.CompareAndSwap(false, true) {
 		return errors.New("run forward server: already running")
 	}
+	defer close(s.finished)
 	select {
 	case <-s.closed:
 		return nil
@@ -311,11 +324,31 @@ func (s *Server) Run(ctx context.Context) error {
 	select {
 	case <-ctx.Done():
 		s.drain()
+	case <-s.drainReq:
+		s.drain()
 	case <-s.closed:
 	}
 	s.wg.Wait()
 	s.log.Info("stopped")
 	return nil
+}
+
+// Drain shuts the server down gracefully, as the end of Run's context does
+// (see Server), and waits until every connection has handed on what it read
+// and closed. It returns an error wrapping ctx's when ctx ends first; Close
+// then ends the connections left. A server whose Run never started holds
+// nothing: Drain returns at once. Safe to call more than once.
+func (s *Server) Drain(ctx context.Context) error {
+	s.drainOnce.Do(func() { close(s.drainReq) })
+	if !s.running.Load() {
+		return nil
+	}
+	select {
+	case <-s.finished:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("drain forward server %q: connections still sending: %w", s.cfg.Name, ctx.Err())
+	}
 }
 
 // Close stops the server at once: it cancels the context of running

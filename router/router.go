@@ -13,6 +13,7 @@ import (
 	"github.com/marutalog/maruta/internal/config"
 	"github.com/marutalog/maruta/internal/dedup"
 	"github.com/marutalog/maruta/internal/event"
+	"github.com/marutalog/maruta/internal/lifecycle"
 	"github.com/marutalog/maruta/internal/loglimit"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -43,8 +44,9 @@ type Options struct {
 //
 // Lifecycle: New, then Consume from any number of goroutines while Run runs
 // (Run is needed only for concat_partials timeouts). After the sources have
-// stopped, Drain passes on held partial lines; then cancel Run's context.
-// Consume, Run and Drain are safe for concurrent use.
+// stopped, Drain passes on held partial lines; then cancel Run's context
+// (or Close: the router holds nothing New acquired, so Close only ends Run).
+// Consume, Run, Drain and Close are safe for concurrent use.
 type Router struct {
 	log      *slog.Logger
 	hostname string
@@ -61,9 +63,13 @@ type Router struct {
 	debug         bool // debug logging on: log expected drops
 
 	unroutableDropped prometheus.Counter
+
+	closed    chan struct{} // closed by Close: Run returns
+	closeOnce sync.Once
 }
 
 var _ event.Consumer = (*Router)(nil)
+var _ lifecycle.Component = (*Router)(nil)
 
 // stepRT is one compiled step.
 type stepRT struct {
@@ -123,6 +129,7 @@ func New(opts Options) (*Router, error) {
 		log:      opts.Logger,
 		hostname: opts.Hostname,
 		check:    opts.Outputs == nil,
+		closed:   make(chan struct{}),
 	}
 	if r.log == nil {
 		r.log = slog.Default()
@@ -276,10 +283,14 @@ func (r *Router) Consume(ctx context.Context, b *event.Batch) error {
 }
 
 // Run does the router's background work — passing on Docker split lines
-// whose timeout expired — until ctx is done. It returns nil then.
+// whose timeout expired — until ctx is done or Close is called. It returns
+// nil then.
 func (r *Router) Run(ctx context.Context) error {
 	if len(r.concats) == 0 || r.check {
-		<-ctx.Done()
+		select {
+		case <-ctx.Done():
+		case <-r.closed:
+		}
 		return nil
 	}
 	tick := time.Second
@@ -297,6 +308,8 @@ func (r *Router) Run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-r.closed:
+			return nil
 		case now := <-t.C:
 			if err := r.flushPartials(ctx, now, false); err != nil && ctx.Err() == nil {
 				r.log.Error("pass on timed-out partial lines", "error", err)
@@ -312,6 +325,13 @@ func (r *Router) Drain(ctx context.Context) error {
 		return nil
 	}
 	return r.flushPartials(ctx, time.Now(), true)
+}
+
+// Close ends Run. Partial lines still held are not passed on (Drain does
+// that). Safe to call more than once, before or after Run.
+func (r *Router) Close() error {
+	r.closeOnce.Do(func() { close(r.closed) })
+	return nil
 }
 
 func (r *Router) flushPartials(ctx context.Context, now time.Time, all bool) error {

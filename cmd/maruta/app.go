@@ -8,23 +8,17 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
-	"path/filepath"
 	"reflect"
+	"slices"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
-	"github.com/marutalog/maruta/buffer"
-	"github.com/marutalog/maruta/forward"
 	"github.com/marutalog/maruta/internal/config"
 	"github.com/marutalog/maruta/internal/dedup"
-	"github.com/marutalog/maruta/internal/delivery"
-	"github.com/marutalog/maruta/internal/event"
-	"github.com/marutalog/maruta/router"
-	"github.com/marutalog/maruta/sinks"
-	"github.com/marutalog/maruta/sinks/layout"
+	"github.com/marutalog/maruta/internal/lifecycle"
 )
 
 // app is one running maruta: sources → front switch → router → output
@@ -50,34 +44,9 @@ type app struct {
 	stopped bool
 }
 
-// outputRun is one leaf output: a buffer and its sink, or an unbuffered
-// consumer (stdout, null), behind a switch that outlives reloads.
-type outputRun struct {
-	cfg    config.Output
-	node   string
-	slot   *switchConsumer
-	target event.Consumer
-	buf    *buffer.Buffer
-	sink   delivery.Sink
-	cancel context.CancelFunc
-	done   chan struct{}
-}
-
-type sourceRun struct {
-	cfg    config.Source
-	srv    *forward.Server
-	cancel context.CancelFunc
-	done   chan struct{}
-}
-
-type routerRun struct {
-	r      *router.Router
-	cancel context.CancelFunc
-	done   chan struct{}
-}
-
-// newApp builds every component from cfg without starting any goroutine.
-// Listeners are bound here, so a busy port fails the start.
+// newApp builds every component from cfg (buildGraph) and the HTTP server,
+// without starting any goroutine. Listeners are bound here, so a busy port
+// fails the start.
 func newApp(cfg *config.Config, file string, logger *slog.Logger, stdout io.Writer) (_ *app, err error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{Namespace: "maruta"}))
@@ -89,32 +58,8 @@ func newApp(cfg *config.Config, file string, logger *slog.Logger, stdout io.Writ
 			a.closeAll()
 		}
 	}()
-	// The dedup index first: the buffers hand it the marks they recover.
-	window, maxIDs := dedupLimits(cfg)
-	a.dedup, err = dedup.Open(dedup.Options{Dir: filepath.Join(cfg.DataDir, "dedup"), Window: window, MaxEntries: maxIDs,
-		Logger: logger, Registerer: a.regr})
-	if err != nil {
+	if err := a.buildGraph(cfg); err != nil {
 		return nil, err
-	}
-	for _, o := range cfg.LeafOutputs() {
-		or, err := a.buildOutput(cfg, o, nil)
-		if err != nil {
-			return nil, err
-		}
-		a.outputs[o.Name] = or
-	}
-	r, err := a.buildRouter(cfg, a.outputs)
-	if err != nil {
-		return nil, err
-	}
-	a.rtr = &routerRun{r: r}
-	a.front = newSwitch(r)
-	for _, s := range cfg.Sources {
-		sr, err := a.buildSource(s)
-		if err != nil {
-			return nil, err
-		}
-		a.sources[s.Name] = sr
 	}
 	if cfg.HTTP.Listen != "off" {
 		a.http, err = newHTTPServer(cfg.HTTP, reg, a, logger.With("component", "http"))
@@ -125,119 +70,64 @@ func newApp(cfg *config.Config, file string, logger *slog.Logger, stdout io.Writ
 	return a, nil
 }
 
-// buildOutput makes the consumer of one leaf output. slot is the output's
-// existing switch on a reload, nil at start.
-func (a *app) buildOutput(cfg *config.Config, o *config.Output, slot *switchConsumer) (*outputRun, error) {
-	or := &outputRun{cfg: *o, node: cfg.Node, slot: slot}
-	opts := outputOptions(cfg, o, a.log, a.regr, false)
-	kind, ok := sinks.KindOf(o.Type)
+// parts returns the graph's running parts in start order: outputs first,
+// then the router, then the sources (each stage's consumers run before
+// anything hands it events). Shutdown stops them in the reverse order.
+func (a *app) parts() (outputs, router, sources []*part) {
+	for _, or := range a.outputs {
+		outputs = append(outputs, &or.part)
+	}
+	if a.rtr != nil {
+		router = []*part{&a.rtr.part}
+	}
+	for _, sr := range a.sources {
+		sources = append(sources, &sr.part)
+	}
+	return outputs, router, sources
+}
+
+// start runs p's component on its own goroutine; its failure (other than
+// by being stopped) ends the process through a.fail.
+func (a *app) start(p *part) {
+	if p.comp == nil {
+		return
+	}
+	p.run = lifecycle.Start(p.comp, func(err error) { a.fail <- fmt.Errorf("%s: %w", p.label, err) })
+}
+
+// stop stops parts gracefully, all at once: each drains until ctx ends
+// (then what it still holds is dropped or, for a buffer, kept on disk) and
+// stops. A part never started is released.
+func (a *app) stop(ctx context.Context, parts ...*part) {
+	var wg sync.WaitGroup
+	for _, p := range parts {
+		switch {
+		case p.run != nil:
+			wg.Go(func() {
+				if err := p.run.Stop(ctx); err != nil {
+					a.log.Warn(p.drainWarn, "component", p.label, "err", err)
+				}
+			})
+		case p.comp != nil:
+			p.comp.Close()
+		}
+	}
+	wg.Wait()
+}
+
+// halt stops p without draining it (a buffer's chunks stay on disk), or
+// releases it when it never started.
+func (a *app) halt(p *part) {
 	switch {
-	case !ok:
-		return nil, fmt.Errorf("output %s: unknown type %s", o.Name, o.Type)
-	case kind.Consumer != nil:
-		or.target = kind.Consumer(a.stdout, opts)
-	default:
-		sink, err := newSink(opts)
-		if err != nil {
-			return nil, fmt.Errorf("output %s: %w", o.Name, err)
-		}
-		var resolve func(string) string
-		if p := o.ChunkPath(); p != "" {
-			resolve = layout.TagResolver(p)
-		}
-		var sealSize func() int64
-		if st, ok := sink.(delivery.SizeTarget); ok {
-			sealSize = st.TargetChunkBytes
-		}
-		buf, err := buffer.New(buffer.Options{
-			SealSize:      sealSize,
-			Name:          o.Name,
-			Config:        *o.BufferConfig(),
-			Sink:          sink,
-			Node:          cfg.Node,
-			ResolvePath:   resolve,
-			DeadLetterDir: filepath.Join(cfg.DataDir, "deadletter", o.Name),
-			Logger:        a.log,
-			Registerer:    a.regr,
-			Dedup:         a.dedup,
-		})
-		if err != nil {
-			sink.Close()
-			return nil, fmt.Errorf("output %s: %w", o.Name, err)
-		}
-		or.sink, or.buf, or.target = sink, buf, buf
-	}
-	if or.slot == nil {
-		or.slot = newSwitch(or.target)
-	}
-	return or, nil
-}
-
-// outputOptions are the sink options of output o; check builds it only to
-// check it (validate).
-func outputOptions(cfg *config.Config, o *config.Output, log *slog.Logger, reg prometheus.Registerer, check bool) sinks.Options {
-	return sinks.Options{Output: o, Node: cfg.Node, DataDir: cfg.DataDir, Logger: log, Registerer: reg, Check: check}
-}
-
-// newSink builds the sink of a buffered output.
-func newSink(opts sinks.Options) (delivery.Sink, error) {
-	return sinks.New(opts)
-}
-
-func (a *app) buildRouter(cfg *config.Config, outputs map[string]*outputRun) (*router.Router, error) {
-	cons := make(map[string]event.Consumer, len(outputs))
-	for name, or := range outputs {
-		cons[name] = or.slot
-	}
-	return router.New(router.Options{Config: cfg, Outputs: cons, Hostname: a.hostname, Logger: a.log, Registerer: a.regr})
-}
-
-func (a *app) buildSource(s config.Source) (*sourceRun, error) {
-	srv, err := forward.NewServer(forward.ServerOptions{Config: s, Next: a.front, Hostname: a.hostname, Logger: a.log,
-		Registerer: a.regr, Dedup: a.dedup})
-	if err != nil {
-		return nil, fmt.Errorf("source %s: %w", s.Name, err)
-	}
-	return &sourceRun{cfg: s, srv: srv}, nil
-}
-
-// start runs a component's Run in a goroutine; its failure (other than by
-// cancellation) ends the process through a.fail.
-func (a *app) start(what string, run func(context.Context) error) (context.CancelFunc, chan struct{}) {
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		if err := run(ctx); err != nil && !errors.Is(err, context.Canceled) && ctx.Err() == nil {
-			a.fail <- fmt.Errorf("%s: %w", what, err)
-		}
-	}()
-	return cancel, done
-}
-
-func (a *app) startOutput(name string, or *outputRun) {
-	if or.buf != nil {
-		or.cancel, or.done = a.start("buffer "+name, or.buf.Run)
+	case p.run != nil:
+		p.run.Halt()
+	case p.comp != nil:
+		p.comp.Close()
 	}
 }
 
-func (a *app) startRouter(rr *routerRun) { rr.cancel, rr.done = a.start("router", rr.r.Run) }
-
-func (a *app) startSource(name string, sr *sourceRun) {
-	sr.cancel, sr.done = a.start("source "+name, sr.srv.Run)
-}
-
-// stopOutput stops a buffered output's workers (chunks stay on disk) and
-// closes its sink.
-func (a *app) stopOutput(or *outputRun) {
-	if or.buf != nil {
-		if or.cancel != nil {
-			or.cancel()
-			<-or.done
-		} else {
-			or.buf.Close()
-		}
-	}
+// closeSink closes a buffered output's sink once its buffer has stopped.
+func (a *app) closeSink(or *outputRun) {
 	if or.sink != nil {
 		if err := or.sink.Close(); err != nil {
 			a.log.Warn("close sink", "output", or.cfg.Name, "err", err)
@@ -245,41 +135,20 @@ func (a *app) stopOutput(or *outputRun) {
 	}
 }
 
-// stopSource stops accepting and lets the open connections read on until
-// each has been quiet for the source's shutdown_quiet (handing on what they
-// read and writing the acks due), for up to grace; then it closes the
-// connections left (nothing more is acked on them).
-func (a *app) stopSource(sr *sourceRun, grace time.Duration) {
-	if sr.cancel == nil {
-		sr.srv.Close()
-		return
-	}
-	sr.cancel()
-	select {
-	case <-sr.done:
-	case <-time.After(grace):
-		a.log.Warn("connections still sending, closing them; what they send from now on is not stored", "source", sr.cfg.Name)
-		sr.srv.Close()
-		<-sr.done
-	}
+// stopOutput stops an output without draining it (its chunks stay on disk)
+// and closes its sink.
+func (a *app) stopOutput(or *outputRun) {
+	a.halt(&or.part)
+	a.closeSink(or)
 }
 
 // run starts every component and blocks until ctx is done or a component
-// fails, reloading on SIGHUP; then it shuts down in stages:
-//
-//  1. sources stop accepting and read each open connection on until it is
-//     quiet (shutdown_quiet), storing what they read and writing the acks;
-//  2. the router hands on what it holds (partial lines);
-//  3. buffers seal their chunks and flush until shutdown_timeout;
-//  4. what is not delivered by then stays on disk for the next start.
+// fails, reloading on SIGHUP; then it shuts down in stages (shutdown).
 func (a *app) run(ctx context.Context, hup <-chan os.Signal) error {
 	a.mu.Lock()
-	for name, or := range a.outputs {
-		a.startOutput(name, or)
-	}
-	a.startRouter(a.rtr)
-	for name, sr := range a.sources {
-		a.startSource(name, sr)
+	outputs, router, sources := a.parts()
+	for _, p := range slices.Concat(outputs, router, sources) {
+		a.start(p)
 	}
 	a.mu.Unlock()
 	if a.http != nil {
@@ -326,48 +195,35 @@ func (a *app) listenAddrs() []string {
 	return addrs
 }
 
+// shutdown stops the graph in stages, each drained before the next:
+//
+//  1. sources stop accepting and read each open connection on until it is
+//     quiet (shutdown_quiet), storing what they read and writing the acks,
+//     for all of shutdown_timeout but a little kept for sealing the buffers
+//     (what a source read is stored once its chunk is sealed; delivery may
+//     wait for the next start);
+//  2. the router hands on what it holds (partial lines);
+//  3. buffers seal their chunks and flush until shutdown_timeout;
+//  4. what is not delivered by then stays on disk for the next start.
 func (a *app) shutdown() {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.stopped = true
 	start := time.Now()
-	deadline := a.cfg.ShutdownTimeout.D()
-	left := func() time.Duration { return max(deadline-time.Since(start), 0) }
+	deadline := start.Add(a.cfg.ShutdownTimeout.D())
+	left := max(time.Until(deadline), 0)
+	outputs, router, sources := a.parts()
 
-	// 1. Sources: stop accepting; read what clients already wrote until
-	// each connection is quiet, for all of shutdown_timeout but a little
-	// kept for sealing the buffers (what a source read is stored once its
-	// chunk is sealed; delivery may wait for the next start).
-	var wg sync.WaitGroup
-	sourceTime := left() - min(left()/4, time.Second)
-	for _, sr := range a.sources {
-		wg.Go(func() { a.stopSource(sr, sourceTime) })
-	}
-	wg.Wait()
-	// 2. Router: hand on held partial lines.
-	dctx, dcancel := context.WithTimeout(context.Background(), left())
+	sctx, scancel := context.WithTimeout(context.Background(), left-min(left/4, time.Second))
+	a.stop(sctx, sources...)
+	scancel()
+	dctx, dcancel := context.WithDeadline(context.Background(), deadline)
 	defer dcancel()
-	if err := a.rtr.r.Drain(dctx); err != nil {
-		a.log.Warn("router drain incomplete", "err", err)
-	}
-	a.rtr.cancel()
-	<-a.rtr.done
-	// 3. Buffers: seal and flush until the deadline; the rest stays on disk.
-	for name, or := range a.outputs {
-		if or.buf == nil {
-			continue
-		}
-		wg.Go(func() {
-			if err := or.buf.Drain(dctx); err != nil {
-				a.log.Warn("buffer not drained; the rest stays on disk for the next start", "output", name, "err", err)
-			}
-		})
-	}
-	wg.Wait()
+	a.stop(dctx, router...)
+	a.stop(dctx, outputs...)
 	for _, or := range a.outputs {
-		wg.Go(func() { a.stopOutput(or) })
+		a.closeSink(or)
 	}
-	wg.Wait()
 	a.dedup.Close()
 	if a.http != nil {
 		a.http.close()
@@ -375,28 +231,10 @@ func (a *app) shutdown() {
 	a.log.Info("maruta stopped", "took", time.Since(start).Round(time.Millisecond).String())
 }
 
-// dedupLimits returns the dedup index's bounds: the largest window and
-// max_entries of the sources with dedup on (the defaults when none is).
-func dedupLimits(cfg *config.Config) (time.Duration, int) {
-	window, maxIDs := time.Duration(0), 0
-	for _, s := range cfg.Sources {
-		if d := s.Dedup; d.On() {
-			window, maxIDs = max(window, d.Window.D()), max(maxIDs, d.MaxEntries)
-		}
-	}
-	if window <= 0 {
-		window = config.DefaultDedupWindow
-	}
-	if maxIDs <= 0 {
-		maxIDs = config.DefaultDedupMaxEntries
-	}
-	return window, maxIDs
-}
-
 // closeAll releases what newApp built when it fails half-way.
 func (a *app) closeAll() {
 	for _, sr := range a.sources {
-		sr.srv.Close()
+		a.halt(&sr.part)
 	}
 	for _, or := range a.outputs {
 		a.stopOutput(or)
@@ -421,109 +259,173 @@ func (a *app) reload() error {
 	if a.stopped {
 		return errors.New("shutting down")
 	}
-	cfg, err := loadConfig(a.file)
+	cfg, err := a.nextConfig()
 	if err != nil {
 		return err
 	}
-	if err := checkComponents(cfg); err != nil {
+	a.log.Info("reloading", "config", cfg.File)
+	a.dedup.SetLimits(dedupLimits(cfg))
+	plan := a.planOutputs(cfg)
+	if err := a.buildAdded(cfg, plan); err != nil {
 		return err
+	}
+	rr, err := a.newRouter(cfg, plan.next)
+	if err != nil {
+		a.stopAdded(plan)
+		return err
+	}
+	for _, n := range plan.added {
+		a.start(&plan.next[n].part)
+	}
+	a.swapRouter(rr)
+	a.rebuildChanged(cfg, plan)
+	a.removeOutputs(plan)
+	a.outputs = plan.next
+	a.reloadSources(cfg)
+	a.cfg = cfg
+	a.log.Info("reloaded", "outputs_kept", plan.kept, "outputs_changed", plan.changed, "outputs_added", plan.added,
+		"outputs_removed", plan.removed, "listen", a.listenAddrs())
+	return nil
+}
+
+// reloadWait bounds each wait of a reload: for requests in flight on a
+// swapped-out target, for the old router's drain, for a changed source's.
+const reloadWait = 10 * time.Second
+
+// nextConfig loads and checks the config file for a reload. http and log
+// settings change only on restart: the current ones are kept.
+func (a *app) nextConfig() (*config.Config, error) {
+	cfg, err := loadConfig(a.file)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkComponents(cfg); err != nil {
+		return nil, err
 	}
 	if cfg.HTTP != a.cfg.HTTP || cfg.Log != a.cfg.Log {
 		a.log.Warn("http and log settings change only on restart; keeping the current ones")
 		cfg.HTTP, cfg.Log = a.cfg.HTTP, a.cfg.Log
 	}
-	a.log.Info("reloading", "config", cfg.File)
-	a.dedup.SetLimits(dedupLimits(cfg))
+	return cfg, nil
+}
 
-	// Outputs: keep the unchanged, build the added (their folders are new).
-	next := map[string]*outputRun{}
-	var added, changed, kept []string
+// outputPlan is what a reload does to the outputs. next holds the outputs
+// after it: the kept ones, placeholders (config and switch only) for the
+// changed and added ones until they are built.
+type outputPlan struct {
+	next                          map[string]*outputRun
+	cfgs                          map[string]*config.Output // of the added
+	kept, changed, added, removed []string
+}
+
+// planOutputs sorts cfg's outputs into kept (same config, running),
+// changed and added, and the running ones cfg lacks into removed. An output
+// whose rebuild failed at an earlier reload (no target) counts as changed,
+// so this reload builds it again.
+func (a *app) planOutputs(cfg *config.Config) *outputPlan {
+	p := &outputPlan{next: map[string]*outputRun{}, cfgs: map[string]*config.Output{}}
 	for _, o := range cfg.LeafOutputs() {
 		old := a.outputs[o.Name]
 		switch {
-		case old != nil && old.node == cfg.Node && reflect.DeepEqual(old.cfg, *o):
-			next[o.Name] = old
-			kept = append(kept, o.Name)
+		case old != nil && old.target != nil && old.node == cfg.Node && reflect.DeepEqual(old.cfg, *o):
+			p.next[o.Name] = old
+			p.kept = append(p.kept, o.Name)
 		case old != nil:
-			changed = append(changed, o.Name)
-			next[o.Name] = &outputRun{cfg: *o, node: cfg.Node, slot: old.slot}
+			p.changed = append(p.changed, o.Name)
+			p.next[o.Name] = &outputRun{cfg: *o, node: cfg.Node, slot: old.slot}
 		default:
-			or, err := a.buildOutput(cfg, o, nil)
-			if err != nil {
-				for _, n := range added {
-					a.stopOutput(next[n])
-				}
-				return err
-			}
-			next[o.Name] = or
-			added = append(added, o.Name)
+			p.added = append(p.added, o.Name)
+			p.cfgs[o.Name] = o
 		}
 	}
-	r, err := a.buildRouter(cfg, next)
-	if err != nil {
-		for _, n := range added {
-			a.stopOutput(next[n])
+	for n := range a.outputs {
+		if p.next[n] == nil {
+			p.removed = append(p.removed, n)
 		}
-		return err
 	}
-	for _, n := range added {
-		a.startOutput(n, next[n])
+	return p
+}
+
+// buildAdded builds the added outputs (their folders are new, so nothing
+// running is touched). On an error it releases those built and changes
+// nothing.
+func (a *app) buildAdded(cfg *config.Config, p *outputPlan) error {
+	for i, n := range p.added {
+		or, err := a.newOutput(cfg, p.cfgs[n], nil)
+		if err != nil {
+			a.stopAdded(&outputPlan{next: p.next, added: p.added[:i]})
+			return err
+		}
+		p.next[n] = or
 	}
-	// Swap the router; requests in flight finish on the old one.
-	rr := &routerRun{r: r}
-	a.startRouter(rr)
-	oldR := a.rtr
-	prev := a.front.swap(r)
-	if !prev.waitIdle(10 * time.Second) {
+	return nil
+}
+
+// stopAdded releases the added outputs of a reload that failed.
+func (a *app) stopAdded(p *outputPlan) {
+	for _, n := range p.added {
+		a.stopOutput(p.next[n])
+	}
+}
+
+// swapRouter starts rr and swaps it in front; requests in flight finish on
+// the old router, which then hands on what it holds and stops.
+func (a *app) swapRouter(rr *routerRun) {
+	a.start(&rr.part)
+	old := a.rtr
+	if !a.front.swap(rr.r).waitIdle(reloadWait) {
 		a.log.Warn("requests still in flight on the previous router after 10s")
 	}
-	dctx, dcancel := context.WithTimeout(context.Background(), 10*time.Second)
-	if err := oldR.r.Drain(dctx); err != nil {
-		a.log.Warn("previous router drain incomplete", "err", err)
-	}
-	dcancel()
-	oldR.cancel()
-	<-oldR.done
+	ctx, cancel := context.WithTimeout(context.Background(), reloadWait)
+	a.stop(ctx, &old.part)
+	cancel()
 	a.rtr = rr
+}
 
-	// Changed outputs: stop the old buffer (its chunks stay on disk), then
-	// build the new one on the same folder, which recovers and sends them.
-	for _, n := range changed {
+// rebuildChanged stops each changed output's old buffer (its chunks stay on
+// disk) and builds the new one on the same folder, which recovers and sends
+// them.
+func (a *app) rebuildChanged(cfg *config.Config, p *outputPlan) {
+	for _, n := range p.changed {
 		old := a.outputs[n]
-		old.slot.swap(nil).waitIdle(10 * time.Second)
+		old.slot.swap(nil).waitIdle(reloadWait)
 		a.stopOutput(old)
-		or, err := a.buildOutput(cfg, &next[n].cfg, old.slot)
+		or, err := a.newOutput(cfg, &p.next[n].cfg, old.slot)
 		if err != nil {
 			a.log.Error("output could not be rebuilt; its events are refused (not acked) until the next reload", "output", n, "err", err)
 			continue
 		}
-		a.startOutput(n, or)
+		a.start(&or.part)
 		or.slot.swap(or.target)
-		next[n] = or
+		p.next[n] = or
 	}
-	var removed []string
-	for n, old := range a.outputs {
-		if next[n] == nil {
-			old.slot.swap(nil).waitIdle(10 * time.Second)
-			a.stopOutput(old)
-			removed = append(removed, n)
-			if old.buf != nil {
-				a.log.Warn("output removed; its undelivered chunks stay on disk", "output", n, "path", old.cfg.BufferConfig().Path)
-			}
+}
+
+// removeOutputs stops the removed outputs; their chunks stay on disk.
+func (a *app) removeOutputs(p *outputPlan) {
+	for _, n := range p.removed {
+		old := a.outputs[n]
+		old.slot.swap(nil).waitIdle(reloadWait)
+		a.stopOutput(old)
+		if old.buf != nil {
+			a.log.Warn("output removed; its undelivered chunks stay on disk", "output", n, "path", old.cfg.BufferConfig().Path)
 		}
 	}
-	a.outputs = next
+}
 
-	// Sources: restart the changed, stop the removed, start the added.
-	nextSrc := map[string]*sourceRun{}
+// reloadSources restarts the changed sources, stops the removed ones and
+// starts the added ones; unchanged ones keep their listeners and
+// connections.
+func (a *app) reloadSources(cfg *config.Config) {
+	next := map[string]*sourceRun{}
 	for _, s := range cfg.Sources {
 		old := a.sources[s.Name]
 		if old != nil && reflect.DeepEqual(old.cfg, s) {
-			nextSrc[s.Name] = old
+			next[s.Name] = old
 			continue
 		}
 		if old != nil {
-			a.stopSource(old, 10*time.Second)
+			a.stopSource(old)
 			delete(a.sources, s.Name)
 		}
 		sr, err := a.buildSource(s)
@@ -531,17 +433,22 @@ func (a *app) reload() error {
 			a.log.Error("source could not be started", "source", s.Name, "err", err)
 			continue
 		}
-		a.startSource(s.Name, sr)
-		nextSrc[s.Name] = sr
+		a.start(&sr.part)
+		next[s.Name] = sr
 	}
 	for n, old := range a.sources {
-		if nextSrc[n] == nil {
-			a.stopSource(old, 10*time.Second)
+		if next[n] == nil {
+			a.stopSource(old)
 		}
 	}
-	a.sources = nextSrc
-	a.cfg = cfg
-	a.log.Info("reloaded", "outputs_kept", kept, "outputs_changed", changed, "outputs_added", added, "outputs_removed", removed,
-		"listen", a.listenAddrs())
-	return nil
+	a.sources = next
+}
+
+// stopSource stops a source gracefully: it stops accepting and reads each
+// open connection on until quiet, for up to reloadWait; then it closes the
+// connections left.
+func (a *app) stopSource(sr *sourceRun) {
+	ctx, cancel := context.WithTimeout(context.Background(), reloadWait)
+	defer cancel()
+	a.stop(ctx, &sr.part)
 }

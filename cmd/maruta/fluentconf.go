@@ -2,15 +2,10 @@ package main
 
 import (
 	"fmt"
-	"io"
-	"log/slog"
 	"os"
-
-	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/marutalog/maruta/internal/config"
 	"github.com/marutalog/maruta/internal/fluentconf"
-	"github.com/marutalog/maruta/router"
 )
 
 // loadFluentConf converts a fluent.conf and loads the result. An unset
@@ -54,19 +49,4 @@ func loadFluentConf(file string, data []byte, o config.Options) (*config.Config,
 		return nil, warnings, errs
 	}
 	return cfg, warnings, nil
-}
-
-// checkComponents builds every component the config describes without
-// starting it, so what only components can check (tag patterns, regular
-// expressions, templates, TLS files) is reported with the config's other
-// errors.
-func checkComponents(cfg *config.Config) error {
-	host, _ := os.Hostname()
-	_, err := router.New(router.Options{Config: cfg, Hostname: host,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Registerer: prometheus.NewRegistry()})
-	errs := config.AsErrors(err)
-	if err != nil && errs == nil {
-		return err
-	}
-	return joinErrors(errs, checkOutputs(cfg))
 }
