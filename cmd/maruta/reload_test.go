@@ -115,3 +115,45 @@ func TestReload(t *testing.T) {
 		t.Errorf("the unchanged listener was restarted: %d listening lines", n)
 	}
 }
+
+// TestReloadRebuildsFailedOutput: an output whose rebuild failed at a
+// reload (its buffer folder cannot be made) refuses events, and the next
+// reload builds it again even though the config did not change.
+func TestReloadRebuildsFailedOutput(t *testing.T) {
+	dir := t.TempDir()
+	listen := freeTCPPort(t)
+	cfgPath := writeFile(t, dir, "m.yaml", reloadConfig(dir, listen, ""))
+	p := startMaruta(t, dir, nil, "-c", cfgPath)
+
+	// Output a moves its buffer under a regular file: the rebuild fails.
+	blocker := writeFile(t, dir, "blocker", "")
+	broken := strings.Replace(reloadConfig(dir, listen, ""), "buffer: {flush_interval: 200ms}",
+		"buffer: {flush_interval: 200ms, path: "+blocker+"/buf}", 1)
+	writeFile(t, dir, "m.yaml", broken)
+	if code, out, errs := runCLI(t, "reload", "-addr", p.HTTP); code != 0 {
+		t.Fatalf("reload: exit %d, %s%s", code, out, errs)
+	}
+	if !strings.Contains(p.logs.String(), "output could not be rebuilt") {
+		t.Fatalf("the rebuild did not fail: %s", p.logs.String())
+	}
+
+	// The folder can be made now; the same config again rebuilds output a.
+	if err := os.Remove(blocker); err != nil {
+		t.Fatal(err)
+	}
+	if code, out, errs := runCLI(t, "reload", "-addr", p.HTTP); code != 0 {
+		t.Fatalf("reload: exit %d, %s%s", code, out, errs)
+	}
+	c := fluentConfig(t, p.Forward)
+	// A refused event is not acked: fail after a few seconds, not hang.
+	c.RequestAck, c.MaxRetry, c.ReadTimeout, c.WriteTimeout = true, 2, 3*time.Second, 3*time.Second
+	f := newFluent(t, c)
+	defer f.Close()
+	if err := f.Post("a.x", map[string]string{"id": "1"}); err != nil {
+		t.Fatalf("output a still refuses events after the second reload: %v", err)
+	}
+	p.stop(30 * time.Second)
+	if got := jsonlLines(t, filepath.Join(dir, "out-a")); len(got) != 1 || !strings.Contains(got[0], `"id":"1"`) {
+		t.Errorf("out-a = %q, want the event", got)
+	}
+}
