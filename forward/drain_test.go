@@ -14,11 +14,7 @@ import (
 // context: a request in flight is handed on and acked, Drain returns nil
 // once the connections are done, and Run returns by itself.
 func TestDrain(t *testing.T) {
-	bc := &blockingConsumer{entered: make(chan *event.Batch, 4), release: make(chan struct{}), coll: newCollector()}
-	s, _, done := runQuietServer(t, 200*time.Millisecond, bc, nil)
-	c := dial(t, s.Addr())
-	c.send(arr(str("one"), num(T0), r1, chunkOpt("1")), 0)
-	<-bc.entered
+	s, bc, c, done := serveHeldRequest(t)
 	drained := make(chan error, 1)
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -38,14 +34,7 @@ func TestDrain(t *testing.T) {
 	if err := <-drained; err != nil {
 		t.Fatalf("Drain: %v", err)
 	}
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("Run: %v", err)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("Run did not return after Drain")
-	}
+	waitRunReturned(t, done, "Drain")
 	if ev := bc.coll.take(); len(ev) != 1 || ev[0].Tag != "one" {
 		t.Fatalf("events %+v", ev)
 	}
@@ -58,25 +47,14 @@ func TestDrain(t *testing.T) {
 // processing returns the context's error; Close then ends the request
 // (not acked) and Run returns.
 func TestDrainDeadline(t *testing.T) {
-	bc := &blockingConsumer{entered: make(chan *event.Batch, 4), release: make(chan struct{}), coll: newCollector()}
-	s, _, done := runQuietServer(t, 200*time.Millisecond, bc, nil)
-	c := dial(t, s.Addr())
-	c.send(arr(str("one"), num(T0), r1, chunkOpt("1")), 0)
-	<-bc.entered
+	s, bc, c, done := serveHeldRequest(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
 	if err := s.Drain(ctx); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Drain = %v, want the deadline", err)
 	}
 	s.Close()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("Run: %v", err)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("Run did not return after Close")
-	}
+	waitRunReturned(t, done, "Close")
 	c.expectClosed(5 * time.Second)
 	if n := bc.coll.count(); n != 0 {
 		t.Errorf("%d events handed on after Close", n)
@@ -95,4 +73,30 @@ func TestDrainNotRunning(t *testing.T) {
 	if err := s.Drain(ctx); err != nil {
 		t.Fatalf("Drain: %v", err)
 	}
+}
+
+// waitRunReturned fails t unless Run returns nil within 5s of after.
+func waitRunReturned(t *testing.T, done chan error, after string) {
+	t.Helper()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatalf("Run did not return after %s", after)
+	}
+}
+
+// serveHeldRequest runs a server (shutdown_quiet 200ms) and sends it one
+// request (tag "one", chunk "1"), which its consumer holds until
+// bc.release is closed.
+func serveHeldRequest(t *testing.T) (*Server, *blockingConsumer, *client, chan error) {
+	t.Helper()
+	bc := &blockingConsumer{entered: make(chan *event.Batch, 4), release: make(chan struct{}), coll: newCollector()}
+	s, _, done := runQuietServer(t, 200*time.Millisecond, bc, nil)
+	c := dial(t, s.Addr())
+	c.send(arr(str("one"), num(T0), r1, chunkOpt("1")), 0)
+	<-bc.entered
+	return s, bc, c, done
 }
