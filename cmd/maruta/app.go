@@ -150,27 +150,27 @@ func (a *app) run(ctx context.Context, hup <-chan os.Signal) error {
 	for _, p := range slices.Concat(outputs, router, sources) {
 		a.start(p)
 	}
-	a.mu.Unlock()
-	if a.http != nil {
-		go func() {
-			if err := a.http.serve(); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				a.fail <- fmt.Errorf("http: %w", err)
-			}
-		}()
-	}
 	httpAddr := "off"
 	if a.http != nil {
 		httpAddr = a.http.ln.Addr().String()
 	}
 	a.log.Info("maruta started", "version", version, "node", a.cfg.Node, "config", a.cfg.File,
 		"listen", a.listenAddrs(), "http", httpAddr, "outputs", len(a.outputs), "data_dir", a.cfg.DataDir)
+	a.mu.Unlock()
+	if a.http != nil { // serves /-/reload: from now on a.cfg is read under a.mu only
+		go func() {
+			if err := a.http.serve(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				a.fail <- fmt.Errorf("http: %w", err)
+			}
+		}()
+	}
 
 	var runErr error
 wait:
 	for {
 		select {
 		case <-ctx.Done():
-			a.log.Info("shutting down", "timeout", a.cfg.ShutdownTimeout.String())
+			a.log.Info("shutting down", "timeout", a.shutdownTimeout().String())
 			break wait
 		case runErr = <-a.fail:
 			a.log.Error("component failed, shutting down", "err", runErr)
@@ -193,6 +193,14 @@ func (a *app) listenAddrs() []string {
 		}
 	}
 	return addrs
+}
+
+// shutdownTimeout is the current config's shutdown_timeout (a reload on
+// the HTTP server may change a.cfg meanwhile).
+func (a *app) shutdownTimeout() config.Duration {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.cfg.ShutdownTimeout
 }
 
 // shutdown stops the graph in stages, each drained before the next:

@@ -32,9 +32,9 @@ var startTime = time.Now()
 // percent of total_limit_size.
 func (a *app) status() appStatus {
 	now := time.Now()
-	st := appStatus{Ready: true, Node: a.cfg.Node, Version: version, Uptime: now.Sub(startTime).Round(time.Second).String()}
-	a.mu.Lock()
+	a.mu.Lock() // before a.cfg: a reload replaces it
 	defer a.mu.Unlock()
+	st := appStatus{Ready: true, Node: a.cfg.Node, Version: version, Uptime: now.Sub(startTime).Round(time.Second).String()}
 	stall := a.cfg.HTTP.ReadyStallAfter.D()
 	names := make([]string, 0, len(a.outputs))
 	for n, or := range a.outputs {
