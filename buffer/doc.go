@@ -29,8 +29,8 @@
 // frames are written.
 //
 // Imports: internal/… only (config, dedup, delivery, event, fsutil,
-// msgpack). The caller sees the buffer as an event.Consumer and the buffer
-// sees its sink as a delivery.Sink, so it never imports forward, router or
-// sinks, and builds without the AWS SDK and parquet-go. cmd/maruta puts it
+// lifecycle, msgpack). The caller sees the buffer as an event.Consumer and
+// the buffer sees its sink as a delivery.Sink, so it never imports forward,
+// router or sinks, and builds without the AWS SDK and parquet-go. cmd/maruta puts it
 // between the router and a sink.
 package buffer

@@ -92,15 +92,17 @@
 // SendAcked write requests and read their acks with timeouts; Probe,
 // ProbeTCP and ProbeUDP check a server's health.
 //
-// Lifecycle: NewServer checks the config and binds the listeners → Run
-// serves until its context is done, then shuts down as above → Close stops
-// at once (also without Run). One goroutine reads each connection and a
+// Lifecycle (lifecycle.Component): NewServer checks the config and binds
+// the listeners → Run serves until its context is done or Drain is called,
+// then shuts down as above (Drain waits for that shutdown, up to its own
+// deadline) → Close stops at once (also without Run). One goroutine reads each connection and a
 // second writes its acks; several connections call the consumer's Consume
 // concurrently (see Server).
 //
-// Imports: internal/… only (config, dedup, event, msgpack). The server
-// knows what follows it only as an event.Consumer, so it never imports
-// router, buffer or sinks; sinks imports this package for the Client.
+// Imports: internal/… only (config, dedup, event, lifecycle, msgpack). The
+// server knows what follows it only as an event.Consumer, so it never
+// imports router, buffer or sinks; sinks imports this package for the
+// Client.
 // ARCHITECTURE.md follows one request through this package into the
 // buffers.
 package forward

@@ -54,10 +54,12 @@
 // New compiles the pipeline and the outputs (config errors name file, line
 // and key) → Run passes on partial lines whose timeout expired, until its
 // context is done → Drain passes on every partial line still held (after
-// the sources stopped, before the outputs close). Consume is safe for
-// concurrent use: each call takes its own state.
+// the sources stopped, before the outputs close) → Close ends Run
+// (lifecycle.Component). Consume is safe for concurrent use: each call takes
+// its own state.
 //
-// Imports: internal/… only (arena, config, dedup, event, msgpack, ruby).
+// Imports: internal/… only (arena, config, dedup, event, lifecycle, msgpack,
+// ruby).
 // Outputs are event.Consumers handed in by cmd/maruta, so the router never
 // imports buffer, sinks or forward. fluentd's Ruby semantics (regexps,
 // strptime, to_s) live in internal/ruby.
