@@ -34,6 +34,7 @@ type conn struct {
 	// handshake), so it notices a close (see closeSocket).
 	owes        atomic.Bool
 	clientEnded bool // the client closed or reset the connection
+	quietEnd    bool // reading stopped because the draining connection went quiet
 
 	// Read buffer: buf[r:w] holds bytes not yet processed; the framer
 	// tracks the request that starts at buf[r].
@@ -147,6 +148,16 @@ func (c *conn) serve() {
 	}
 	c.loop()
 	c.flush()
+	// Handing on the last batch can take a while (a full buffer, a slow
+	// commit); a client that never reads (Docker's driver) may have written
+	// more meanwhile, which the reset of a quiet connection would discard
+	// although the client's writes succeeded. Read on while bytes are
+	// queued, so only the moment between this look and the close is left.
+	for c.quietEnd && !c.closing.Load() && c.raw.SetReadDeadline(time.Time{}) == nil && peerClosed(c.raw) {
+		c.quietEnd = false
+		c.loop()
+		c.flush()
+	}
 	if c.acks != nil {
 		c.acks.finish() // the acks of what was read are still written
 	}
@@ -286,6 +297,8 @@ func (c *conn) endOfStream(err error) {
 	case timeout && c.draining.Load():
 		if partial {
 			c.fail(reasonReadError, "shutting down: connection quiet in the middle of a request", err)
+		} else {
+			c.quietEnd = true
 		}
 	case timeout:
 		c.fail(reasonIdleTimeout, "closing idle connection", err)
