@@ -75,7 +75,7 @@ func TestDrainNotRunning(t *testing.T) {
 	}
 }
 
-// waitRunReturned fails t unless Run returns nil within 5s of after.
+// waitRunReturned fails t unless Run returns nil within 10s of after.
 func waitRunReturned(t *testing.T, done chan error, after string) {
 	t.Helper()
 	select {
@@ -83,7 +83,7 @@ func waitRunReturned(t *testing.T, done chan error, after string) {
 		if err != nil {
 			t.Fatalf("Run: %v", err)
 		}
-	case <-time.After(5 * time.Second):
+	case <-time.After(10 * time.Second):
 		t.Fatalf("Run did not return after %s", after)
 	}
 }

@@ -569,14 +569,7 @@ func TestGracefulShutdown(t *testing.T) {
 		}
 	}
 	busy.expectClosed(5 * time.Second)
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatal(err)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("Run did not return")
-	}
+	waitRunReturned(t, done, "the stop")
 	if ev := bc.coll.take(); len(ev) != 2 || ev[0].Tag != "one" || ev[1].Tag != "two" {
 		t.Fatalf("events %+v", ev)
 	}
@@ -611,14 +604,7 @@ func TestShutdownReadsUntilQuiet(t *testing.T) {
 	if took := time.Since(start); took < 2*time.Second {
 		t.Errorf("closed %v after shutdown started, before it had been quiet for 2s", took)
 	}
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatal(err)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("Run did not return")
-	}
+	waitRunReturned(t, done, "the stop")
 	if got := coll.count(); got != n+1 {
 		t.Fatalf("%d events stored, want %d", got, n+1)
 	}
@@ -639,14 +625,7 @@ func TestShutdownTakesBacklog(t *testing.T) {
 	// first goes quiet and ends, the slot frees, waiting is taken and read.
 	coll.waitCount(t, 2, 10*time.Second)
 	waiting.expectClosed(10 * time.Second)
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatal(err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("Run did not return")
-	}
+	waitRunReturned(t, done, "the stop")
 	if ev := coll.take(); len(ev) != 2 || !bytes.Contains(ev[1].Record, []byte("waiting")) {
 		t.Fatalf("events %+v", ev)
 	}
@@ -673,14 +652,7 @@ func TestShutdownResetsClientsThatDoNotRead(t *testing.T) {
 	}
 	coll.waitCount(t, 2, 5*time.Second)
 	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatal(err)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("Run did not return")
-	}
+	waitRunReturned(t, done, "the stop")
 	for name, c := range map[string]*client{"silent": silent, "sent": sent} {
 		if err := c.send(arr(str("t"), num(T0), rec("n", "next")), 0); err == nil {
 			t.Errorf("%s connection: the write after the server ended it succeeded (into a closed connection: lost)", name)
@@ -729,14 +701,7 @@ func TestShutdownRefusesNewConnections(t *testing.T) {
 				nc.Close()
 				t.Fatal("a new connection was established after the server started stopping")
 			}
-			select {
-			case err := <-done:
-				if err != nil {
-					t.Fatal(err)
-				}
-			case <-time.After(5 * time.Second):
-				t.Fatal("Run did not return")
-			}
+			waitRunReturned(t, done, "the stop")
 		})
 	}
 }
@@ -930,14 +895,7 @@ func TestBatchedReads(t *testing.T) {
 	}
 	burst(500)
 	cancel() // the burst is still arriving
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatal(err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("Run did not return")
-	}
+	waitRunReturned(t, done, "the stop")
 	if got := coll.count(); got != n+50 {
 		t.Fatalf("%d events stored, want %d", got, n+50)
 	}
