@@ -358,7 +358,14 @@ func (f *Forward) probe(s *fwdServer) {
 		}
 		switch typ {
 		case config.HeartbeatTransport, config.HeartbeatTCP:
-			if err := f.transportHeartbeat(ctx, s); err != nil && ctx.Err() == nil {
+			// A heartbeat that has started completes its session even if
+			// Close comes meanwhile (bounded by connect_timeout; Close
+			// waits for it): cut in the middle of its handshake it is the
+			// bare connect a server logs as an error.
+			hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), f.connectTimeout)
+			err := f.transportHeartbeat(hctx, s)
+			cancel()
+			if err != nil && ctx.Err() == nil {
 				f.fail(s, fwdKindHeartbeat, err)
 			}
 		case config.HeartbeatUDP:
