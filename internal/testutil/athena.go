@@ -3,7 +3,6 @@ package testutil
 import (
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -123,17 +122,8 @@ func athenaError(w http.ResponseWriter, status int, typ, msg string) {
 }
 
 func (s *AthenaServer) serve(w http.ResponseWriter, r *http.Request) {
-	body, err := io.ReadAll(r.Body)
-	if err != nil {
-		return
-	}
-	op, ok := strings.CutPrefix(r.Header.Get("X-Amz-Target"), "AmazonAthena.")
-	if r.Method != http.MethodPost || r.URL.Path != "/" || !ok {
-		athenaError(w, http.StatusBadRequest, "UnknownOperationException", "")
-		return
-	}
-	if ct := r.Header.Get("Content-Type"); ct != "application/x-amz-json-1.1" {
-		athenaError(w, http.StatusBadRequest, "SerializationException", "Content-Type "+ct)
+	op, body, ok := readJSON11(w, r, "AmazonAthena.", athenaError)
+	if !ok {
 		return
 	}
 	s.mu.Lock()

@@ -3,12 +3,10 @@ package testutil
 import (
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
 	"slices"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -174,17 +172,8 @@ func (s *CWLServer) checkSignature(r *http.Request, body []byte) string {
 }
 
 func (s *CWLServer) serve(w http.ResponseWriter, r *http.Request) {
-	body, err := io.ReadAll(r.Body)
-	if err != nil {
-		return
-	}
-	op, ok := strings.CutPrefix(r.Header.Get("X-Amz-Target"), "Logs_20140328.")
-	if r.Method != http.MethodPost || r.URL.Path != "/" || !ok {
-		cwlError(w, http.StatusBadRequest, "UnknownOperationException", "")
-		return
-	}
-	if ct := r.Header.Get("Content-Type"); ct != "application/x-amz-json-1.1" {
-		cwlError(w, http.StatusBadRequest, "SerializationException", "Content-Type "+ct)
+	op, body, ok := readJSON11(w, r, "Logs_20140328.", cwlError)
+	if !ok {
 		return
 	}
 	if msg := s.checkSignature(r, body); msg != "" {

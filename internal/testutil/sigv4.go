@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"net/http"
 	"regexp"
 	"strings"
@@ -51,4 +52,25 @@ func checkSigV4(r *http.Request, body []byte, accessKey, secretKey, region, serv
 		return "signature does not match"
 	}
 	return ""
+}
+
+// readJSON11 reads a request of AWS's JSON 1.1 protocol: POST / with
+// X-Amz-Target PREFIX.Operation and Content-Type application/x-amz-json-1.1.
+// It returns the operation and the body, or answers with fail (each
+// service spells its error bodies its own way) and returns ok false.
+func readJSON11(w http.ResponseWriter, r *http.Request, prefix string, fail func(http.ResponseWriter, int, string, string)) (op string, body []byte, ok bool) {
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		return "", nil, false
+	}
+	op, ok = strings.CutPrefix(r.Header.Get("X-Amz-Target"), prefix)
+	if r.Method != http.MethodPost || r.URL.Path != "/" || !ok {
+		fail(w, http.StatusBadRequest, "UnknownOperationException", "")
+		return "", nil, false
+	}
+	if ct := r.Header.Get("Content-Type"); ct != "application/x-amz-json-1.1" {
+		fail(w, http.StatusBadRequest, "SerializationException", "Content-Type "+ct)
+		return "", nil, false
+	}
+	return op, body, true
 }
